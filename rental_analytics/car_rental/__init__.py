@@ -1,0 +1,1 @@
+"""The car-rental pipeline: row rules, analytics tables and the Spark job."""

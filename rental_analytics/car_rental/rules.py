@@ -1,0 +1,230 @@
+"""Row rules of the car-rental contract (section 2) as DataFrame-to-DataFrame transforms."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from rental_analytics.contract import (
+    BAD_AMOUNT,
+    BAD_TIMESTAMP,
+    DECIMAL_REGEX,
+    DUPLICATE_ID,
+    DUPLICATE_RENTAL_ID,
+    END_BEFORE_START,
+    LOCATIONS,
+    MISSING_REQUIRED,
+    PERSONAL_COLUMNS,
+    PROCESSED_SCHEMAS,
+    RENTAL_TRANSACTIONS,
+    TIMESTAMP_REGEX,
+    UNKNOWN_LOCATION,
+    UNKNOWN_USER,
+    UNKNOWN_VEHICLE,
+    USERS,
+    VEHICLES,
+    Dataset,
+    map_header,
+)
+from rental_analytics.spark_types import conform
+
+ORIGINAL = "original"
+REASON = "reason"
+
+
+def canonical_columns(raw: DataFrame, dataset: Dataset) -> DataFrame:
+    """Rename a CSV read with its own header to the contract's names; absent optional columns are null.
+
+    Unknown extra columns are dropped here: the contract ignores them.
+    """
+    mapping = map_header(dataset, raw.columns)
+    if not mapping.usable:
+        problem = mapping.missing or mapping.repeated
+        raise ValueError(f"{dataset.name}: header does not fit the contract ({', '.join(problem)})")
+    return raw.select(
+        *[
+            F.col(f"`{raw.columns[mapping.positions[name]]}`").cast("string").alias(name)
+            if name in mapping.positions
+            else F.lit(None).cast("string").alias(name)
+            for name in dataset.columns
+        ]
+    )
+
+
+def _is_blank(column: Column) -> Column:
+    return column.isNull() | (column == "")
+
+
+def _trimmed_with_original(frame: DataFrame, dataset: Dataset) -> DataFrame:
+    """Trimmed values under the contract's names, and the values as they arrived in an `original` struct.
+
+    Rows identical in every trimmed column count as one row (contract, section 2), so they collapse here.
+    """
+    kept = [c for c in dataset.columns if c not in PERSONAL_COLUMNS]
+    return frame.select(
+        *[F.trim(F.col(c)).alias(c) for c in dataset.columns],
+        F.struct(*[F.col(c) for c in kept]).alias(ORIGINAL),
+    ).dropDuplicates(list(dataset.columns))
+
+
+def _first_reason(rules: Sequence[tuple[str, Column]]) -> Column:
+    """The first rule that applies names the reason; rows no rule catches get null."""
+    return reduce(
+        lambda chain, rule: chain.when(rule[1], F.lit(rule[0])),
+        rules[1:],
+        F.when(rules[0][1], F.lit(rules[0][0])),
+    )
+
+
+def tag_reference(raw: DataFrame, dataset: Dataset) -> DataFrame:
+    """Tag each distinct row of a reference dataset with a rejection reason, or null when it is kept.
+
+    An empty id is `missing_required`; an id on several rows that are not identical is `duplicate_id`,
+    and every one of those rows is dropped, since none can be trusted over the others.
+    """
+    rows = _trimmed_with_original(raw, dataset)
+    key = dataset.id_column
+    per_id = F.count(F.lit(1)).over(Window.partitionBy(key))
+    return rows.withColumn(
+        REASON,
+        _first_reason([(MISSING_REQUIRED, _is_blank(F.col(key))), (DUPLICATE_ID, per_id > 1)]),
+    )
+
+
+def _timestamp(text: Column) -> Column:
+    """Parse a contract timestamp; anything that is not a real wall-clock time becomes null."""
+    part = [F.regexp_extract(text, TIMESTAMP_REGEX, group) for group in range(1, 7)]
+    seconds = F.when(part[5] == "", F.lit("00")).otherwise(part[5])
+    # make_timestamp_ntz reads second 60 as the next minute; the contract's HH:MM:SS stops at 59.
+    valid_shape = text.rlike(TIMESTAMP_REGEX) & (seconds.cast("int") < 60)
+    built = F.make_timestamp_ntz(
+        part[0].cast("int"),
+        part[1].cast("int"),
+        part[2].cast("int"),
+        part[3].cast("int"),
+        part[4].cast("int"),
+        seconds.cast("int"),
+    )
+    return F.when(valid_shape, built)
+
+
+def _amount(text: Column) -> Column:
+    """A decimal number rounded half-up to cents; null when it is not a plain decimal number."""
+    return F.when(text.rlike(DECIMAL_REGEX), text.cast("decimal(12,2)"))
+
+
+def tag_transactions(
+    raw: DataFrame, users: DataFrame, vehicles: DataFrame, locations: DataFrame
+) -> DataFrame:
+    """Tag every distinct transaction row with the first rule it breaks (contract, section 2), or null.
+
+    `users`, `vehicles` and `locations` are the batch's kept reference rows. The result carries the
+    trimmed columns, the parsed `start`, `end` and `amount`, the `original` values and the `reason`.
+    """
+    rows = _trimmed_with_original(raw, RENTAL_TRANSACTIONS)
+    known = {
+        "user_known": users.select(F.col("user_id"), F.lit(True).alias("user_known")),
+        "vehicle_known": vehicles.select(F.col("vehicle_id"), F.lit(True).alias("vehicle_known")),
+        "location_known": locations.select(
+            F.col("location_id").alias("pickup_location"), F.lit(True).alias("location_known")
+        ),
+    }
+    rid = F.col("rental_id")
+    tagged = (
+        rows.withColumn(
+            "rows_with_id",
+            F.when(~_is_blank(rid), F.count(F.lit(1)).over(Window.partitionBy(rid))),
+        )
+        .withColumn("start", _timestamp(F.col("rental_start_time")))
+        .withColumn("end", _timestamp(F.col("rental_end_time")))
+        .withColumn("amount", _amount(F.col("total_amount")))
+        .join(known["user_known"], "user_id", "left")
+        .join(known["vehicle_known"], "vehicle_id", "left")
+        .join(known["location_known"], "pickup_location", "left")
+    )
+    missing = reduce(lambda a, b: a | b, [_is_blank(F.col(c)) for c in RENTAL_TRANSACTIONS.required])
+    reason = _first_reason(
+        [
+            (MISSING_REQUIRED, missing),
+            (DUPLICATE_RENTAL_ID, F.col("rows_with_id") > 1),
+            (BAD_TIMESTAMP, F.col("start").isNull() | F.col("end").isNull()),
+            (END_BEFORE_START, F.col("end") < F.col("start")),
+            (BAD_AMOUNT, F.col("amount").isNull() | (F.col("amount") < 0)),
+            (UNKNOWN_USER, F.col("user_known").isNull()),
+            (UNKNOWN_VEHICLE, F.col("vehicle_known").isNull()),
+            (UNKNOWN_LOCATION, F.col("location_known").isNull()),
+        ]
+    )
+    return tagged.withColumn(REASON, reason).drop(
+        "rows_with_id", "user_known", "vehicle_known", "location_known"
+    )
+
+
+def kept(tagged: DataFrame) -> DataFrame:
+    """The rows no rule rejected."""
+    return tagged.where(F.col(REASON).isNull())
+
+
+def rejected_rows(tagged: DataFrame, dataset: Dataset) -> DataFrame:
+    """Rejected rows for the quarantine: the original values as strings, with `dataset` and `reason`."""
+    return tagged.where(F.col(REASON).isNotNull()).select(
+        f"{ORIGINAL}.*", F.lit(dataset.name).alias("dataset"), F.col(REASON)
+    )
+
+
+def _blank_to_null(name: str) -> Column:
+    return F.when(~_is_blank(F.col(name)), F.col(name))
+
+
+def processed_transactions(tagged: DataFrame, batch_id: str) -> DataFrame:
+    """Valid transactions, typed, with their duration in hours and the `rental_date` partition."""
+    seconds = F.expr("timestampdiff(SECOND, start, `end`)")
+    return conform(
+        kept(tagged)
+        .withColumn("rental_start_time", F.col("start"))
+        .withColumn("rental_end_time", F.col("end"))
+        .withColumn("total_amount", F.col("amount"))
+        .withColumn("dropoff_location", _blank_to_null("dropoff_location"))
+        .withColumn("rental_duration_hours", seconds / F.lit(3600.0))
+        .withColumn("batch_id", F.lit(batch_id))
+        .withColumn("rental_date", F.to_date(F.col("start"))),
+        PROCESSED_SCHEMAS["rental_transactions"],
+    )
+
+
+def _date_part(text: Column) -> Column:
+    """The date at the start of a date or timestamp string, or null when there is none."""
+    return F.to_date(F.regexp_extract(text, r"^(\d{4}-\d{2}-\d{2})", 1), "yyyy-MM-dd")
+
+
+def _number(name: str) -> Column:
+    return F.when(F.col(name).rlike(DECIMAL_REGEX), F.col(name).cast("double"))
+
+
+def processed_users(tagged: DataFrame) -> DataFrame:
+    """Kept users without personal data, partitioned by the year they registered."""
+    frame = kept(tagged).withColumn("registration_year", F.year(_date_part(F.col("creation_date"))))
+    return conform(_blanks_to_null(frame, USERS), PROCESSED_SCHEMAS["users"])
+
+
+def processed_locations(tagged: DataFrame) -> DataFrame:
+    """Kept locations with numeric coordinates, partitioned by state."""
+    frame = _blanks_to_null(kept(tagged), LOCATIONS)
+    frame = frame.withColumn("latitude", _number("latitude")).withColumn("longitude", _number("longitude"))
+    return conform(frame, PROCESSED_SCHEMAS["locations"])
+
+
+def processed_vehicles(tagged: DataFrame) -> DataFrame:
+    """Kept vehicles."""
+    return conform(_blanks_to_null(kept(tagged), VEHICLES), PROCESSED_SCHEMAS["vehicles"])
+
+
+def _blanks_to_null(frame: DataFrame, dataset: Dataset) -> DataFrame:
+    return frame.select(*[_blank_to_null(c).alias(c) for c in dataset.columns], *_extra(frame, dataset))
+
+
+def _extra(frame: DataFrame, dataset: Dataset) -> list[str]:
+    return [c for c in frame.columns if c not in dataset.columns]

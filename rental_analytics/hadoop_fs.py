@@ -1,0 +1,43 @@
+"""Listing and deleting paths through Hadoop's FileSystem, so one code path serves local disks and S3."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+
+def _path_and_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)  # type: ignore[union-attr]
+    return hadoop_path, hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[union-attr]
+
+
+def exists(spark: SparkSession, path: str) -> bool:
+    """True when a file or folder exists at the path."""
+    hadoop_path, fs = _path_and_fs(spark, path)
+    return bool(fs.exists(hadoop_path))
+
+
+def list_names(spark: SparkSession, folder: str) -> list[str]:
+    """The names of the entries directly below a folder; empty when it does not exist."""
+    hadoop_path, fs = _path_and_fs(spark, folder)
+    if not fs.exists(hadoop_path):
+        return []
+    return sorted(str(status.getPath().getName()) for status in fs.listStatus(hadoop_path))
+
+
+def delete(spark: SparkSession, path: str) -> None:
+    """Delete a file or a folder with everything below it; a missing path is fine."""
+    hadoop_path, fs = _path_and_fs(spark, path)
+    fs.delete(hadoop_path, True)
+
+
+def write_text(spark: SparkSession, path: str, text: str) -> None:
+    """Write a small UTF-8 text file, replacing any file already there."""
+    hadoop_path, fs = _path_and_fs(spark, path)
+    stream = fs.create(hadoop_path, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()

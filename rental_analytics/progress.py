@@ -1,0 +1,20 @@
+"""Stage-by-stage progress for long local runs, printed to standard error."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+class StageProgress:
+    """Prints each stage as it starts, with the time spent so far."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stderr
+        self._started = time.monotonic()
+
+    def __call__(self, stage: str) -> None:
+        """Announce a stage."""
+        elapsed = time.monotonic() - self._started
+        print(f"[{elapsed:7.1f}s] {stage}", file=self._stream, flush=True)
