@@ -45,9 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--rentals", type=_positive, default=10_000)
     generate.add_argument("--seed", type=int, default=42)
     generate.add_argument("--locations", type=_positive, default=300)
-    generate.add_argument(
-        "--bad-share", type=_rate, default=0.0, help="share of rentals made to break each row rule"
-    )
+    generate.add_argument("--bad-share", type=_rate, default=0.0, help="share of rentals made to break each row rule")
     generate.add_argument("--gzip", action="store_true", help="write .csv.gz files")
 
     validate = commands.add_parser("validate", help="run the upload gate on a file or a batch folder")

@@ -149,11 +149,13 @@ PROCESSED_SCHEMAS: dict[str, Schema] = {
         ("batch_id", "string"),
         ("rental_date", "date"),
     ),
-    "locations": tuple((c, "string") for c in LOCATIONS.columns if c not in ("latitude", "longitude"))
-    + (("latitude", "double"), ("longitude", "double")),
+    "locations": (
+        *tuple((c, "string") for c in LOCATIONS.columns if c not in ("latitude", "longitude")),
+        ("latitude", "double"),
+        ("longitude", "double"),
+    ),
     "vehicles": tuple((c, "string") for c in VEHICLES.columns),
-    "users": tuple((c, "string") for c in USERS.columns if c not in PERSONAL_COLUMNS)
-    + (("registration_year", "int"),),
+    "users": (*tuple((c, "string") for c in USERS.columns if c not in PERSONAL_COLUMNS), ("registration_year", "int")),
 }
 PROCESSED_PARTITIONS: dict[str, tuple[str, ...]] = {
     "rental_transactions": ("rental_date",),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import gzip
 import io
 import zlib
 from collections.abc import Iterator
@@ -69,9 +68,32 @@ class _Scan:
     header_done: bool = False
     data_after_header: bool = False
     last_byte: bytes = b""
-    decoder: codecs.IncrementalDecoder = field(
-        default_factory=lambda: codecs.getincrementaldecoder("utf-8")()
-    )
+    decoder: codecs.IncrementalDecoder = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")())
+
+
+def _raw_chunks(head: bytes, stream: IO[bytes]) -> Iterator[bytes]:
+    if head:
+        yield head
+    while chunk := stream.read(CHUNK_BYTES):
+        yield chunk
+
+
+def _gunzip(compressed: Iterator[bytes]) -> Iterator[bytes]:
+    """Inflate gzip data chunk by chunk, member after member, noticing when it stops short."""
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        for chunk in compressed:
+            while chunk:
+                yield inflater.decompress(chunk, CHUNK_BYTES)
+                while inflater.unconsumed_tail:
+                    yield inflater.decompress(inflater.unconsumed_tail, CHUNK_BYTES)
+                chunk = inflater.unused_data
+                if inflater.eof and chunk:
+                    inflater = zlib.decompressobj(wbits=31)  # the next member of a multi-member file
+    except zlib.error as error:
+        raise _Rejection("damaged_gzip", f"the gzip data is damaged ({error})") from error
+    if not inflater.eof:
+        raise _Rejection("truncated_gzip", "the gzip data is cut short: the file was not uploaded whole")
 
 
 def _chunks(name: str, stream: IO[bytes]) -> Iterator[bytes]:
@@ -83,32 +105,8 @@ def _chunks(name: str, stream: IO[bytes]) -> Iterator[bytes]:
         raise _Rejection("not_gzip", "the file is named .gz but is not gzip-compressed", 1)
     if is_gzip and not name.endswith(".gz"):
         raise _Rejection("compressed_but_named_csv", "the file is gzip-compressed: name it .csv.gz", 1)
-    raw: IO[bytes] = io.BufferedReader(_Prefixed(head, stream))  # type: ignore[arg-type]
-    source: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip else raw
-    try:
-        while chunk := source.read(CHUNK_BYTES):
-            yield chunk
-    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
-        raise _Rejection("truncated_gzip", f"the gzip data is damaged or cut short ({error})") from error
-
-
-class _Prefixed(io.RawIOBase):
-    """A raw stream that replays the bytes already peeked before reading on."""
-
-    def __init__(self, prefix: bytes, rest: IO[bytes]) -> None:
-        self._prefix, self._rest = prefix, rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
-        if self._prefix:
-            size = min(len(buffer), len(self._prefix))
-            buffer[:size], self._prefix = self._prefix[:size], self._prefix[size:]
-            return size
-        data = self._rest.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+    raw = _raw_chunks(head, stream)
+    yield from (chunk for chunk in (_gunzip(raw) if is_gzip else raw) if chunk)
 
 
 def _decode(scan: _Scan, chunk: bytes) -> str:
@@ -195,9 +193,7 @@ def validate_stream(name: str, stream: IO[bytes]) -> FileVerdict:
     dataset = dataset_for_file_name(file_name)
     if dataset is None:
         known = ", ".join(f"{d}.csv" for d in DATASETS)
-        return FileVerdict(
-            name, None, False, "unknown_dataset", f"{file_name!r} is not one of the datasets ({known})"
-        )
+        return FileVerdict(name, None, False, "unknown_dataset", f"{file_name!r} is not one of the datasets ({known})")
     scan = _Scan()
     try:
         scan = _scan(file_name, stream)

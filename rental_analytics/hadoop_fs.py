@@ -8,9 +8,9 @@ from pyspark.sql import SparkSession
 
 
 def _path_and_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)  # type: ignore[union-attr]
-    return hadoop_path, hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[union-attr]
+    context: Any = spark.sparkContext  # py4j gateway attributes are untyped
+    hadoop_path = context._jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path, hadoop_path.getFileSystem(context._jsc.hadoopConfiguration())
 
 
 def exists(spark: SparkSession, path: str) -> bool:

@@ -79,9 +79,7 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
         ]
     top_type = summary.get("most_rented_vehicle_type")
     if top_type:
-        lines.append(
-            f"Most rented vehicle type: {top_type['vehicle_type']} ({top_type['rental_count']} rentals)"
-        )
+        lines.append(f"Most rented vehicle type: {top_type['vehicle_type']} ({top_type['rental_count']} rentals)")
     if summary["top_spenders"]:
         lines.append("Top spenders (user id):")
         lines += [
@@ -117,8 +115,7 @@ def _line(title: str, labels: Sequence[str], values: Sequence[float]) -> str:
     peak = max(values) or 1
     step = (width - 2 * pad) / max(len(values) - 1, 1)
     points = " ".join(
-        f"{pad + i * step:.1f},{height - pad - (height - 2 * pad) * v / peak:.1f}"
-        for i, v in enumerate(values)
+        f"{pad + i * step:.1f},{height - pad - (height - 2 * pad) * v / peak:.1f}" for i, v in enumerate(values)
     )
     return (
         f'<svg role="img" aria-label="{html.escape(title)}" width="{width}" height="{height}">'
@@ -133,8 +130,7 @@ def _line(title: str, labels: Sequence[str], values: Sequence[float]) -> str:
 def _table(rows: Rows, columns: Sequence[str]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(row.get(c, '')))}</td>" for c in columns) + "</tr>"
-        for row in rows
+        "<tr>" + "".join(f"<td>{html.escape(str(row.get(c, '')))}</td>" for c in columns) + "</tr>" for row in rows
     )
     return f"<table><tr>{head}</tr>{body}</table>"
 
@@ -160,9 +156,7 @@ def render_html(summary: Mapping[str, Any]) -> str:
         "<h2>Vehicle types by rentals</h2>",
         _bars("Vehicle types", [str(r["vehicle_type"]) for r in types], [r["rental_count"] for r in types]),
         "<h2>Top spenders</h2>",
-        _table(
-            summary["top_spenders"], ["user_id", "first_name", "last_name", "total_spent", "rental_count"]
-        ),
+        _table(summary["top_spenders"], ["user_id", "first_name", "last_name", "total_spent", "rental_count"]),
         "<h2>Rejected transaction rows</h2>",
         _table(rejected, ["reason", "rows"]) if rejected else "<p>None.</p>",
     ]

@@ -111,15 +111,9 @@ def _write_quarantine(job: BatchJob, tagged: dict[str, DataFrame], outcome: Batc
     root = job.path("quarantine", job.batch_id, "rows")
     hadoop_fs.delete(spark, root)  # a re-run replaces the rows an earlier run of this batch rejected
     for name, frame in tagged.items():
-        rejected = (
-            outcome.rejected_by_reason
-            if name == RENTAL_TRANSACTIONS.name
-            else outcome.reference_rejected[name]
-        )
+        rejected = outcome.rejected_by_reason if name == RENTAL_TRANSACTIONS.name else outcome.reference_rejected[name]
         if rejected:
-            rules.rejected_rows(frame, DATASETS[name]).coalesce(1).write.mode("overwrite").parquet(
-                f"{root}/{name}"
-            )
+            rules.rejected_rows(frame, DATASETS[name]).coalesce(1).write.mode("overwrite").parquet(f"{root}/{name}")
 
 
 def _write_table(frame: DataFrame, path: str, partitions: tuple[str, ...] = ()) -> None:
@@ -190,9 +184,7 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
     """Run one batch end to end; nothing under processed/ or analytics/ changes when it fails."""
     progress("reading the batch and applying the row rules")
     reference_tags = {
-        d.name: rules.tag_reference(read_dataset(spark, job.input_dir, d), d).persist(
-            StorageLevel.MEMORY_AND_DISK
-        )
+        d.name: rules.tag_reference(read_dataset(spark, job.input_dir, d), d).persist(StorageLevel.MEMORY_AND_DISK)
         for d in REFERENCE_DATASETS
     }
     outcome = BatchOutcome(job.batch_id, False, "", max_reject_rate=job.max_reject_rate)

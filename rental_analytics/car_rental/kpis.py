@@ -20,9 +20,9 @@ CENTS = "amount_cents"
 
 def with_measures(rentals: DataFrame) -> DataFrame:
     """Add whole seconds and whole cents, so sums are exact and independent of row order."""
-    return rentals.withColumn(
-        SECONDS, F.expr("timestampdiff(SECOND, rental_start_time, rental_end_time)")
-    ).withColumn(CENTS, (F.col("total_amount") * 100).cast("long"))
+    return rentals.withColumn(SECONDS, F.expr("timestampdiff(SECOND, rental_start_time, rental_end_time)")).withColumn(
+        CENTS, (F.col("total_amount") * 100).cast("long")
+    )
 
 
 def _hours(seconds: Column) -> Column:
@@ -56,9 +56,9 @@ def _finish(frame: DataFrame, count_name: str) -> DataFrame:
 def rental_window_hours(rentals: DataFrame) -> DataFrame:
     """One row, `window_hours`: from the earliest start to the latest end over all valid rentals."""
     return rentals.agg(
-        _hours(
-            F.expr("timestampdiff(SECOND, min(rental_start_time), max(rental_end_time))").cast("double")
-        ).alias("window_hours")
+        _hours(F.expr("timestampdiff(SECOND, min(rental_start_time), max(rental_end_time))").cast("double")).alias(
+            "window_hours"
+        )
     )
 
 

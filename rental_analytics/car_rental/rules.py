@@ -116,9 +116,7 @@ def _amount(text: Column) -> Column:
     return F.when(text.rlike(DECIMAL_REGEX), text.cast("decimal(12,2)"))
 
 
-def tag_transactions(
-    raw: DataFrame, users: DataFrame, vehicles: DataFrame, locations: DataFrame
-) -> DataFrame:
+def tag_transactions(raw: DataFrame, users: DataFrame, vehicles: DataFrame, locations: DataFrame) -> DataFrame:
     """Tag every distinct transaction row with the first rule it breaks (contract, section 2), or null.
 
     `users`, `vehicles` and `locations` are the batch's kept reference rows. The result carries the
@@ -158,9 +156,7 @@ def tag_transactions(
             (UNKNOWN_LOCATION, F.col("location_known").isNull()),
         ]
     )
-    return tagged.withColumn(REASON, reason).drop(
-        "rows_with_id", "user_known", "vehicle_known", "location_known"
-    )
+    return tagged.withColumn(REASON, reason).drop("rows_with_id", "user_known", "vehicle_known", "location_known")
 
 
 def kept(tagged: DataFrame) -> DataFrame:
