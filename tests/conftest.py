@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 
@@ -17,6 +18,7 @@ os.environ.update(
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
         "PYARROW_IGNORE_TIMEZONE": "1",
+        "SPARK_LOCAL_IP": "127.0.0.1",
     }
 )
 os.environ.setdefault("RENTAL_ANALYTICS_SPARK_MASTER", "local[2]")

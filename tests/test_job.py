@@ -143,7 +143,9 @@ def test_rerun_changes_nothing_and_a_later_batch_wins(spark, write_batch, tmp_pa
         "R4": ("2024-06-02", Decimal("20.01"), "b1"),
         "R6": ("2024-06-02", Decimal("15.00"), "b2"),
     }
-    daily = {str(r.rental_date): (r.transaction_count, r.total_revenue) for r in table(spark, out, "daily_metrics").collect()}
+    daily = {
+        str(r.rental_date): (r.transaction_count, r.total_revenue) for r in table(spark, out, "daily_metrics").collect()
+    }
     assert daily == {
         "2024-06-01": (2, Decimal("150.01")),
         "2024-06-02": (2, Decimal("35.01")),

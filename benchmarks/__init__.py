@@ -1,0 +1,1 @@
+"""Benchmarks and the DuckDB reference implementation they compare against."""
