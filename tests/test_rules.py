@@ -171,7 +171,7 @@ def test_every_reason_in_the_contracts_order(references: dict[str, DataFrame], s
                 "b1",
                 dt.date(2024, 6, 1),
             ),
-        ],  # fmt: skip
+        ],
         processed.schema,
     )
     assertDataFrameEqual(processed, expected_processed)
