@@ -163,7 +163,7 @@ def write_analytics(job: BatchJob, references: dict[str, DataFrame]) -> int:
     history = (
         spark.read.schema(struct_type(PROCESSED_SCHEMAS["rental_transactions"]))
         .parquet(job.path("processed", "rental_transactions"))
-        .persist(StorageLevel.MEMORY_AND_DISK)
+        .persist(StorageLevel.MEMORY_AND_DISK_DESER)
     )
     window = kpis.rental_window_hours(history).first()
     window_hours = float(window["window_hours"] or 0.0) if window else 0.0
@@ -184,7 +184,9 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
     """Run one batch end to end; nothing under processed/ or analytics/ changes when it fails."""
     progress("reading the batch and applying the row rules")
     reference_tags = {
-        d.name: rules.tag_reference(read_dataset(spark, job.input_dir, d), d).persist(StorageLevel.MEMORY_AND_DISK)
+        d.name: rules.tag_reference(read_dataset(spark, job.input_dir, d), d).persist(
+            StorageLevel.MEMORY_AND_DISK_DESER
+        )
         for d in REFERENCE_DATASETS
     }
     outcome = BatchOutcome(job.batch_id, False, "", max_reject_rate=job.max_reject_rate)
@@ -195,7 +197,7 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
         rules.kept(reference_tags[USERS.name]),
         rules.kept(reference_tags[VEHICLES.name]),
         rules.kept(reference_tags[LOCATIONS.name]),
-    ).persist(StorageLevel.MEMORY_AND_DISK)
+    ).persist(StorageLevel.MEMORY_AND_DISK_DESER)
     outcome.transaction_rows, outcome.rejected_by_reason = _reason_counts(tagged)
     outcome.valid_transactions = outcome.transaction_rows - outcome.rejected_transactions
     if outcome.transaction_rows:

@@ -1,0 +1,40 @@
+# Every target creates the virtual environment first when it is missing or older than pyproject.toml.
+VENV ?= .venv
+PYTHON ?= python3
+RENTALS ?= 1000000
+STAMP := $(VENV)/.installed
+BIN := $(VENV)/bin
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test lint format bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v java >/dev/null || { echo "Spark needs Java 17: install OpenJDK 17 (e.g. apt-get install openjdk-17-jre-headless)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP) ## Generate a sample batch and run the whole car-rental pipeline locally
+	$(BIN)/rental-analytics demo --output demo-output
+
+test: lint ## Lint, type-check and run every test
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## ruff (lint and format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP) ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP) ## Time `run car-rental` against the DuckDB reference (RENTALS=1000000)
+	$(BIN)/python -m benchmarks.car_rental --rentals $(RENTALS)
+
+clean: ## Remove the virtual environment and local outputs
+	rm -rf $(VENV) demo-output bench-output .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Entry scripts that EMR steps and Glue jobs run."""
