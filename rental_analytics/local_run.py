@@ -6,13 +6,12 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from rental_analytics.gate import BatchVerdict, validate_folder
 from rental_analytics.insights import run_insights
+from rental_analytics.progress import Progress
 from rental_analytics.report import build_summary, summary_lines, write_reports
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)

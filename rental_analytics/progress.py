@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Callable, TextIO
+
+# A stage announcer: the job and the local runner call it with a short description of each stage.
+Progress = Callable[[str], None]
 
 
 class StageProgress:

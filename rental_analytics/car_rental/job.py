@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -28,9 +27,9 @@ from rental_analytics.contract import (
     VEHICLES,
     Dataset,
 )
+from rental_analytics.progress import Progress
 from rental_analytics.spark_types import struct_type
 
-Progress = Callable[[str], None]
 OUTCOME_FILE = "job_outcome.json"
 
 
