@@ -81,9 +81,11 @@ def _silent(_: str) -> None:
     return None
 
 
-def read_dataset(spark: SparkSession, input_dir: str, dataset: Dataset) -> DataFrame:
-    """Read one dataset of the batch as strings under the contract's column names."""
-    present = set(hadoop_fs.list_names(spark, input_dir))
+def read_dataset(spark: SparkSession, input_dir: str, dataset: Dataset, present: set[str]) -> DataFrame:
+    """Read one dataset of the batch as strings under the contract's column names.
+
+    `present` is the batch folder's listing, taken once per batch.
+    """
     names = [name for name in dataset.file_names if name in present]
     if not names:
         raise BatchInputError(f"{input_dir} has no {dataset.name}.csv or {dataset.name}.csv.gz")
@@ -182,8 +184,9 @@ def write_analytics(job: BatchJob, references: dict[str, DataFrame]) -> int:
 def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) -> BatchOutcome:
     """Run one batch end to end; nothing under processed/ or analytics/ changes when it fails."""
     progress("reading the batch and applying the row rules")
+    present = set(hadoop_fs.list_names(spark, job.input_dir))
     reference_tags = {
-        d.name: rules.tag_reference(read_dataset(spark, job.input_dir, d), d).persist(
+        d.name: rules.tag_reference(read_dataset(spark, job.input_dir, d, present), d).persist(
             StorageLevel.MEMORY_AND_DISK_DESER
         )
         for d in REFERENCE_DATASETS
@@ -192,7 +195,7 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
     for name, frame in reference_tags.items():
         outcome.reference_rows[name], outcome.reference_rejected[name] = _reason_counts(frame)
     tagged = rules.tag_transactions(
-        read_dataset(spark, job.input_dir, RENTAL_TRANSACTIONS),
+        read_dataset(spark, job.input_dir, RENTAL_TRANSACTIONS, present),
         rules.kept(reference_tags[USERS.name]),
         rules.kept(reference_tags[VEHICLES.name]),
         rules.kept(reference_tags[LOCATIONS.name]),
