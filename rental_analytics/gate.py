@@ -6,17 +6,19 @@ import codecs
 import csv
 import io
 import zlib
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from rental_analytics.contract import DATASETS, Dataset, dataset_for_file_name, map_header
+from rental_analytics.contract import DATASETS, Dataset, HeaderMapping, dataset_for_file_name, map_header
+from rental_analytics.row_checks import RowTally, UnreadableRows, tally_rows
 
 CHUNK_BYTES = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
 MAX_EXAMPLES = 5
+MAX_HEADER_CHARS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -34,20 +36,42 @@ class FileVerdict:
     warnings: tuple[str, ...] = ()
     bytes_read: int = 0
     lines: int = 0
-    has_data_rows: bool = False
+    rows: int = 0
+    row_issues: dict[str, int] = field(default_factory=dict)
+    row_examples: tuple[dict[str, str], ...] = ()
+
+    @property
+    def has_data_rows(self) -> bool:
+        """Whether the file holds anything beyond its header."""
+        return self.rows > 0
 
     def as_dict(self) -> dict[str, object]:
-        """A JSON-ready form, used for the quarantine report and `validate --json`."""
+        """A JSON-ready form, used for the quarantine report, the accepted-file marker and `validate --json`."""
         data = asdict(self)
-        data["examples"] = list(self.examples)
-        data["warnings"] = list(self.warnings)
+        for name in ("examples", "warnings", "row_examples"):
+            data[name] = list(data[name])
         return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FileVerdict:
+        """The inverse of `as_dict`, for verdicts kept in the accepted-file markers."""
+        known = {f.name for f in fields(cls)} - {"examples", "warnings", "row_examples"}
+        return cls(
+            **{k: v for k, v in data.items() if k in known},
+            examples=tuple(data.get("examples", ())),
+            warnings=tuple(data.get("warnings", ())),
+            row_examples=tuple(data.get("row_examples", ())),
+        )
+
+    def rejected_as(self, code: str, reason: str) -> FileVerdict:
+        """This file rejected for a reason found beyond the file itself, such as its place in the batch."""
+        return replace(self, accepted=False, code=code, reason=reason, line=None)
 
     def describe(self) -> str:
         """One line for a terminal."""
         if self.accepted:
             extra = f" ({'; '.join(self.warnings)})" if self.warnings else ""
-            return f"ACCEPTED {self.file}: {self.lines} lines{extra}"
+            return f"ACCEPTED {self.file}: {self.rows:,} rows{extra}"
         where = f" (line {self.line})" if self.line else ""
         return f"REJECTED {self.file}{where}: {self.reason}"
 
@@ -56,19 +80,6 @@ class _Rejection(Exception):
     def __init__(self, code: str, reason: str, line: int | None = None, **extra: object) -> None:
         super().__init__(reason)
         self.code, self.reason, self.line, self.extra = code, reason, line, extra
-
-
-@dataclass
-class _Scan:
-    """What the byte-level pass has seen so far."""
-
-    bytes_read: int = 0
-    newlines: int = 0
-    header_text: str = ""
-    header_done: bool = False
-    data_after_header: bool = False
-    last_byte: bytes = b""
-    decoder: codecs.IncrementalDecoder = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")())
 
 
 def _raw_chunks(head: bytes, stream: IO[bytes]) -> Iterator[bytes]:
@@ -109,56 +120,101 @@ def _chunks(name: str, stream: IO[bytes]) -> Iterator[bytes]:
     yield from (chunk for chunk in (_gunzip(raw) if is_gzip else raw) if chunk)
 
 
-def _decode(scan: _Scan, chunk: bytes) -> str:
-    if b"\x00" in chunk:
-        line = scan.newlines + chunk.count(b"\n", 0, chunk.index(b"\x00")) + 1
-        raise _Rejection("binary", "the file holds binary data (NUL bytes), not CSV text", line)
-    try:
-        return scan.decoder.decode(chunk)
-    except UnicodeDecodeError as error:
-        line = scan.newlines + chunk.count(b"\n", 0, max(error.start, 0)) + 1
-        bad = chunk[max(error.start, 0) : max(error.start, 0) + 4]
-        raise _Rejection("not_utf8", f"the file is not valid UTF-8 (bytes {bad!r})", line) from error
+class _CheckedBytes(io.RawIOBase):
+    """The file's (decompressed) bytes as a stream, checked for NUL bytes and UTF-8 as they pass.
+
+    The header is read first, through `next_chunk`; `replay` then hands those bytes back so that the row
+    reader sees the whole file from its first byte, while memory holds one chunk and one header at most.
+    """
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._pending = memoryview(b"")
+        self._replayed: list[bytes] = []
+        self.bytes_read = 0
+        self.newlines = 0
+        self.last_byte = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def next_chunk(self) -> bytes | None:
+        """The next checked chunk, or None at the end of the file."""
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            self._finish()
+            return None
+        if b"\x00" in chunk:
+            line = self.newlines + chunk.count(b"\n", 0, chunk.index(b"\x00")) + 1
+            raise _Rejection("binary", "the file holds binary data (NUL bytes), not CSV text", line)
+        try:
+            self._decoder.decode(chunk)
+        except UnicodeDecodeError as error:
+            start = max(error.start, 0)
+            line = self.newlines + chunk.count(b"\n", 0, start) + 1
+            bad = chunk[start : start + 4]
+            raise _Rejection("not_utf8", f"the file is not valid UTF-8 (bytes {bad!r})", line) from error
+        self.bytes_read += len(chunk)
+        self.newlines += chunk.count(b"\n")
+        self.last_byte = chunk[-1:]
+        return chunk
+
+    def _finish(self) -> None:
+        try:
+            self._decoder.decode(b"", final=True)
+        except UnicodeDecodeError as error:
+            raise _Rejection("not_utf8", "the file ends inside a UTF-8 character", self.newlines + 1) from error
+
+    def replay(self, chunks: list[bytes]) -> None:
+        """Serve these already-checked chunks again before reading on."""
+        self._replayed = list(reversed(chunks))
+
+    def readinto(self, buffer: Any) -> int:
+        # Fill the whole buffer: pyarrow takes a short read for the end of its block.
+        filled = 0
+        while filled < len(buffer):
+            if not self._pending:
+                chunk = self._replayed.pop() if self._replayed else self.next_chunk()
+                if chunk is None:
+                    break
+                self._pending = memoryview(chunk)
+            size = min(len(buffer) - filled, len(self._pending))
+            buffer[filled : filled + size] = self._pending[:size]
+            self._pending = self._pending[size:]
+            filled += size
+        return filled
 
 
-def _header_complete(text: str) -> int:
-    """The index just past the header record's line end, or -1 while quotes are still open."""
-    quotes = 0
-    for index, char in enumerate(text):
-        if char == '"':
-            quotes += 1
-        elif char == "\n" and quotes % 2 == 0:
-            return index + 1
-    return -1
+def _read_header(source: _CheckedBytes) -> tuple[str, list[bytes]]:
+    """The header record's text (through its line end) and the chunks read to find it."""
+    chunks: list[bytes] = []
+    text = ""
+    in_quotes = False
+    while (chunk := source.next_chunk()) is not None:
+        chunks.append(chunk)
+        scanned = len(text)
+        text += chunk.decode("utf-8", errors="ignore")  # a character split across chunks is whole later
+        for index in range(scanned, len(text)):
+            char = text[index]
+            if char == '"':
+                in_quotes = not in_quotes
+            elif char == "\n" and not in_quotes:
+                return text[: index + 1], chunks
+        if len(text) > MAX_HEADER_CHARS:
+            raise _Rejection(
+                "header_too_long",
+                f"the header row is longer than {MAX_HEADER_CHARS >> 10} KiB: is a quote in it left open?",
+                1,
+            )
+    return text + "\n", chunks
 
 
-def _scan(name: str, stream: IO[bytes]) -> _Scan:
-    scan = _Scan()
-    for chunk in _chunks(name, stream):
-        text = _decode(scan, chunk)
-        scan.bytes_read += len(chunk)
-        scan.newlines += chunk.count(b"\n")
-        scan.last_byte = chunk[-1:]
-        if not scan.header_done:
-            scan.header_text += text
-            end = _header_complete(scan.header_text)
-            if end >= 0:
-                rest = scan.header_text[end:]
-                scan.header_text, scan.header_done = scan.header_text[:end], True
-                scan.data_after_header = bool(rest.strip())
-        elif not scan.data_after_header:
-            scan.data_after_header = bool(text.strip())
-    try:
-        scan.decoder.decode(b"", final=True)
-    except UnicodeDecodeError as error:
-        raise _Rejection("not_utf8", "the file ends inside a UTF-8 character", scan.newlines + 1) from error
-    return scan
-
-
-def _check_header(dataset: Dataset, header_text: str) -> tuple[str, ...]:
+def _check_header(dataset: Dataset, header_text: str) -> tuple[list[str], HeaderMapping, tuple[str, ...]]:
     text = header_text.lstrip("\ufeff")
     if not text.strip():
-        raise _Rejection("no_header", "the file has no header row", 1)
+        raise _Rejection("empty", "the file is empty", 1)
     header = next(csv.reader(io.StringIO(text)))
     mapping = map_header(dataset, header)
     if mapping.repeated:
@@ -181,51 +237,65 @@ def _check_header(dataset: Dataset, header_text: str) -> tuple[str, ...]:
             column=mapping.missing[0],
             examples=tuple(h.strip() for h in header[:MAX_EXAMPLES]),
         )
-    return tuple(f"unknown column {name!r} is ignored" for name in mapping.unknown)
+    return header, mapping, tuple(f"unknown column {name!r} is ignored" for name in mapping.unknown)
+
+
+def _row_warnings(tally: RowTally) -> tuple[str, ...]:
+    if not tally.rows:
+        return ("the file has a header but no data rows",)
+    if not tally.issues:
+        return ()
+    counts = ", ".join(f"{reason} {count:,}" for reason, count in sorted(tally.issues.items()))
+    return (f"{sum(tally.issues.values()):,} of {tally.rows:,} rows break a row rule ({counts})",)
 
 
 def validate_stream(name: str, stream: IO[bytes]) -> FileVerdict:
-    """Check one file as a stream, never holding it whole: name, compression, encoding and header.
+    """Check one file as a stream, never holding it whole: name, compression, encoding, header and rows.
 
-    Rows are not judged here: a file with some bad rows is accepted and the row rules deal with them.
+    A file with some bad rows is accepted, with their counts: the Spark job's row rules deal with them.
     """
     file_name = name.rsplit("/", 1)[-1]
     dataset = dataset_for_file_name(file_name)
     if dataset is None:
         known = ", ".join(f"{d}.csv" for d in DATASETS)
         return FileVerdict(name, None, False, "unknown_dataset", f"{file_name!r} is not one of the datasets ({known})")
-    scan = _Scan()
+    source = _CheckedBytes(iter(()))
     try:
-        scan = _scan(file_name, stream)
-        if scan.bytes_read == 0 or not scan.header_text.lstrip("\ufeff").strip():
-            raise _Rejection("empty", "the file is empty", 1)
-        if not scan.header_done:
-            scan.header_text += "\n"
-        warnings = _check_header(dataset, scan.header_text)
+        source = _CheckedBytes(_chunks(file_name, stream))
+        header_text, header_chunks = _read_header(source)
+        header, mapping, warnings = _check_header(dataset, header_text)
+        source.replay(header_chunks)
+        tally = tally_rows(source, dataset, header, mapping.positions)
+    except UnreadableRows as unreadable:
+        return _rejected(name, dataset, source, _Rejection("unreadable_rows", unreadable.reason, unreadable.line))
     except _Rejection as rejection:
-        return FileVerdict(
-            name,
-            dataset.name,
-            False,
-            rejection.code,
-            rejection.reason,
-            rejection.line,
-            column=rejection.extra.get("column"),  # type: ignore[arg-type]
-            examples=rejection.extra.get("examples", ()),  # type: ignore[arg-type]
-            bytes_read=scan.bytes_read,
-            lines=scan.newlines,
-        )
-    lines = scan.newlines + (1 if scan.last_byte not in (b"\n", b"") else 0)
-    if not scan.data_after_header:
-        warnings += ("the file has a header but no data rows",)
+        return _rejected(name, dataset, source, rejection)
+    lines = source.newlines + (1 if source.last_byte not in (b"\n", b"") else 0)
     return FileVerdict(
         name,
         dataset.name,
         True,
-        warnings=warnings,
-        bytes_read=scan.bytes_read,
+        warnings=warnings + _row_warnings(tally),
+        bytes_read=source.bytes_read,
         lines=lines,
-        has_data_rows=scan.data_after_header,
+        rows=tally.rows,
+        row_issues=dict(sorted(tally.issues.items())),
+        row_examples=tuple(tally.examples),
+    )
+
+
+def _rejected(name: str, dataset: Dataset, source: _CheckedBytes, rejection: _Rejection) -> FileVerdict:
+    return FileVerdict(
+        name,
+        dataset.name,
+        False,
+        rejection.code,
+        rejection.reason,
+        rejection.line,
+        column=rejection.extra.get("column"),  # type: ignore[arg-type]
+        examples=rejection.extra.get("examples", ()),  # type: ignore[arg-type]
+        bytes_read=source.bytes_read,
+        lines=source.newlines,
     )
 
 
@@ -265,13 +335,7 @@ def validate_folder(folder: Path) -> BatchVerdict:
     for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
         verdict = validate_file(path)
         if verdict.accepted and verdict.dataset in seen:
-            verdict = FileVerdict(
-                str(path),
-                verdict.dataset,
-                False,
-                "duplicate_dataset",
-                f"the batch already has a file for {verdict.dataset}",
-            )
+            verdict = verdict.rejected_as("duplicate_dataset", f"the batch already has a file for {verdict.dataset}")
         elif verdict.accepted and verdict.dataset:
             seen.add(verdict.dataset)
         verdicts.append(replace(verdict, file=str(path)))

@@ -4,75 +4,35 @@ from __future__ import annotations
 
 import gzip
 import io
-import zipfile
 
 import pytest
 
+from rental_analytics import row_checks
 from rental_analytics.gate import validate_folder, validate_stream
 from tests import sample_batch
+from tests.gate_corpus import ACCEPTED, CORPUS, REJECTED, Case
 
 TX = sample_batch.TRANSACTIONS
-TX_HEADER = TX.splitlines()[0]
 
 
-def zipped(text: str) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("rental_transactions.csv", text)
-    return buffer.getvalue()
-
-
-@pytest.mark.parametrize(
-    ("name", "content", "code", "line"),
-    [
-        ("rental_transactions.csv", b"", "empty", 1),
-        ("rental_transactions.csv", b"\xef\xbb\xbf\r\n", "empty", 1),
-        ("rental_transactions.csv", TX.replace("total_amount", "amount").encode(), "missing_column", 1),
-        ("rental_transactions.csv", TX.replace(",", ";").encode(), "missing_column", 1),
-        ("rental_transactions.csv", TX.replace("dropoff_location", "rental_id").encode(), "repeated_column", 1),
-        (
-            "rental_transactions.csv",
-            TX.replace("rental_id", "transaction_id,rental_id", 1).encode(),
-            "repeated_column",
-            1,
-        ),
-        ("vehicles.csv", b"vehicle_id,vehicle_type,active,status\nV1,SUV,1,1\n", "repeated_column", 1),
-        ("rental_transactions.csv", (TX + "R9,U1,V\xe9").encode("latin-1"), "not_utf8", 7),
-        ("rental_transactions.csv", b"PK\x03\x04\x00\x00binary", "binary", 1),
-        ("rental_transactions.csv.gz", zipped(TX), "not_gzip", 1),
-        ("rental_transactions.csv.gz", TX.encode(), "not_gzip", 1),
-        ("rental_transactions.csv.gz", gzip.compress(TX.encode())[:-12], "truncated_gzip", None),
-        ("rental_transactions.csv", gzip.compress(TX.encode()), "compressed_but_named_csv", 1),
-        ("payments.csv", TX.encode(), "unknown_dataset", None),
-    ],
-)
-def test_rejected_files_name_their_reason_and_line(name, content, code, line):
-    verdict = validate_stream(name, io.BytesIO(content))
+@pytest.mark.parametrize("case", REJECTED, ids=lambda c: c.label)
+def test_rejected_files_name_their_reason_and_line(case: Case):
+    verdict = validate_stream(case.name, io.BytesIO(case.content))
     assert not verdict.accepted
-    assert (verdict.code, verdict.line) == (code, line)
+    assert (verdict.code, verdict.line) == (case.code, case.line)
     assert verdict.reason
+
+
+@pytest.mark.parametrize("case", ACCEPTED, ids=lambda c: c.label)
+def test_accepted_files_and_their_row_counts(case: Case):
+    verdict = validate_stream(case.name, io.BytesIO(case.content))
+    assert verdict.accepted, verdict.reason
+    assert (verdict.rows, verdict.row_issues) == (case.rows, case.issues)
 
 
 def test_semicolon_header_gets_a_hint():
     verdict = validate_stream("rental_transactions.csv", io.BytesIO(TX.replace(",", ";").encode()))
     assert "semicolons" in (verdict.reason or "")
-
-
-@pytest.mark.parametrize(
-    ("name", "content"),
-    [
-        ("rental_transactions.csv", TX.encode()),
-        ("rental_transactions.csv", ("\ufeff" + TX.replace("\n", "\r\n")).encode()),
-        ("rental_transactions.csv", TX.rstrip("\n").encode()),
-        ("rental_transactions.csv.gz", gzip.compress(TX.encode()) + gzip.compress(b"R8,U1,V1,x,y,L1,,1\n")),
-        ("rental_transactions.csv", TX.replace("rental_id", " Transaction_ID ").encode()),
-        ("locations.csv", b'location_id,location_name\nL1,"Airport\nTerminal ""A"""\n'),
-        ("rental_transactions.csv", (TX_HEADER + ",notes\n" + "R1,U1,V1,a,b,L1,,1," + "x" * 1_100_000 + "\n").encode()),
-    ],
-)
-def test_accepted_files(name, content):
-    verdict = validate_stream(name, io.BytesIO(content))
-    assert verdict.accepted, verdict.reason
 
 
 def test_header_only_is_accepted_with_a_warning():
@@ -85,6 +45,28 @@ def test_unknown_columns_are_a_warning():
     verdict = validate_stream("users.csv", io.BytesIO(b"user_id,shoe_size\nU1,42\n"))
     assert verdict.accepted
     assert verdict.warnings == ("unknown column 'shoe_size' is ignored",)
+
+
+def test_bad_rows_are_counted_with_examples_and_a_warning():
+    case = next(c for c in ACCEPTED if c.label == "negative and malformed amounts")
+    verdict = validate_stream(case.name, io.BytesIO(case.content))
+    assert verdict.row_examples == (
+        {"reason": "bad_amount", "rental_id": "R1", "total_amount": "-5"},
+        {"reason": "bad_amount", "rental_id": "R3", "total_amount": "1e3"},
+        {"reason": "bad_amount", "rental_id": "R4", "total_amount": "1,000.00"},
+    )
+    assert verdict.warnings == ("3 of 5 rows break a row rule (bad_amount 3)",)
+
+
+def test_a_row_longer_than_a_block_is_rejected_not_buffered(monkeypatch):
+    monkeypatch.setattr(row_checks, "BLOCK_BYTES", 1 << 16)
+    content = (TX.splitlines()[0] + "\n" + "R1," + "x" * (1 << 17) + "\n").encode()
+    verdict = validate_stream("rental_transactions.csv", io.BytesIO(content))
+    assert (verdict.accepted, verdict.code) == (False, "unreadable_rows")
+
+
+def test_the_corpus_covers_at_least_25_files():
+    assert len(CORPUS) >= 25
 
 
 def test_folder_reports_missing_and_doubled_datasets(write_batch):

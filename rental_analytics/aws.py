@@ -1,0 +1,29 @@
+"""The one place that creates boto3 clients: once per process, passed to the core so tests can give moto's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    """The AWS APIs the core calls."""
+
+    s3: Any
+    stepfunctions: Any
+    sns: Any
+
+
+@lru_cache(maxsize=1)
+def clients() -> AwsClients:
+    """This process's clients, created on first use and then reused across Lambda invocations."""
+    import boto3  # not needed by the local runner, and slow to import
+
+    session = boto3.session.Session()
+    return AwsClients(
+        s3=session.client("s3"),
+        stepfunctions=session.client("stepfunctions"),
+        sns=session.client("sns"),
+    )

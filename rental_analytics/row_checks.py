@@ -1,0 +1,195 @@
+"""Row checks the upload gate can make on one file alone, vectorised with pyarrow over a streamed CSV."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import IO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+from rental_analytics.contract import (
+    BAD_AMOUNT,
+    BAD_TIMESTAMP,
+    DECIMAL_REGEX,
+    END_BEFORE_START,
+    MISSING_REQUIRED,
+    RENTAL_TRANSACTIONS,
+    TIMESTAMP_REGEX,
+    Dataset,
+)
+
+# A row must fit in one block; 16 MiB holds any real row and keeps a 512 MB Lambda far from its limit.
+BLOCK_BYTES = 16 << 20
+MAX_EXAMPLES_PER_REASON = 3
+WALL_CLOCK = "%Y-%m-%d %H:%M:%S"
+# Money is DECIMAL(12,2): ten digits before the point once rounded half-up to cents.
+LARGEST_AMOUNT = 9_999_999_999.994999
+SHORT_ROWS = "short_rows"
+LONG_ROWS = "long_rows"
+
+
+class UnreadableRows(Exception):
+    """The CSV body cannot be split into rows: a quote never closes, or a row is longer than a block."""
+
+    def __init__(self, reason: str, line: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.line = reason, line
+
+
+@dataclass
+class RowTally:
+    """Counts of data rows and of rows that break a rule the gate can check on this file alone.
+
+    `issues` uses the contract's reason codes, one per row (the first that applies), plus
+    `short_rows` and `long_rows` for rows whose field count differs from the header's.
+    """
+
+    rows: int = 0
+    # Rows the reader sets aside because their field count differs from the header's.
+    skipped: int = 0
+    issues: Counter[str] = field(default_factory=Counter)
+    examples: list[dict[str, str]] = field(default_factory=list)
+
+    def note(self, reason: str, example: dict[str, str]) -> None:
+        """Keep a few examples per reason: enough for a person to see the pattern."""
+        if sum(1 for e in self.examples if e["reason"] == reason) < MAX_EXAMPLES_PER_REASON:
+            self.examples.append({"reason": reason, **example})
+
+
+def _blank(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(column)), 0)
+
+
+def _wall_clock(column: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """The timestamp in `YYYY-MM-DD HH:MM:SS` form and whether it is a real wall-clock time."""
+    text = pc.utf8_trim_whitespace(column)
+    shaped = pc.match_substring_regex(text, TIMESTAMP_REGEX)
+    spaced = pc.replace_substring(text, "T", " ")
+    full = pc.if_else(pc.equal(pc.utf8_length(spaced), 16), pc.binary_join_element_wise(spaced, ":00", ""), spaced)
+    parsed = pc.strptime(full, format=WALL_CLOCK, unit="s", error_is_null=True)
+    # strptime rolls Feb 30 over to Mar 1 and second 60 into the next minute: a real time reads back the same.
+    real = pc.fill_null(pc.equal(pc.strftime(parsed, format=WALL_CLOCK), full), False)
+    return full, pc.and_(shaped, real)
+
+
+def _bad_amount(column: pa.Array) -> pa.Array:
+    text = pc.utf8_trim_whitespace(column)
+    shaped = pc.match_substring_regex(text, DECIMAL_REGEX)
+    value = pc.cast(pc.if_else(shaped, text, "0"), pa.float64())
+    # Half-up rounding to cents makes -0.004 zero, which is not negative.
+    in_range = pc.and_(pc.greater(value, -0.005), pc.less(value, LARGEST_AMOUNT))
+    return pc.invert(pc.and_(shaped, in_range))
+
+
+def _first_reason(rules: list[tuple[str, pa.Array]], rows: int) -> pa.Array:
+    reason = pa.nulls(rows, pa.string())
+    for name, broken in reversed(rules):
+        reason = pc.if_else(broken, name, reason)
+    return reason
+
+
+def _transaction_reasons(batch: pa.RecordBatch, names: dict[str, str]) -> tuple[pa.Array, dict[str, str]]:
+    """Rules 1, 3, 4 and 5 of the contract; the others need the whole batch of files."""
+    column = {canonical: batch.column(raw) for canonical, raw in names.items()}
+    missing = _blank(column[RENTAL_TRANSACTIONS.required[0]])
+    for name in RENTAL_TRANSACTIONS.required[1:]:
+        missing = pc.or_(missing, _blank(column[name]))
+    start, start_ok = _wall_clock(column["rental_start_time"])
+    end, end_ok = _wall_clock(column["rental_end_time"])
+    rules = [
+        (MISSING_REQUIRED, missing),
+        (BAD_TIMESTAMP, pc.invert(pc.and_(start_ok, end_ok))),
+        # Both are `YYYY-MM-DD HH:MM:SS` here, so text order is time order.
+        (END_BEFORE_START, pc.less(end, start)),
+        (BAD_AMOUNT, _bad_amount(column["total_amount"])),
+    ]
+    offending = {BAD_TIMESTAMP: "rental_start_time", END_BEFORE_START: "rental_end_time", BAD_AMOUNT: "total_amount"}
+    return _first_reason(rules, batch.num_rows), offending
+
+
+def _reference_reasons(batch: pa.RecordBatch, names: dict[str, str], dataset: Dataset) -> pa.Array:
+    return _first_reason([(MISSING_REQUIRED, _blank(batch.column(names[dataset.id_column])))], batch.num_rows)
+
+
+def _tally_batch(tally: RowTally, batch: pa.RecordBatch, names: dict[str, str], dataset: Dataset) -> None:
+    tally.rows += batch.num_rows
+    if dataset is RENTAL_TRANSACTIONS:
+        reasons, offending = _transaction_reasons(batch, names)
+    else:
+        reasons, offending = _reference_reasons(batch, names, dataset), {}
+    if reasons.null_count == len(reasons):
+        return
+    for entry in pc.value_counts(reasons.drop_null()).to_pylist():
+        reason = entry["values"]
+        tally.issues[reason] += entry["counts"]
+        if sum(1 for e in tally.examples if e["reason"] == reason) >= MAX_EXAMPLES_PER_REASON:
+            continue
+        where = pc.indices_nonzero(pc.equal(reasons, reason)).to_pylist()[:MAX_EXAMPLES_PER_REASON]
+        id_column = batch.column(names[dataset.id_column])
+        for index in where:
+            example = {dataset.id_column: str(id_column[index].as_py()).strip()}
+            if reason in offending:
+                example[offending[reason]] = str(batch.column(names[offending[reason]])[index].as_py())
+            tally.note(reason, example)
+
+
+def checked_columns(dataset: Dataset) -> tuple[str, ...]:
+    """The columns the gate's row checks read."""
+    return RENTAL_TRANSACTIONS.required if dataset is RENTAL_TRANSACTIONS else (dataset.id_column,)
+
+
+def tally_rows(
+    stream: IO[bytes] | io.RawIOBase, dataset: Dataset, header: list[str], positions: dict[str, int]
+) -> RowTally:
+    """Read a CSV stream (header included) in blocks and count the rows that break a local rule.
+
+    `header` is the file's header as written and `positions` says where each contract column sits in it.
+    """
+    tally = RowTally()
+    header_names = {name: header[positions[name]] for name in checked_columns(dataset)}
+    last_checked = max(positions[name] for name in header_names)
+    unclosed_quote_row: list[int] = []
+
+    def on_invalid_row(row: pa_csv.InvalidRow) -> str:
+        if row.actual_columns < row.expected_columns and "\n" in row.text:
+            # Only a quote left open makes a short row run across lines to the end of the file.
+            unclosed_quote_row.append(row.number)
+            return "error"  # pyarrow swallows exceptions raised in here
+        if row.actual_columns <= last_checked:
+            reason = MISSING_REQUIRED  # Spark reads the absent fields as empty
+        else:
+            reason = SHORT_ROWS if row.actual_columns < row.expected_columns else LONG_ROWS
+        tally.skipped += 1
+        tally.issues[reason] += 1
+        tally.note(reason, {"row": str(row.number), "fields": str(row.actual_columns)})
+        return "skip"
+
+    wanted = list(header_names.values())
+    try:
+        reader = pa_csv.open_csv(
+            stream,
+            read_options=pa_csv.ReadOptions(use_threads=False, block_size=BLOCK_BYTES),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid_row),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(wanted, pa.string()),
+                include_columns=wanted,
+                check_utf8=False,  # the byte pass before this one has checked every byte
+            ),
+        )
+        for batch in reader:
+            _tally_batch(tally, batch, header_names, dataset)
+    except pa.ArrowInvalid as error:
+        if unclosed_quote_row:
+            raise UnreadableRows("a quoted field is opened and never closed", unclosed_quote_row[0]) from error
+        if "straddling" in str(error):
+            raise UnreadableRows(
+                f"a row is longer than {BLOCK_BYTES >> 20} MiB, or a quoted field is never closed"
+            ) from error
+        raise UnreadableRows(f"the rows cannot be read as CSV ({error})") from error
+    # Rows skipped for their field count are rows too: the Spark job reads them with nulls or extra values.
+    tally.rows += tally.skipped
+    return tally
