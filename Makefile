@@ -38,3 +38,12 @@ bench: $(STAMP) ## Time `run car-rental` against the DuckDB reference (RENTALS=1
 
 clean: ## Remove the virtual environment and local outputs
 	rm -rf $(VENV) demo-output bench-output .pytest_cache .mypy_cache .ruff_cache
+
+# `sam build` runs this for the CoreLayer (BuildMethod: makefile): the core package and what the functions
+# import from outside the Lambda runtime, as Linux wheels for the python3.12 runtime.
+build-CoreLayer:
+	$(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)/python" --platform manylinux2014_x86_64 \
+		--implementation cp --python-version 3.12 --only-binary=:all: "pyarrow>=15,<20"
+	mkdir -p "$(ARTIFACTS_DIR)/python/rental_analytics"
+	cd rental_analytics && find . -name '*.py' -o -name '*.sql' -o -name 'py.typed' | \
+		xargs -I{} cp --parents {} "$(ARTIFACTS_DIR)/python/rental_analytics/"

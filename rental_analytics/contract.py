@@ -129,6 +129,16 @@ DEFAULT_MAX_REJECT_RATE = 0.01
 
 # Accepted timestamp shapes: date, then a space or T, then HH:MM with optional :SS.
 TIMESTAMP_REGEX = r"^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?$"
+# The same shapes, limited to real calendar dates and times (months, days per month, leap years, 00-23 hours,
+# 00-59 minutes and seconds), for engines that check a string without building a timestamp from it.
+_LEAP_DAY = r"(\d\d(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29"
+_CALENDAR_DATE = (
+    r"(\d{4}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])"
+    r"|\d{4}-(0[13-9]|1[0-2])-(29|30)"
+    r"|\d{4}-(0[13578]|1[02])-31"
+    rf"|{_LEAP_DAY})"
+)
+CALENDAR_TIMESTAMP_REGEX = rf"^{_CALENDAR_DATE}[ T]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$"
 # A plain decimal number: no exponent, no thousands separator.
 DECIMAL_REGEX = r"^[+-]?(\d+(\.\d*)?|\.\d+)$"
 

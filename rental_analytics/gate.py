@@ -1,4 +1,4 @@
-"""Whole-file checks of the upload gate: a file is accepted or rejected before any row is processed."""
+"""The upload gate on one file: name, compression, encoding and header decide; bad rows are counted."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ class FileVerdict:
         """One line for a terminal."""
         if self.accepted:
             extra = f" ({'; '.join(self.warnings)})" if self.warnings else ""
-            return f"ACCEPTED {self.file}: {self.rows:,} rows{extra}"
+            return f"ACCEPTED {self.file}: {self.rows:,} row{'' if self.rows == 1 else 's'}{extra}"
         where = f" (line {self.line})" if self.line else ""
         return f"REJECTED {self.file}{where}: {self.reason}"
 

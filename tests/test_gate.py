@@ -1,9 +1,10 @@
-"""Whole-file verdicts of the gate: each contract reason for rejecting a file, and what is accepted."""
+"""The gate on single files: each contract reason for rejecting a file, and the row counts of accepted ones."""
 
 from __future__ import annotations
 
 import gzip
 import io
+import re
 
 import pytest
 
@@ -77,3 +78,41 @@ def test_folder_reports_missing_and_doubled_datasets(write_batch):
     assert not verdict.accepted
     assert verdict.missing == ("users",)
     assert [v.code for v in verdict.files if not v.accepted] == ["duplicate_dataset"]
+
+
+TIMESTAMPS = [
+    "2024-06-01 08:00:00",
+    "2024-06-01T08:00",
+    "2024-02-29 23:59:59",
+    "2000-02-29 00:00",
+    "1900-02-29 00:00",
+    "2023-02-29 00:00",
+    "2024-02-30 00:00",
+    "2024-04-31 00:00",
+    "2024-12-31 23:59:59",
+    "2024-13-01 00:00",
+    "2024-00-10 00:00",
+    "2024-06-00 00:00",
+    "2024-06-01 24:00",
+    "2024-06-01 23:60",
+    "2024-06-01 23:59:60",
+    "2024-06-01 8:00",
+    "2024-06-01",
+    "2024-06-01 08:00:00.5",
+]
+
+
+@pytest.mark.spark
+def test_the_gate_and_the_spark_rules_accept_the_same_timestamps(spark):
+    from pyspark.sql import functions as F
+
+    from rental_analytics.car_rental import rules
+    from rental_analytics.contract import CALENDAR_TIMESTAMP_REGEX
+
+    frame = spark.createDataFrame([(t,) for t in TIMESTAMPS], "text string")
+    spark_verdict = {
+        r.text: r.ok for r in frame.select("text", rules._timestamp(F.col("text")).isNotNull().alias("ok")).collect()
+    }
+    gate_verdict = {t: re.fullmatch(CALENDAR_TIMESTAMP_REGEX.strip("^$"), t) is not None for t in TIMESTAMPS}
+    assert gate_verdict == spark_verdict
+    assert sum(gate_verdict.values()) == 5
