@@ -88,7 +88,7 @@ def _first_reason(rules: list[tuple[str, pa.Array]], rows: int) -> pa.Array:
     return reason
 
 
-def _transaction_reasons(batch: pa.RecordBatch, names: dict[str, str]) -> tuple[pa.Array, dict[str, str]]:
+def _transaction_reasons(batch: pa.RecordBatch, names: dict[str, str]) -> tuple[pa.Array, dict[str, tuple[str, ...]]]:
     """Rules 1, 3, 4 and 5 of the contract; the others need the whole batch of files."""
     column = {canonical: batch.column(raw) for canonical, raw in names.items()}
     missing = _blank(column[RENTAL_TRANSACTIONS.required[0]])
@@ -102,7 +102,8 @@ def _transaction_reasons(batch: pa.RecordBatch, names: dict[str, str]) -> tuple[
         (END_BEFORE_START, pc.less(end, start)),
         (BAD_AMOUNT, _bad_amount(column["total_amount"])),
     ]
-    offending = {BAD_TIMESTAMP: "rental_start_time", END_BEFORE_START: "rental_end_time", BAD_AMOUNT: "total_amount"}
+    times = ("rental_start_time", "rental_end_time")
+    offending = {BAD_TIMESTAMP: times, END_BEFORE_START: times, BAD_AMOUNT: ("total_amount",)}
     return _first_reason(rules, batch.num_rows), offending
 
 
@@ -127,8 +128,8 @@ def _tally_batch(tally: RowTally, batch: pa.RecordBatch, names: dict[str, str], 
         id_column = batch.column(names[dataset.id_column])
         for index in where:
             example = {dataset.id_column: str(id_column[index].as_py()).strip()}
-            if reason in offending:
-                example[offending[reason]] = str(batch.column(names[offending[reason]])[index].as_py())
+            for name in offending.get(reason, ()):
+                example[name] = str(batch.column(names[name])[index].as_py())
             tally.note(reason, example)
 
 

@@ -93,3 +93,19 @@ def test_generator_is_deterministic(tmp_path: Path):
         assert file.read_bytes() == (tmp_path / "b" / file.name).read_bytes()
     header = (tmp_path / "a" / "rental_transactions.csv").read_text().splitlines()[0]
     assert header.split(",")[0] == "rental_id"
+
+
+def test_validate_json_reports_the_rows_that_break_a_rule(tmp_path: Path, capsys):
+    from tests.gate_corpus import ACCEPTED
+
+    case = next(c for c in ACCEPTED if c.label == "bad timestamps")
+    path = tmp_path / case.name
+    path.write_bytes(case.content)
+    assert main(["validate", "car-rental", str(path), "--json"]) == 0
+    [verdict] = json.loads(capsys.readouterr().out)["files"]
+    assert (verdict["accepted"], verdict["rows"], verdict["row_issues"]) == (True, 5, {"bad_timestamp": 4})
+    assert [e["rental_start_time"] for e in verdict["row_examples"]] == [
+        "2024-02-30 08:00:00",
+        "2024-06-01 08:00:60",
+        "01/06/2024 08:00",
+    ]
