@@ -14,6 +14,7 @@ class AwsClients:
     s3: Any
     stepfunctions: Any
     sns: Any
+    secretsmanager: Any = None
 
 
 @lru_cache(maxsize=1)
@@ -26,4 +27,5 @@ def clients() -> AwsClients:
         s3=session.client("s3"),
         stepfunctions=session.client("stepfunctions"),
         sns=session.client("sns"),
+        secretsmanager=session.client("secretsmanager"),
     )

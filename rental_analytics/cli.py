@@ -7,9 +7,13 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
+from rental_analytics.apartments.job_args import MYSQL_ENV, load_date
+from rental_analytics.config import ConfigError
 from rental_analytics.contract import BATCH_ID_PATTERN, DEFAULT_MAX_REJECT_RATE
+from rental_analytics.db_url import resolve_database_url
 from rental_analytics.gate import BatchVerdict, FileVerdict, validate_file, validate_folder
 from rental_analytics.generate import GeneratorOptions, generate_car_rental
 from rental_analytics.progress import StageProgress
@@ -39,8 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", type=Path, default=Path("demo-output"))
     demo.add_argument("--rentals", type=_positive, default=20_000)
 
-    generate = commands.add_parser("generate", help="write a realistic sample batch")
-    generate.add_argument("pipeline", choices=["car-rental"])
+    generators = commands.add_parser("generate", help="make realistic sample data").add_subparsers(
+        dest="pipeline", required=True
+    )
+    _add_generate_apartments(generators)
+    generate = generators.add_parser("car-rental", help="write a batch of the four CSV files")
     generate.add_argument("--output", type=Path, required=True)
     generate.add_argument("--rentals", type=_positive, default=10_000)
     generate.add_argument("--seed", type=int, default=42)
@@ -62,7 +69,60 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_generate_apartments(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    apartments = commands.add_parser("apartments", help="create and fill the marketplace's MySQL tables")
+    apartments.add_argument("--mysql-url", help=f"mysql://USER[:PASSWORD]@HOST:PORT/DATABASE (or ${MYSQL_ENV})")
+    apartments.add_argument("--apartments", type=_positive, default=1_000)
+    apartments.add_argument("--bookings", type=_positive, help="default: three per apartment")
+    apartments.add_argument("--viewings", type=_positive, help="default: six per apartment")
+    apartments.add_argument("--seed", type=int, default=7)
+    apartments.add_argument(
+        "--bad-share", type=_rate, default=0.0005, help="scales the rows made to break the quality rules"
+    )
+    apartments.add_argument("--as-of", type=load_date, help="the marketplace's today, YYYY-MM-DD (default: today)")
+    apartments.add_argument(
+        "--change",
+        action="store_true",
+        help="instead of creating, move the existing data on by one load date (changes for SCD2, new rows)",
+    )
+
+
+def _generate_apartments(args: argparse.Namespace) -> int:
+    from rental_analytics.apartments.generate import (
+        ChangeOptions,
+        MarketplaceOptions,
+        change_marketplace,
+        generate_marketplace,
+    )
+
+    try:
+        url = resolve_database_url("mysql", args.mysql_url, None, MYSQL_ENV)
+    except ConfigError as error:
+        print(f"rental-analytics: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    as_of = args.as_of or datetime.now(timezone.utc).date()
+    if args.change:
+        generated = change_marketplace(url, ChangeOptions(seed=args.seed, as_of=as_of))
+        print(f"Changed {url}: " + ", ".join(f"{k} {v:,}" for k, v in generated.rows.items()))
+        return EXIT_OK
+    options = MarketplaceOptions(
+        apartments=args.apartments,
+        bookings=args.bookings,
+        viewings=args.viewings,
+        seed=args.seed,
+        as_of=as_of,
+        bad_share=args.bad_share,
+    )
+    generated = generate_marketplace(url, options)
+    print(f"Wrote {url}: " + ", ".join(f"{k} {v:,}" for k, v in generated.rows.items()))
+    if generated.broken:
+        print("Rows broken on purpose: " + ", ".join(f"{k} {v}" for k, v in sorted(generated.broken.items())))
+    return EXIT_OK
+
+
 def _generate(args: argparse.Namespace) -> int:
+    if args.pipeline == "apartments":
+        return _generate_apartments(args)
     options = GeneratorOptions(
         rentals=args.rentals,
         seed=args.seed,

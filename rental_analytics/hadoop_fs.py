@@ -41,3 +41,17 @@ def write_text(spark: SparkSession, path: str, text: str) -> None:
         stream.write(bytearray(text.encode("utf-8")))
     finally:
         stream.close()
+
+
+def replace(spark: SparkSession, source: str, target: str) -> None:
+    """Move a folder to `target`, replacing what is there (a copy and delete on S3, a rename on disks)."""
+    source_path, fs = _path_and_fs(spark, source)
+    target_path, _ = _path_and_fs(spark, target)
+    fs.delete(target_path, True)
+    parent = target_path.getParent()
+    if parent is not None:
+        fs.mkdirs(parent)
+    if not fs.rename(source_path, target_path):
+        raise OSError(f"could not move {source} to {target}")
+    # Cached plans over the old files would otherwise be reused for the new ones and fail to find them.
+    spark.catalog.refreshByPath(target)

@@ -21,3 +21,12 @@ class StageProgress:
         """Announce a stage."""
         elapsed = time.monotonic() - self._started
         print(f"[{elapsed:7.1f}s] {stage}", file=self._stream, flush=True)
+
+
+def job_log(job: str) -> Progress:
+    """Progress for a job on EMR or Glue: plain lines on standard output, which the job's log keeps."""
+
+    def say(stage: str) -> None:
+        print(f"[{job}] {stage}", flush=True)
+
+    return say

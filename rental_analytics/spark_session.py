@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -12,6 +13,18 @@ JOB_SETTINGS: dict[str, str] = {
     "spark.sql.adaptive.enabled": "true",
     "spark.sql.parquet.compression.codec": "snappy",
 }
+
+
+# Debian's libmariadb-java and libpostgresql-jdbc-java; Glue and EMR bring their own drivers.
+DEBIAN_JDBC_JARS = ("/usr/share/java/mariadb-java-client.jar", "/usr/share/java/postgresql.jar")
+
+
+def jdbc_jars() -> list[str]:
+    """The JDBC driver jars for a local session: RENTAL_ANALYTICS_JDBC_JARS (comma-separated) or Debian's."""
+    configured = os.environ.get("RENTAL_ANALYTICS_JDBC_JARS")
+    if configured:
+        return [jar for jar in configured.split(",") if jar]
+    return [jar for jar in DEBIAN_JDBC_JARS if Path(jar).is_file()]
 
 
 def local_session(
@@ -29,9 +42,22 @@ def local_session(
         .config("spark.ui.showConsoleProgress", "false")
         # Local runs need no Hive metastore; keeping Derby out stops stray metastore_db folders.
         .config("spark.sql.catalogImplementation", "in-memory")
+        # JDBC hands timestamps over in the JVM's zone: UTC keeps MySQL's wall-clock values as they are.
+        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
     )
+    jars = jdbc_jars()
+    if jars:
+        builder = builder.config("spark.jars", ",".join(jars))
     for key, value in JOB_SETTINGS.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def job_session(app_name: str) -> SparkSession:
+    """The session of a job on EMR or Glue: the cluster's own settings plus the ones the jobs rely on."""
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in JOB_SETTINGS.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()

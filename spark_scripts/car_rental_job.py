@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pyspark.sql import SparkSession
-
 from rental_analytics.car_rental.job import BatchJob, run_batch
 from rental_analytics.contract import DEFAULT_MAX_REJECT_RATE
-from rental_analytics.spark_session import JOB_SETTINGS
+from rental_analytics.progress import job_log
+from rental_analytics.spark_session import job_session
 
 
 def parse_args(argv: list[str]) -> BatchJob:
@@ -26,11 +25,9 @@ def parse_args(argv: list[str]) -> BatchJob:
 def main(argv: list[str]) -> int:
     """Run the batch on the cluster's session."""
     job = parse_args(argv)
-    builder = SparkSession.builder.appName(f"car-rental-{job.batch_id}")
-    for key, value in JOB_SETTINGS.items():
-        builder = builder.config(key, value)
-    outcome = run_batch(builder.getOrCreate(), job, progress=lambda stage: print(f"[car-rental] {stage}"))
-    print(f"[car-rental] {outcome.message}")
+    say = job_log("car-rental")
+    outcome = run_batch(job_session(f"car-rental-{job.batch_id}"), job, progress=say)
+    say(outcome.message)
     return 0 if outcome.succeeded else 1
 
 

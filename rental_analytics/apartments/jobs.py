@@ -1,0 +1,249 @@
+"""The apartments jobs that read and write the zones: extract, data quality and transform (the model)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from rental_analytics import hadoop_fs
+from rental_analytics.apartments import model, quality
+from rental_analytics.apartments.contract import (
+    APARTMENTS,
+    BOOKINGS,
+    CURATED_SCHEMAS,
+    DQ_RESULTS_SCHEMA,
+    SOURCE_TABLES,
+    USER_VIEWING,
+)
+from rental_analytics.apartments.extract import max_key, read_source_table
+from rental_analytics.db_url import DatabaseUrl
+from rental_analytics.progress import Progress
+
+
+def _silent(_: str) -> None:
+    """No progress display."""
+
+
+@dataclass(frozen=True)
+class Zones:
+    """Where the apartments pipeline keeps its data: a local folder or an `s3://bucket` root."""
+
+    root: str
+
+    def _path(self, zone: str, table: str) -> str:
+        return f"{self.root.rstrip('/')}/{zone}/apartments/{table}"
+
+    def raw(self, table: str) -> str:
+        """Extracted rows, one `load_date=` partition per run."""
+        return self._path("raw", table)
+
+    def processed(self, table: str) -> str:
+        """Rows that passed the quality rules, one partition per run."""
+        return self._path("processed", table)
+
+    def quarantine(self, table: str) -> str:
+        """Rows that failed, with their reason, one partition per run."""
+        return self._path("quarantine", table)
+
+    def curated(self, table: str) -> str:
+        """The dimensional model."""
+        return f"{self.root.rstrip('/')}/curated/{table}"
+
+    @property
+    def dq_results(self) -> str:
+        """Every run's quality metrics."""
+        return self.processed("dq_results")
+
+
+def partition(table_path: str, load_date: date) -> str:
+    """One load date's folder of a zone table."""
+    return f"{table_path}/load_date={load_date.isoformat()}"
+
+
+def _empty(spark: SparkSession, schema: str) -> DataFrame:
+    return spark.createDataFrame([], schema)
+
+
+def _read_or_empty(spark: SparkSession, path: str, schema: str) -> DataFrame:
+    return spark.read.parquet(path) if hadoop_fs.exists(spark, path) else _empty(spark, schema)
+
+
+@dataclass
+class ExtractOutcome:
+    """Rows extracted per table, and where each incremental table started."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    watermarks: dict[str, int | None] = field(default_factory=dict)
+
+
+def run_extract(
+    spark: SparkSession,
+    source: DatabaseUrl,
+    zones: Zones,
+    load_date: date,
+    full: bool = False,
+    partitions: int = 8,
+    progress: Progress = _silent,
+) -> ExtractOutcome:
+    """RDS_TO_S3_job: snapshots of apartments and attributes, increments of viewings and bookings.
+
+    Each table lands in its `load_date=` partition of the raw zone, replacing what a previous run of the same
+    load date put there.
+    """
+    outcome = ExtractOutcome()
+    for table in SOURCE_TABLES.values():
+        watermark = None
+        if table.incremental and not full and hadoop_fs.exists(spark, zones.raw(table.name)):
+            watermark = max_key(spark.read.parquet(zones.raw(table.name)), table, load_date)
+        target = partition(zones.raw(table.name), load_date)
+        read_source_table(spark, source, table, watermark, partitions).write.mode("overwrite").parquet(target)
+        outcome.rows[table.name] = spark.read.parquet(target).count()
+        outcome.watermarks[table.name] = watermark
+        since = "all rows" if watermark is None else f"above {table.key} {watermark}"
+        progress(f"extract: {table.name} {outcome.rows[table.name]:,} rows ({since})")
+    return outcome
+
+
+@dataclass
+class QualityOutcome:
+    """Every metric of the run, and the breaches among them."""
+
+    run_id: str
+    metrics: list[quality.QualityMetric] = field(default_factory=list)
+    quarantined: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def breaches(self) -> list[quality.QualityMetric]:
+        """Metrics below their threshold."""
+        return [m for m in self.metrics if not m.passed]
+
+    @property
+    def passed(self) -> bool:
+        """True when no metric is below its threshold."""
+        return not self.breaches
+
+    @property
+    def message(self) -> str:
+        """The alert text: "Data Quality Breach" and each breached metric, or a one-line all-clear."""
+        if self.passed:
+            return f"data quality passed: {len(self.metrics)} metrics at or above their thresholds"
+        return "Data Quality Breach: " + "; ".join(m.describe() for m in self.breaches)
+
+
+def _known_apartments(spark: SparkSession, zones: Zones, valid_apartments: DataFrame) -> DataFrame:
+    """What references may point at: today's valid apartments and every apartment the model has known."""
+    known = valid_apartments.select("apartment_id")
+    dim = zones.curated("dim_apartments")
+    if hadoop_fs.exists(spark, dim):
+        known = known.unionByName(spark.read.parquet(dim).select("apartment_id"))
+    return known.distinct()
+
+
+def run_quality(
+    spark: SparkSession,
+    zones: Zones,
+    load_date: date,
+    run_id: str,
+    rules: quality.QualityRules | None = None,
+    progress: Progress = _silent,
+) -> QualityOutcome:
+    """Check one load date's raw partitions; quarantine failing rows and append the metrics to dq_results.
+
+    The processed partitions are written only when no metric breaches its threshold; on a breach they are
+    removed, so that no later job can load a half-checked run.
+    """
+    rules = rules or quality.QualityRules()
+    outcome = QualityOutcome(run_id)
+    tagged: dict[str, DataFrame] = {}
+    known: DataFrame | None = None
+    for table in SOURCE_TABLES.values():
+        rows = spark.read.parquet(partition(zones.raw(table.name), load_date))
+        tagged[table.name] = quality.tag_rows(rows, table, load_date, rules, known).cache()
+        if table is APARTMENTS:
+            known = _known_apartments(spark, zones, quality.passing(tagged[table.name])).cache()
+        outcome.metrics += quality.measure(tagged[table.name], table, rules)
+        failing = quality.failing(tagged[table.name])
+        failing.write.mode("overwrite").parquet(partition(zones.quarantine(table.name), load_date))
+        outcome.quarantined[table.name] = failing.count()
+        progress(f"quality: {table.name} {outcome.quarantined[table.name]:,} rows quarantined")
+    results = [
+        (run_id, m.table, m.metric, m.value, m.threshold, m.passed, m.rows, m.failed_rows, load_date)
+        for m in outcome.metrics
+    ]
+    spark.createDataFrame(results, DQ_RESULTS_SCHEMA).coalesce(1).write.mode("append").partitionBy("load_date").parquet(
+        zones.dq_results
+    )
+    for table in SOURCE_TABLES.values():
+        target = partition(zones.processed(table.name), load_date)
+        if outcome.passed:
+            quality.passing(tagged[table.name]).write.mode("overwrite").parquet(target)
+        else:
+            hadoop_fs.delete(spark, target)
+        tagged[table.name].unpersist()
+    if known is not None:
+        known.unpersist()
+    progress(f"quality: {outcome.message}")
+    return outcome
+
+
+class ModelOrderError(RuntimeError):
+    """The model only moves forward: a load date older than one already applied cannot be applied."""
+
+
+def _history(spark: SparkSession, zones: Zones, table: str, key: str, load_date: date) -> DataFrame:
+    rows = spark.read.parquet(zones.processed(table)).filter(F.col("load_date") <= F.lit(load_date).cast("date"))
+    return model.latest_rows(rows, key)
+
+
+def run_transform(spark: SparkSession, zones: Zones, load_date: date, progress: Progress = _silent) -> dict[str, int]:
+    """Build the curated model from the processed zone as of one load date; returns the rows per table."""
+    previous = {
+        name: _read_or_empty(spark, zones.curated(name), schema).cache() for name, schema in CURATED_SCHEMAS.items()
+    }
+    latest = previous["dim_apartments"].agg(F.max("effective_date").alias("latest")).first()
+    if latest is not None and latest["latest"] is not None and latest["latest"] > load_date:
+        raise ModelOrderError(
+            f"dim_apartments already holds load date {latest['latest']}; {load_date} is older and cannot be applied"
+        )
+    snapshot = spark.read.parquet(partition(zones.processed(APARTMENTS.name), load_date))
+    locations = model.extend_dimension(
+        previous["dim_locations"],
+        snapshot.select(F.col("location").alias("location_name")),
+        "location_key",
+        "location_name",
+    )
+    keyed_snapshot = snapshot.join(locations, snapshot["location"] == locations["location_name"]).select(
+        "apartment_id", "location_key", F.col("price").alias("current_price"), "status"
+    )
+    bookings = _history(spark, zones, BOOKINGS.name, BOOKINGS.key, load_date)
+    viewings = _history(spark, zones, USER_VIEWING.name, USER_VIEWING.key, load_date)
+    apartments = model.scd2_apartments(previous["dim_apartments"], keyed_snapshot, load_date).cache()
+    users = model.extend_dimension(
+        previous["dim_users"],
+        bookings.select("user_id").unionByName(viewings.select("user_id")),
+        "user_key",
+        "user_id",
+    ).cache()
+    tables = {
+        "dim_locations": locations,
+        "dim_users": users,
+        "dim_apartments": apartments,
+        "fact_bookings": model.fact_bookings(bookings, apartments, users, previous["fact_bookings"]),
+        "fact_viewings": model.fact_viewings(viewings, apartments, users, previous["fact_viewings"]),
+    }
+    staging = f"{zones.root.rstrip('/')}/curated/_next"
+    counts: dict[str, int] = {}
+    for name, frame in tables.items():
+        frame.write.mode("overwrite").parquet(f"{staging}/{name}")
+        counts[name] = spark.read.parquet(f"{staging}/{name}").count()
+        progress(f"transform: {name} {counts[name]:,} rows")
+    # Every table is written before any replaces its predecessor: a failure above leaves the old model whole.
+    for frame in [*previous.values(), apartments, users]:
+        frame.unpersist()
+    for name in tables:
+        hadoop_fs.replace(spark, f"{staging}/{name}", zones.curated(name))
+    hadoop_fs.delete(spark, staging)
+    return counts

@@ -1,0 +1,54 @@
+"""Glue job for data quality: check one load date, quarantine failing rows, fail the run on a breach."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+
+from rental_analytics.apartments.contract import (
+    ACCURACY,
+    COMPLETENESS,
+    CONSISTENCY,
+    DEFAULT_STATUSES,
+    DEFAULT_THRESHOLDS,
+)
+from rental_analytics.apartments.job_args import add_zone_arguments
+from rental_analytics.apartments.jobs import Zones, run_quality
+from rental_analytics.apartments.quality import QualityRules
+from rental_analytics.progress import job_log
+from rental_analytics.spark_session import job_session
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The job's arguments; thresholds default to the seed's."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_zone_arguments(parser)
+    parser.add_argument("--run-id", help="names this run in dq_results (default: load date and a random suffix)")
+    for metric in (COMPLETENESS, ACCURACY, CONSISTENCY):
+        parser.add_argument(f"--min-{metric}", type=float, default=DEFAULT_THRESHOLDS[metric], metavar="SHARE")
+    parser.add_argument("--statuses", default=",".join(DEFAULT_STATUSES), help="accepted apartment statuses")
+    args, _ = parser.parse_known_args(argv)
+    return args
+
+
+def rules_from(args: argparse.Namespace) -> QualityRules:
+    """The thresholds and statuses the arguments ask for."""
+    thresholds = {metric: getattr(args, f"min_{metric}") for metric in (COMPLETENESS, ACCURACY, CONSISTENCY)}
+    statuses = tuple(s.strip() for s in args.statuses.split(",") if s.strip())
+    return QualityRules(thresholds, statuses)
+
+
+def main(argv: list[str]) -> int:
+    """Exit 0 when every metric meets its threshold, 1 on a breach."""
+    args = parse_args(argv)
+    say = job_log("quality")
+    run_id = args.run_id or f"{args.load_date}-{uuid.uuid4().hex[:8]}"
+    spark = job_session(f"apartments-quality-{args.load_date}")
+    outcome = run_quality(spark, Zones(args.output), args.load_date, run_id, rules_from(args), progress=say)
+    say(f"{outcome.message}")
+    return 0 if outcome.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
