@@ -28,6 +28,8 @@ lint: $(STAMP) ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	@# Every handler module is called app.py, so each is checked on its own.
+	for handler in functions/*/app.py; do $(BIN)/mypy "$$handler" || exit 1; done
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -47,3 +49,12 @@ build-CoreLayer:
 	mkdir -p "$(ARTIFACTS_DIR)/python/rental_analytics"
 	cd rental_analytics && find . -name '*.py' -o -name '*.sql' -o -name 'py.typed' | \
 		xargs -I{} cp --parents {} "$(ARTIFACTS_DIR)/python/rental_analytics/"
+
+# `sam build` runs this for ShipCodeFunction: the handler with the code it ships to the artifacts bucket.
+build-ShipCodeFunction:
+	cp functions/ship_code/app.py "$(ARTIFACTS_DIR)/"
+	mkdir -p "$(ARTIFACTS_DIR)/spark_scripts" "$(ARTIFACTS_DIR)/rental_analytics"
+	cp spark_scripts/*.py "$(ARTIFACTS_DIR)/spark_scripts/"
+	cd rental_analytics && find . -name '*.py' -o -name '*.sql' -o -name 'py.typed' | \
+		xargs -I{} cp --parents {} "$(ARTIFACTS_DIR)/rental_analytics/"
+	$(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)" "aws-lambda-powertools>=3.2,<4"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import threading
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from rental_analytics.config import ConfigError
 from rental_analytics.upload import BadKey, GateSettings, Upload, admit_upload, execution_name, parse_upload_key
 from tests import sample_batch
 from tests.gate_corpus import CORPUS, Case
+from tests.lambda_handlers import FakeContext, load_handler
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -290,31 +290,14 @@ def test_settings_fail_fast_naming_what_is_missing():
         GateSettings.from_env({"DATA_BUCKET": "data"})
 
 
-def _load_handler(monkeypatch: pytest.MonkeyPatch, stack: Stack) -> Any:
-    monkeypatch.setenv("DATA_BUCKET", stack.settings.data_bucket)
-    monkeypatch.setenv("STATE_MACHINE_ARN", stack.settings.state_machine_arn)
-    monkeypatch.setenv("ALERT_TOPIC_ARN", stack.settings.alert_topic_arn)
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "RentalAnalyticsTests")
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    import rental_analytics.aws
-
-    rental_analytics.aws.clients.cache_clear()
-    spec = importlib.util.spec_from_file_location("validate_upload_app", ROOT / "functions/validate_upload/app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class FakeContext:
-    function_name = "ValidateUploadFunction"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ValidateUploadFunction"
-    aws_request_id = "2f7c5a7e-0000-4000-8000-000000000000"
-
-
 def test_the_handler_runs_the_sample_events(stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys):
-    app = _load_handler(monkeypatch, stack)
+    app = load_handler(
+        "validate_upload",
+        monkeypatch,
+        DATA_BUCKET=stack.settings.data_bucket,
+        STATE_MACHINE_ARN=stack.settings.state_machine_arn,
+        ALERT_TOPIC_ARN=stack.settings.alert_topic_arn,
+    )
     responses = []
     for name, text in sample_batch.files().items():
         event = json.loads((EVENTS / f"s3_put_{name}.json").read_text())

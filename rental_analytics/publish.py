@@ -1,0 +1,127 @@
+"""The report step in AWS: read the Athena results, write summary.json and report.html, compose the notification."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from rental_analytics.aws import AwsClients
+from rental_analytics.config import ConfigError, require_env
+from rental_analytics.contract import BATCH_ID_PATTERN, INSIGHT_QUERIES
+from rental_analytics.report import build_summary, render_html, summary_lines
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """The data bucket, where job outcomes, gate verdicts and reports live."""
+
+    data_bucket: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> ReportSettings:
+        """Read DATA_BUCKET; fail naming it when it is missing."""
+        (bucket,) = require_env(environ, "DATA_BUCKET")
+        return cls(bucket)
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """What the workflow hands the report step: the batch and where each insight query's result is."""
+
+    batch_id: str
+    results: dict[str, str]  # query name -> s3:// URI of Athena's CSV
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> ReportRequest:
+        """Validate the workflow's payload: a contract batch id and one result per known query."""
+        batch_id = str(event.get("batch_id", ""))
+        if not BATCH_ID_PATTERN.fullmatch(batch_id):
+            raise ConfigError(f"batch_id {batch_id!r} is not a contract batch id")
+        results = {str(item["name"]): str(item["output"]) for item in event.get("insights", [])}
+        unknown = sorted(set(results) - set(INSIGHT_QUERIES))
+        missing = [name for name in INSIGHT_QUERIES if name not in results]
+        if unknown or missing or not all(uri.startswith("s3://") for uri in results.values()):
+            raise ConfigError(
+                f"insights must name each query once with an s3:// result (missing {missing}, unknown {unknown})"
+            )
+        return cls(batch_id, results)
+
+
+def _split(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return bucket, key
+
+
+def _typed(value: str) -> Any:
+    """Athena's CSV holds text; numbers come back as numbers, everything else stays text."""
+    if value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        return value
+
+
+def parse_athena_csv(text: str) -> list[dict[str, Any]]:
+    """The rows of an Athena result file."""
+    return [{k: _typed(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text))]
+
+
+def _get_text(aws: AwsClients, bucket: str, key: str) -> str | None:
+    try:
+        return str(aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8"))
+    except aws.s3.exceptions.NoSuchKey:
+        return None
+
+
+def _gate_verdicts(aws: AwsClients, bucket: str, batch_id: str) -> list[dict[str, Any]]:
+    listed = aws.s3.list_objects_v2(Bucket=bucket, Prefix=f"reports/{batch_id}/gate/").get("Contents", [])
+    verdicts = []
+    for item in sorted(listed, key=lambda i: i["Key"]):
+        marker = json.loads(_get_text(aws, bucket, item["Key"]) or "{}")
+        verdicts.append(marker.get("verdict", {}))
+    return verdicts
+
+
+def publish_report(request: ReportRequest, settings: ReportSettings, aws: AwsClients) -> dict[str, Any]:
+    """Write the batch's report next to its job outcome and return the notification to send."""
+    bucket, prefix = settings.data_bucket, f"reports/{request.batch_id}"
+    outcome = json.loads(_get_text(aws, bucket, f"{prefix}/job_outcome.json") or "{}")
+    insights = {}
+    for name in INSIGHT_QUERIES:
+        text = _get_text(aws, *_split(request.results[name]))
+        if text is None:
+            raise FileNotFoundError(f"the result of {name} is not at {request.results[name]}")
+        aws.s3.put_object(
+            Bucket=bucket, Key=f"{prefix}/insights/{name}.csv", Body=text.encode(), ContentType="text/csv"
+        )
+        insights[name] = parse_athena_csv(text)
+    summary = build_summary(request.batch_id, outcome, insights, _gate_verdicts(aws, bucket, request.batch_id))
+    aws.s3.put_object(
+        Bucket=bucket,
+        Key=f"{prefix}/summary.json",
+        Body=json.dumps(summary, indent=2, default=str).encode(),
+        ContentType="application/json",
+    )
+    aws.s3.put_object(
+        Bucket=bucket, Key=f"{prefix}/report.html", Body=render_html(summary).encode(), ContentType="text/html"
+    )
+    lines = [*summary_lines(summary), f"Report: s3://{bucket}/{prefix}/report.html"]
+    rejected = sum(summary["transactions"]["rejected_by_reason"].values())
+    return {
+        "subject": f"Rental analytics: batch {request.batch_id} {summary['status']}"[:100],
+        "message": "\n".join(lines),
+        "summary": f"s3://{bucket}/{prefix}/summary.json",
+        "rows_rejected": rejected,
+        "rows_accepted": summary["transactions"]["accepted"],
+    }

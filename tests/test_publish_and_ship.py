@@ -1,0 +1,161 @@
+"""The report step and the code shipping, against moto's S3: files written, notification composed, versions kept."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from rental_analytics.aws import AwsClients
+from rental_analytics.config import ConfigError
+from rental_analytics.contract import INSIGHT_QUERIES
+from rental_analytics.publish import ReportRequest, ReportSettings, parse_athena_csv, publish_report
+from rental_analytics.ship import code_files, core_zip, handle_custom_resource, ship
+from tests.lambda_handlers import FakeContext, load_handler
+
+ROOT = Path(__file__).resolve().parents[1]
+ATHENA_CSV = {
+    "top_revenue_locations": '"location_id","location_name","city","state","total_revenue","transaction_count"\n'
+    '"L1","Airport","Accra","GA","150.01","2"\n"L2","Downtown","Kumasi","AS","30.00","1"\n',
+    "most_rented_vehicle_types": '"vehicle_type","rental_count","total_revenue","unique_vehicles"\n"SUV","3","150.01","2"\n',
+    "top_spending_users": '"user_id","first_name","last_name","total_spent","rental_count"\n"U1","Ama","Mensah","150.01","2"\n',
+    "daily_revenue_trend": '"rental_date","total_revenue","transaction_count"\n"2024-06-01","150.01","2"\n',
+    "location_utilization": '"location_id","location_name","utilization_rate","total_rental_hours","unique_vehicles"\n'
+    '"L1","Airport","0.0476","12.0","2"\n',
+}
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("s3")
+        for bucket in ("data", "artifacts"):
+            client.create_bucket(Bucket=bucket)
+        yield client
+
+
+def _event() -> dict[str, Any]:
+    return {
+        "batch_id": "2024-06-01",
+        "insights": [{"name": n, "output": f"s3://artifacts/athena-results/{n}.csv"} for n in INSIGHT_QUERIES],
+    }
+
+
+def test_the_report_is_written_from_the_athena_results(s3):
+    for name, text in ATHENA_CSV.items():
+        s3.put_object(Bucket="artifacts", Key=f"athena-results/{name}.csv", Body=text.encode())
+    outcome = {"succeeded": True, "message": "4 of 5 rentals accepted", "valid_transactions": 4,
+               "transaction_rows": 5, "rejected_by_reason": {"unknown_location": 1}}  # fmt: skip
+    s3.put_object(Bucket="data", Key="reports/2024-06-01/job_outcome.json", Body=json.dumps(outcome).encode())
+    s3.put_object(Bucket="data", Key="reports/2024-06-01/gate/users.json",
+                  Body=json.dumps({"verdict": {"file": "raw/2024-06-01/users.csv", "accepted": True}}).encode())  # fmt: skip
+    aws = AwsClients(s3=s3, stepfunctions=None, sns=None)
+
+    report = publish_report(ReportRequest.from_event(_event()), ReportSettings("data"), aws)
+
+    summary = json.loads(s3.get_object(Bucket="data", Key="reports/2024-06-01/summary.json")["Body"].read())
+    assert summary["status"] == "succeeded"
+    assert summary["top_locations"][0]["location_id"] == "L1" and summary["top_locations"][0]["total_revenue"] == 150.01
+    assert summary["most_rented_vehicle_type"]["vehicle_type"] == "SUV"
+    assert summary["files"] == [{"file": "raw/2024-06-01/users.csv", "accepted": True}]
+    page = s3.get_object(Bucket="data", Key="reports/2024-06-01/report.html")["Body"].read().decode()
+    assert "<svg" in page
+    copied = s3.get_object(Bucket="data", Key="reports/2024-06-01/insights/top_spending_users.csv")["Body"].read()
+    assert copied.decode() == ATHENA_CSV["top_spending_users"]
+    assert report["subject"] == "Rental analytics: batch 2024-06-01 succeeded"
+    assert "Airport (L1): 150.01 from 2 rentals" in report["message"]
+    assert "unknown_location 1" in report["message"] and "Ama" not in report["message"]
+    assert (report["rows_rejected"], report["rows_accepted"]) == (1, 4)
+
+
+def test_a_missing_result_fails_the_report(s3):
+    aws = AwsClients(s3=s3, stepfunctions=None, sns=None)
+    with pytest.raises(FileNotFoundError, match="top_revenue_locations"):
+        publish_report(ReportRequest.from_event(_event()), ReportSettings("data"), aws)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"batch_id": "../x", "insights": []},
+        {"batch_id": "b1", "insights": [{"name": "top_revenue_locations", "output": "s3://a/b"}]},
+        {"batch_id": "b1", "insights": [{"name": n, "output": "/local/path"} for n in INSIGHT_QUERIES]},
+    ],
+)
+def test_a_malformed_request_is_refused(event):
+    with pytest.raises(ConfigError):
+        ReportRequest.from_event(event)
+
+
+def test_athena_csv_values_come_back_typed():
+    rows = parse_athena_csv('"a","b","c","d"\n"7","1.50","x",""\n')
+    assert rows == [{"a": 7, "b": pytest.approx(1.5), "c": "x", "d": None}]
+
+
+def test_code_is_shipped_under_a_content_version(s3):
+    files = code_files(ROOT)
+    first = ship(s3, "artifacts", files)
+    again = ship(s3, "artifacts", code_files(ROOT))
+    changed = ship(s3, "artifacts", {**files, "car_rental_job.py": files["car_rental_job.py"] + b"\n# changed\n"})
+
+    assert first == again and first["Version"] != changed["Version"]
+    key = first["CarRentalJobScript"].removeprefix("s3://artifacts/")
+    assert (
+        s3.get_object(Bucket="artifacts", Key=key)["Body"].read()
+        == (ROOT / "spark_scripts/car_rental_job.py").read_bytes()
+    )
+    names = zipfile.ZipFile(io.BytesIO(files["rental_analytics.zip"])).namelist()
+    assert (
+        "rental_analytics/car_rental/job.py" in names and "rental_analytics/insights/daily_revenue_trend.sql" in names
+    )
+    assert core_zip(ROOT / "rental_analytics") == files["rental_analytics.zip"]
+
+
+def _request(kind: str) -> dict[str, Any]:
+    return {"RequestType": kind, "StackId": "stack", "RequestId": "r1", "LogicalResourceId": "ShippedCode",
+            "ResponseURL": "https://cloudformation.invalid/response", "ResourceProperties": {"Bucket": "artifacts"},
+            "PhysicalResourceId": "s3://artifacts/code/old"}  # fmt: skip
+
+
+def test_the_custom_resource_answers_cloudformation_every_time(s3):
+    answers: list[dict[str, Any]] = []
+
+    def respond(url: str, body: Any) -> None:
+        answers.append({"url": url, **body})
+
+    handle_custom_resource(_request("Create"), lambda bucket: ship(s3, bucket, code_files(ROOT)), respond)
+    handle_custom_resource(_request("Delete"), lambda bucket: pytest.fail("delete must not ship"), respond)
+
+    def broken(bucket: str) -> dict[str, str]:
+        raise PermissionError("AccessDenied")
+
+    handle_custom_resource(_request("Update"), broken, respond)
+
+    assert [a["Status"] for a in answers] == ["SUCCESS", "SUCCESS", "FAILED"]
+    assert answers[0]["Data"]["CorePackage"].endswith("/rental_analytics.zip")
+    assert answers[1]["PhysicalResourceId"] == "s3://artifacts/code/old"
+    assert answers[2]["Reason"] == "PermissionError: AccessDenied"
+
+
+def test_the_report_handler_runs_the_sample_event(s3, monkeypatch: pytest.MonkeyPatch):
+    event = json.loads((ROOT / "events" / "publish_report.json").read_text())
+    bucket = json.loads((ROOT / "events" / "env.json").read_text())["PublishReportFunction"]["DATA_BUCKET"]
+    s3.create_bucket(Bucket=bucket)
+    for item in event["insights"]:
+        results_bucket, key = item["output"].removeprefix("s3://").split("/", 1)
+        if results_bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+            s3.create_bucket(Bucket=results_bucket)
+        s3.put_object(Bucket=results_bucket, Key=key, Body=ATHENA_CSV[item["name"]].encode())
+    app = load_handler("publish_report", monkeypatch, DATA_BUCKET=bucket)
+
+    report = app.lambda_handler(event, FakeContext())
+
+    assert report["summary"] == f"s3://{bucket}/reports/2024-06-01/summary.json"
+    assert s3.get_object(Bucket=bucket, Key="reports/2024-06-01/report.html")["ContentLength"] > 0
