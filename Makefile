@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint format bench clean
+TOOLS ?= .venv-tools
+.PHONY: help demo test lint check-template format bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) ## Generate a sample batch and run the whole car-rental pipeline locally
 	$(BIN)/rental-analytics demo --output demo-output
 
-test: lint ## Lint, type-check and run every test
+test: lint check-template ## Lint, type-check, check the template and run every test
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff (lint and format check) and mypy
@@ -31,6 +32,23 @@ lint: $(STAMP) ## ruff (lint and format check) and mypy
 	@# Every handler module is called app.py, so each is checked on its own.
 	for handler in functions/*/app.py; do $(BIN)/mypy "$$handler" || exit 1; done
 
+# The template checkers live in venvs of their own: SAM CLI and checkov pin libraries the tests need newer.
+$(TOOLS)/sam/.installed:
+	$(PYTHON) -m venv $(TOOLS)/sam
+	$(TOOLS)/sam/bin/pip install --quiet aws-sam-cli
+	@touch $@
+
+$(TOOLS)/checkov/.installed:
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install --quiet checkov
+	@touch $@
+
+check-template: $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed ## sam validate --lint, cfn-lint and checkov on template.yaml
+	SAM_CLI_TELEMETRY=0 $(TOOLS)/sam/bin/sam validate --lint --region us-east-1
+	$(TOOLS)/sam/bin/cfn-lint template.yaml
+	@# --skip-download: checkov's policy metadata lives on the network; the checks themselves are local.
+	$(TOOLS)/checkov/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
+
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
@@ -39,7 +57,7 @@ bench: $(STAMP) ## Time `run car-rental` against the DuckDB reference (RENTALS=1
 	$(BIN)/python -m benchmarks.car_rental --rentals $(RENTALS)
 
 clean: ## Remove the virtual environment and local outputs
-	rm -rf $(VENV) demo-output bench-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) demo-output bench-output .pytest_cache .mypy_cache .ruff_cache
 
 # `sam build` runs this for the CoreLayer (BuildMethod: makefile): the core package and what the functions
 # import from outside the Lambda runtime, as Linux wheels for the python3.12 runtime.
