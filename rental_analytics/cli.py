@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rental_analytics.apartments.job_args import MYSQL_ENV, load_date
+from rental_analytics.apartments.job_args import MYSQL_ENV, WAREHOUSE_ENV, load_date
 from rental_analytics.config import ConfigError
 from rental_analytics.contract import BATCH_ID_PATTERN, DEFAULT_MAX_REJECT_RATE
 from rental_analytics.db_url import resolve_database_url
@@ -60,8 +60,15 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("path", type=Path)
     validate.add_argument("--json", action="store_true", help="print the machine-readable verdict")
 
-    run = commands.add_parser("run", help="run the pipeline on a batch folder")
-    run.add_argument("pipeline", choices=["car-rental"])
+    runners = commands.add_parser("run", help="run a pipeline locally").add_subparsers(dest="pipeline", required=True)
+    apartments = runners.add_parser("apartments", help="extract, quality, transform, load and KPIs for one load date")
+    apartments.add_argument("--mysql-url", help=f"the source (or ${MYSQL_ENV})")
+    apartments.add_argument(
+        "--warehouse-url", help=f"postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE (or ${WAREHOUSE_ENV})"
+    )
+    apartments.add_argument("--output", type=Path, required=True, help="folder of the raw, processed and curated zones")
+    apartments.add_argument("--load-date", type=load_date, help="YYYY-MM-DD (default: today in UTC)")
+    run = runners.add_parser("car-rental", help="run the pipeline on a batch folder")
     run.add_argument("--input", type=Path, required=True)
     run.add_argument("--output", type=Path, required=True)
     run.add_argument("--batch-id", help="defaults to the input folder's name")
@@ -190,6 +197,26 @@ def _run(input_dir: Path, output_dir: Path, batch_id: str | None, max_reject_rat
     return EXIT_OK if result.succeeded else EXIT_FAILED
 
 
+def _run_apartments(args: argparse.Namespace) -> int:
+    from rental_analytics.apartments.local_run import run_apartments
+
+    try:
+        source = resolve_database_url("mysql", args.mysql_url, None, MYSQL_ENV)
+        target = resolve_database_url("postgresql", args.warehouse_url, None, WAREHOUSE_ENV)
+    except ConfigError as error:
+        print(f"rental-analytics: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    day = args.load_date or datetime.now(timezone.utc).date()
+    result = run_apartments(source, target, args.output, day, StageProgress())
+    for line in result.lines:
+        print(line)
+    if not result.succeeded:
+        print(f"FAILED in {result.failed_stage}: {result.message}")
+        return EXIT_FAILED
+    print(f"SUCCEEDED: {result.message}")
+    return EXIT_OK
+
+
 def _demo(args: argparse.Namespace) -> int:
     batch_dir = args.output / "incoming" / "demo-batch"
     print(f"Generating a sample batch of {args.rentals:,} rentals in {batch_dir}")
@@ -208,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _generate(args)
     if args.command == "validate":
         return _validate(args)
+    if args.command == "run" and args.pipeline == "apartments":
+        return _run_apartments(args)
     if args.command == "run":
         return _run(args.input, args.output, args.batch_id, args.max_reject_rate)
     return _demo(args)

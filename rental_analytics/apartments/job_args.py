@@ -7,6 +7,7 @@ from datetime import date, datetime, timezone
 
 # Where a local run finds the source database when no URL is given (its password may be in ..._PASSWORD).
 MYSQL_ENV = "RENTAL_ANALYTICS_MYSQL_URL"
+WAREHOUSE_ENV = "RENTAL_ANALYTICS_WAREHOUSE_URL"
 
 
 def load_date(text: str) -> date:

@@ -1,0 +1,252 @@
+"""The warehouse: versioned DDL, the staged load of the curated model, and the KPI refresh, in two SQL dialects.
+
+Amazon Redshift is the warehouse in AWS and PostgreSQL stands in for it locally. The SQL files are written
+once; the few spellings that differ (date arithmetic) are macros that `Dialect.render` expands, here and
+nowhere else. Spark's JDBC writer fills the staging tables, and the other statements run over a JDBC
+connection that Spark's JVM opens, so the same code runs in a Glue job and on a laptop.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from rental_analytics.apartments.contract import CURATED_SCHEMAS
+from rental_analytics.db_url import DatabaseUrl
+
+SCHEMA = "analytics"
+KEYS = {
+    "dim_locations": "location_key",
+    "dim_users": "user_key",
+    "dim_apartments": "apartment_key",
+    "fact_bookings": "booking_key",
+    "fact_viewings": "viewing_key",
+}
+KPI_TABLES = (
+    "kpi_average_listing_price",
+    "kpi_occupancy_rate",
+    "kpi_popular_locations",
+    "kpi_top_listings",
+    "kpi_bookings_per_user",
+    "kpi_average_booking_duration",
+    "kpi_repeat_customer_rate",
+)
+_MACRO = re.compile(r"\b(DAYS_BETWEEN|ADD_DAYS|ADD_MONTHS)\(")
+
+
+def _sql(folder: str, name: str) -> str:
+    return resources.files("rental_analytics.apartments").joinpath("sql", folder, name).read_text(encoding="utf-8")
+
+
+def statements(script: str) -> list[str]:
+    """A script's statements: comments dropped, split at the semicolons that end lines."""
+    text = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
+    return [part.strip() for part in re.split(r";\s*\n", text + "\n") if part.strip()]
+
+
+def _arguments(text: str, start: int) -> tuple[list[str], int]:
+    """The comma-separated arguments of the call whose "(" ends at `start`, and the index after its ")"."""
+    depth = 0
+    current: list[str] = []
+    parts: list[str] = []
+    for index in range(start, len(text)):
+        char = text[index]
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            if depth == 0:
+                parts.append("".join(current).strip())
+                return parts, index + 1
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    raise ValueError("unbalanced parentheses in SQL")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one warehouse spells date arithmetic."""
+
+    name: str
+    days_between: str  # {a} and {b}: whole days from a to b
+    add_days: str  # {a} date, {b} days
+    add_months: str  # {a} date, {b} months
+
+    def render(self, sql: str) -> str:
+        """Expand DAYS_BETWEEN(a, b), ADD_DAYS(d, n) and ADD_MONTHS(d, n), arguments first."""
+        templates = {"DAYS_BETWEEN": self.days_between, "ADD_DAYS": self.add_days, "ADD_MONTHS": self.add_months}
+        parts, position = [], 0
+        # One pass, left to right: an expansion is never scanned again (Redshift's spelling reuses a name).
+        while match := _MACRO.search(sql, position):
+            (a, b), end = _arguments(sql, match.end())
+            expanded = templates[match.group(1)].format(a=self.render(a), b=self.render(b))
+            parts += [sql[position : match.start()], expanded]
+            position = end
+        return "".join([*parts, sql[position:]])
+
+
+POSTGRESQL = Dialect(
+    "postgresql",
+    days_between="(({b}) - ({a}))",
+    add_days="(({a}) + ({b}))",
+    add_months="CAST(({a}) + ({b}) * INTERVAL '1 month' AS DATE)",
+)
+REDSHIFT = Dialect(
+    "redshift",
+    days_between="DATEDIFF(day, {a}, {b})",
+    add_days="CAST(DATEADD(day, {b}, {a}) AS DATE)",
+    add_months="CAST(ADD_MONTHS({a}, {b}) AS DATE)",
+)
+DIALECTS = {d.name: d for d in (POSTGRESQL, REDSHIFT)}
+
+
+class Connection:
+    """A JDBC connection opened by Spark's JVM, with statements run inside explicit transactions."""
+
+    def __init__(self, java_connection: Any, dialect: Dialect) -> None:
+        self._connection = java_connection
+        self.dialect = dialect
+        self._connection.setAutoCommit(False)
+
+    def execute(self, sql: str) -> int:
+        """Run one statement (macros expanded); the count of rows it changed."""
+        statement = self._connection.createStatement()
+        try:
+            statement.execute(self.dialect.render(sql))
+            return int(statement.getUpdateCount())
+        finally:
+            statement.close()
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """The rows of a query, as Python values."""
+        statement = self._connection.createStatement()
+        try:
+            result = statement.executeQuery(self.dialect.render(sql))
+            width = result.getMetaData().getColumnCount()
+            rows = []
+            while result.next():
+                rows.append(tuple(_python(result.getObject(i + 1)) for i in range(width)))
+            return rows
+        finally:
+            statement.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """Commit when the block ends, roll back when it raises."""
+        try:
+            yield self
+            self._connection.commit()
+        except BaseException:
+            self._connection.rollback()
+            raise
+
+    def close(self) -> None:
+        """Close the JDBC connection."""
+        self._connection.close()
+
+
+def _python(value: Any) -> Any:
+    if value is None or isinstance(value, (int, float, str, bool)):
+        return value
+    return str(value.toString())  # dates, decimals and timestamps arrive as Java objects
+
+
+@contextmanager
+def connect(spark: SparkSession, url: DatabaseUrl, dialect: Dialect) -> Iterator[Connection]:
+    """Open a connection with the driver Spark has, the way Spark's own JDBC source does."""
+    jvm: Any = spark.sparkContext._jvm  # py4j gateway attributes are untyped
+    options = url.jdbc_options()
+    jvm.org.apache.spark.sql.execution.datasources.jdbc.DriverRegistry.register(options["driver"])
+    properties = jvm.java.util.Properties()
+    properties.setProperty("user", options["user"])
+    properties.setProperty("password", options["password"])
+    connection = Connection(jvm.java.sql.DriverManager.getConnection(options["url"], properties), dialect)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+MIGRATIONS = ("001_model.sql", "002_kpis.sql")
+
+
+def migrate(connection: Connection) -> list[str]:
+    """Apply the DDL files not applied yet, each in its own transaction; returns the ones applied now."""
+    with connection.transaction():
+        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        connection.execute(
+            f"CREATE TABLE IF NOT EXISTS {SCHEMA}.schema_migrations "
+            "(version VARCHAR(64) PRIMARY KEY, applied_at TIMESTAMP)"
+        )
+    applied = {row[0] for row in connection.query(f"SELECT version FROM {SCHEMA}.schema_migrations")}
+    done = []
+    for name in MIGRATIONS:
+        if name in applied:
+            continue
+        with connection.transaction():
+            for statement in statements(_sql("warehouse", name)):
+                connection.execute(statement)
+            connection.execute(f"INSERT INTO {SCHEMA}.schema_migrations VALUES ('{name}', CURRENT_TIMESTAMP)")
+        done.append(name)
+    return done
+
+
+def _merge(connection: Connection, table: str) -> None:
+    """Make the table equal its stage: drop rows the stage no longer has, replace and add the others by key."""
+    key, stage, target = KEYS[table], f"{SCHEMA}.stage_{table}", f"{SCHEMA}.{table}"
+    columns = ", ".join(name.split()[0] for name in CURATED_SCHEMAS[table].split(", "))
+    connection.execute(f"DELETE FROM {target} WHERE {key} NOT IN (SELECT {key} FROM {stage})")
+    connection.execute(f"DELETE FROM {target} USING {stage} s WHERE {target}.{key} = s.{key}")
+    connection.execute(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {stage}")
+
+
+def load_model(
+    spark: SparkSession, url: DatabaseUrl, connection: Connection, curated: dict[str, str], load_date: date
+) -> dict[str, int]:
+    """glue_to_redshift_job: stage every curated table, then merge them all in one transaction.
+
+    The stage holds each table whole, so loading the same load date again leaves the same rows.
+    """
+    options = url.jdbc_options()
+    counts = {}
+    for table, path in curated.items():
+        frame = spark.read.parquet(path)
+        counts[table] = frame.count()
+        # truncate keeps the stage's column types (from the DDL) instead of Spark's guesses.
+        frame.write.format("jdbc").options(**options).option("dbtable", f"{SCHEMA}.stage_{table}").option(
+            "truncate", "true"
+        ).mode("overwrite").save()
+    with connection.transaction():
+        for table in curated:
+            _merge(connection, table)
+        connection.execute(f"DELETE FROM {SCHEMA}.load_history WHERE load_date = DATE '{load_date.isoformat()}'")
+        for table, rows in counts.items():
+            connection.execute(
+                f"INSERT INTO {SCHEMA}.load_history VALUES "
+                f"(DATE '{load_date.isoformat()}', '{table}', {rows}, CURRENT_TIMESTAMP)"
+            )
+    with connection.transaction():
+        for table in curated:
+            connection.execute(f"DELETE FROM {SCHEMA}.stage_{table}")
+    return counts
+
+
+def refresh_kpis(connection: Connection) -> dict[str, int]:
+    """Recompute every KPI table from the model, all in one transaction; returns the rows per table."""
+    counts = {}
+    with connection.transaction():
+        for table in KPI_TABLES:
+            connection.execute(f"DELETE FROM {SCHEMA}.{table}")
+            [select] = statements(_sql("kpis", f"{table}.sql"))
+            counts[table] = connection.execute(f"INSERT INTO {SCHEMA}.{table} {select}")
+    return counts
