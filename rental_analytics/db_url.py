@@ -17,6 +17,8 @@ _JDBC = {
     # that scheme only with permitMysqlScheme.
     "mysql": ("jdbc:mysql", "org.mariadb.jdbc.Driver", 3306),
     "postgresql": ("jdbc:postgresql", "org.postgresql.Driver", 5432),
+    # Glue 5.0 ships Amazon's Redshift JDBC driver.
+    "redshift": ("jdbc:redshift", "com.amazon.redshift.Driver", 5439),
 }
 
 
@@ -36,7 +38,9 @@ class DatabaseUrl:
         """Read `SCHEME://USER[:PASSWORD]@HOST[:PORT]/DATABASE`; the password may come from `password_env`."""
         parts = urlsplit(url)
         if parts.scheme not in _JDBC:
-            raise ConfigError(f"database URL must start with mysql:// or postgresql://, not {parts.scheme!r}://")
+            raise ConfigError(
+                f"database URL must start with {', '.join(f'{k}://' for k in _JDBC)}, not {parts.scheme!r}://"
+            )
         database = parts.path.lstrip("/")
         if not parts.hostname or not parts.username or not database:
             raise ConfigError("database URL must have the form SCHEME://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
@@ -53,8 +57,13 @@ class DatabaseUrl:
         )
 
     @classmethod
-    def from_secret(cls, scheme: str, secret: Mapping[str, Any]) -> DatabaseUrl:
-        """From a Secrets Manager secret in the RDS layout (username, password, host, port, dbname)."""
+    def from_secret(cls, scheme: str, secret: Mapping[str, Any], **known: Any) -> DatabaseUrl:
+        """From a Secrets Manager secret in the RDS layout (username, password, host, port, dbname).
+
+        `known` fills in what the secret lacks: a warehouse secret made before its endpoint existed holds the
+        login only, and the endpoint comes from the job's arguments.
+        """
+        secret = {**{k: v for k, v in known.items() if v}, **secret}
         missing = [k for k in ("username", "password", "host", "dbname") if not secret.get(k)]
         if missing:
             raise ConfigError(f"the database secret lacks: {', '.join(missing)}")
@@ -80,7 +89,7 @@ class DatabaseUrl:
 
 
 def resolve_database_url(
-    scheme: str, url: str | None, secret_id: str | None, env: str, secrets: Any = None
+    scheme: str, url: str | None, secret_id: str | None, env: str, secrets: Any = None, **known: Any
 ) -> DatabaseUrl:
     """The database to use: a URL given on the command line, else a Secrets Manager secret, else `$env`.
 
@@ -92,7 +101,7 @@ def resolve_database_url(
         if secrets is None:
             raise ConfigError("a secret id was given but no Secrets Manager client")
         secret = json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"])
-        return DatabaseUrl.from_secret(scheme, secret)
+        return DatabaseUrl.from_secret(scheme, secret, **known)
     if os.environ.get(env):
         return DatabaseUrl.parse(os.environ[env], password_env=f"{env}_PASSWORD")
     raise ConfigError(f"no {scheme} database given: pass a URL or a secret id, or set {env}")

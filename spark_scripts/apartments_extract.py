@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rental_analytics.apartments.job_args import MYSQL_ENV, add_source_arguments, add_zone_arguments
+from rental_analytics.apartments.job_args import MYSQL_ENV, job_parser, parse_job_args
 from rental_analytics.apartments.jobs import Zones, run_extract
 from rental_analytics.db_url import resolve_database_url
 from rental_analytics.progress import job_log
@@ -14,13 +14,10 @@ from rental_analytics.spark_session import job_session
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The job's arguments; Glue adds its own (--JOB_NAME and others), which are ignored."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    add_zone_arguments(parser)
-    add_source_arguments(parser)
+    parser = job_parser(__doc__, source=True)
     parser.add_argument("--full", action="store_true", help="reload viewings and bookings from the first id")
     parser.add_argument("--partitions", type=int, default=8, help="parallel JDBC reads per table")
-    args, _ = parser.parse_known_args(argv)
-    return args
+    return parse_job_args(parser, argv)
 
 
 def main(argv: list[str]) -> int:

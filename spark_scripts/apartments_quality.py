@@ -13,7 +13,7 @@ from rental_analytics.apartments.contract import (
     DEFAULT_STATUSES,
     DEFAULT_THRESHOLDS,
 )
-from rental_analytics.apartments.job_args import add_zone_arguments
+from rental_analytics.apartments.job_args import job_parser, parse_job_args
 from rental_analytics.apartments.jobs import Zones, run_quality
 from rental_analytics.apartments.quality import QualityRules
 from rental_analytics.progress import job_log
@@ -22,14 +22,12 @@ from rental_analytics.spark_session import job_session
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The job's arguments; thresholds default to the seed's."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    add_zone_arguments(parser)
+    parser = job_parser(__doc__)
     parser.add_argument("--run-id", help="names this run in dq_results (default: load date and a random suffix)")
     for metric in (COMPLETENESS, ACCURACY, CONSISTENCY):
         parser.add_argument(f"--min-{metric}", type=float, default=DEFAULT_THRESHOLDS[metric], metavar="SHARE")
     parser.add_argument("--statuses", default=",".join(DEFAULT_STATUSES), help="accepted apartment statuses")
-    args, _ = parser.parse_known_args(argv)
-    return args
+    return parse_job_args(parser, argv)
 
 
 def rules_from(args: argparse.Namespace) -> QualityRules:

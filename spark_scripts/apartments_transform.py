@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rental_analytics.apartments.job_args import add_zone_arguments
+from rental_analytics.apartments.job_args import job_parser, parse_job_args
 from rental_analytics.apartments.jobs import ModelOrderError, Zones, run_transform
 from rental_analytics.progress import job_log
 from rental_analytics.spark_session import job_session
@@ -13,10 +13,7 @@ from rental_analytics.spark_session import job_session
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The job's arguments."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    add_zone_arguments(parser)
-    args, _ = parser.parse_known_args(argv)
-    return args
+    return parse_job_args(job_parser(__doc__), argv)
 
 
 def main(argv: list[str]) -> int:

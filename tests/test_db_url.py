@@ -49,3 +49,10 @@ def test_a_secret_in_the_rds_layout_is_read_from_secrets_manager():
         client.create_secret(Name="partial", SecretString=json.dumps({"username": "etl"}))
         with pytest.raises(ConfigError, match="password, host, dbname"):
             resolve_database_url("mysql", None, "partial", "UNUSED", client)
+
+
+def test_a_login_only_secret_takes_the_endpoint_from_the_arguments():
+    secret = {"username": "loader", "password": "pw"}
+    url = DatabaseUrl.from_secret("redshift", secret, host="wg.example", port=5439, dbname="dev")
+    assert url.jdbc_url == "jdbc:redshift://wg.example:5439/dev"
+    assert url.jdbc_options()["driver"] == "com.amazon.redshift.Driver"

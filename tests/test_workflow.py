@@ -10,27 +10,33 @@ from __future__ import annotations
 import copy
 import json
 import re
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
-from moto.sns.models import sns_backends
 
 from rental_analytics.contract import INSIGHT_QUERIES
+from tests.asl_harness import (
+    ACCOUNT,
+    FAIL,
+    REGION,
+    ROOT,
+    Run,
+    asl_text,
+    placeholders,
+    run,
+    scripted_definition,
+    state_tables,
+)
 from tests.test_template import TEMPLATE
 
-ROOT = Path(__file__).resolve().parents[1]
-ASL = (ROOT / "statemachine" / "car_rental_pipeline.asl.json").read_text()
-ACCOUNT, REGION = "123456789012", "us-east-1"
+ASL = asl_text("car_rental_pipeline")
 CLUSTER = {"ClusterId": "j-SCRIPTED"}
 REPORT = {"subject": "Rental analytics: batch 2024-06-01 succeeded", "message": "Batch 2024-06-01: SUCCEEDED."}
 CRAWL_OK = {"State": "READY", "LastCrawl": {"Status": "SUCCEEDED"}}
-FAIL = "fail"
 SCRIPTED_OK: dict[str, Any] = {
     "Create the cluster": CLUSTER,
     "Run the Spark job": None,
@@ -40,59 +46,6 @@ SCRIPTED_OK: dict[str, Any] = {
     "Run the query": {"output": "s3://artifacts/athena-results/q.csv"},
     "Publish the report": REPORT,
 }
-
-
-def _placeholders() -> set[str]:
-    return set(re.findall(r"\$\{(\w+)\}", ASL))
-
-
-def _failing_task(original: dict[str, Any]) -> dict[str, Any]:
-    # An SDK call that moto rejects: the state fails the way a real failure does, and its Catch decides.
-    state = {
-        "Type": "Task",
-        "Resource": "arn:aws:states:::aws-sdk:sfn:describeExecution",
-        "Parameters": {"ExecutionArn": f"arn:aws:states:{REGION}:{ACCOUNT}:execution:missing:missing"},
-    }
-    for key in ("Catch", "Next", "End"):
-        if key in original:
-            state[key] = original[key]
-    return state
-
-
-def _scripted_pass(original: dict[str, Any], result: Any) -> dict[str, Any]:
-    state: dict[str, Any] = {"Type": "Pass", "Result": result}
-    for key in ("ResultPath", "Next", "End"):
-        if key in original:
-            state[key] = original[key]
-    return state
-
-
-def _states(definition: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield definition["States"]
-    for state in definition["States"].values():
-        if "ItemProcessor" in state:
-            yield from _states(state["ItemProcessor"])
-
-
-def scripted_definition(substitutions: dict[str, str], script: dict[str, Any]) -> str:
-    """The real definition with its placeholders filled and the unrunnable states scripted."""
-    text = ASL
-    for name, value in substitutions.items():
-        text = text.replace("${" + name + "}", value)
-    definition = json.loads(text)
-    for states in _states(definition):
-        for name in list(states):
-            if name in script:
-                result = script[name]
-                states[name] = _failing_task(states[name]) if result == FAIL else _scripted_pass(states[name], result)
-    return json.dumps(definition)
-
-
-@dataclass
-class Run:
-    status: str
-    entered: list[str]
-    alerts: list[tuple[str, str]] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -112,7 +65,7 @@ def aws() -> Iterator[dict[str, str]]:
             for name in INSIGHT_QUERIES
         }
         topic = boto3.client("sns", region_name=REGION).create_topic(Name="alerts")["TopicArn"]
-        values = {name: f"test-{name.lower()}" for name in _placeholders()}
+        values = {name: f"test-{name.lower()}" for name in placeholders(ASL)}
         values.update(query_ids)
         values.update(
             AlertTopicArn=topic, CrawlerName="crawler", CrawlerPollSeconds="0", CrawlerMaxPolls="3",
@@ -121,24 +74,9 @@ def aws() -> Iterator[dict[str, str]]:
         yield values
 
 
-def run(values: dict[str, str], **overrides: Any) -> Run:
-    script = {**SCRIPTED_OK, **overrides}
-    sfn = boto3.client("stepfunctions", region_name=REGION)
-    machine = sfn.create_state_machine(
-        name=f"car-rental-{len(sfn.list_state_machines()['stateMachines'])}",
-        definition=scripted_definition(values, script),
-        roleArn=f"arn:aws:iam::{ACCOUNT}:role/workflow",
-    )["stateMachineArn"]
-    execution = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"batch_id": "2024-06-01"}))
-    deadline = time.monotonic() + 30
-    while (described := sfn.describe_execution(executionArn=execution["executionArn"]))["status"] == "RUNNING":
-        assert time.monotonic() < deadline, "the execution did not finish"
-        time.sleep(0.05)
-    events = sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
-    entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
-    topic = sns_backends[ACCOUNT][REGION].topics[values["AlertTopicArn"]]
-    alerts = [(subject or "", message) for _, message, subject, *_ in topic.sent_notifications]
-    return Run(described["status"], entered, alerts)
+def run_scenario(values: dict[str, str], **overrides: Any) -> Run:
+    definition = scripted_definition(ASL, values, {**SCRIPTED_OK, **overrides})
+    return run(definition, values["AlertTopicArn"], {"batch_id": "2024-06-01"})
 
 
 def _terminations(entered: list[str]) -> int:
@@ -147,11 +85,11 @@ def _terminations(entered: list[str]) -> int:
 
 def test_every_placeholder_comes_from_the_template():
     machine = TEMPLATE["Resources"]["CarRentalStateMachine"]["Properties"]
-    assert _placeholders() == set(machine["DefinitionSubstitutions"])
+    assert placeholders(ASL) == set(machine["DefinitionSubstitutions"])
 
 
 def test_the_success_path_runs_every_stage_once_and_tells_people(aws):
-    result = run(aws)
+    result = run_scenario(aws)
     assert result.status == "SUCCEEDED"
     for stage in ("Create the cluster", "Run the Spark job", "Terminate the cluster", "Start the crawler",
                   "Check the crawler", "Run the insight queries", "Publish the report", "Tell people it succeeded"):  # fmt: skip
@@ -180,25 +118,25 @@ FAILURES = {
 @pytest.mark.parametrize("scenario", FAILURES)
 def test_each_failure_terminates_the_cluster_alerts_once_and_fails(aws, scenario: str):
     script, failed_state, cluster_existed = FAILURES[scenario]
-    result = run(aws, **script)
+    result = run_scenario(aws, **script)
 
     assert result.status == "FAILED"
     assert _terminations(result.entered) == (1 if cluster_existed else 0)
     [(subject, message)] = result.alerts
     assert subject == "Rental analytics: batch 2024-06-01 failed"
     assert f"failed in the state: {failed_state}." in message
-    assert "test-emrloguri" in message and ":execution:car-rental-" in message  # where the logs are
+    assert "test-emrloguri" in message and ":execution:machine-" in message  # where the logs are
     assert result.entered[-2:] == ["Alert the failure", "Fail the run"]
 
 
 def test_the_crawler_is_polled_until_it_is_done(aws):
-    result = run(aws, **{"Check the crawler": {"State": "RUNNING"}})
+    result = run_scenario(aws, **{"Check the crawler": {"State": "RUNNING"}})
     assert result.entered.count("Check the crawler") == 3
     assert result.entered.count("Wait for the crawler") == 3
 
 
 def test_the_spark_step_gets_its_arguments_from_the_input_and_the_substitutions(aws):
-    definition = json.loads(scripted_definition(aws, {}))
+    definition = json.loads(scripted_definition(ASL, aws, {}))
     args = definition["States"]["Run the Spark job"]["Parameters"]["Step"]["HadoopJarStep"]["Args.$"]
     assert "$.input_path" in args and "$.batch_id" in args
     assert "'test-jobscript'" in args and "'test-corepackage'" in args
@@ -207,7 +145,7 @@ def test_the_spark_step_gets_its_arguments_from_the_input_and_the_substitutions(
 
 def test_every_task_outside_the_failure_paths_retries_with_backoff():
     definition = json.loads(ASL)
-    for states in _states(definition):
+    for states in state_tables(definition):
         for name, state in states.items():
             if state["Type"] == "Task" and state["Resource"] != "arn:aws:states:::elasticmapreduce:addStep.sync":
                 assert state.get("Retry"), name
@@ -236,5 +174,5 @@ def test_the_definition_passes_statelint():
 
 def test_scripting_leaves_the_original_untouched():
     before = copy.deepcopy(json.loads(ASL))
-    scripted_definition({}, {"Create the cluster": FAIL})
+    scripted_definition(ASL, {}, {"Create the cluster": FAIL})
     assert json.loads(ASL) == before

@@ -1,0 +1,39 @@
+"""Glue job glue_to_redshift_job: apply the warehouse DDL, stage the curated model and merge it in one transaction."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rental_analytics.apartments import warehouse
+from rental_analytics.apartments.contract import CURATED_SCHEMAS
+from rental_analytics.apartments.job_args import job_parser, parse_job_args, warehouse_url
+from rental_analytics.apartments.jobs import Zones
+from rental_analytics.progress import job_log
+from rental_analytics.spark_session import job_session
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The job's arguments."""
+    return parse_job_args(job_parser(__doc__, warehouse=True), argv)
+
+
+def main(argv: list[str]) -> int:
+    """Load the curated model as of the load date."""
+    args = parse_args(argv)
+    say = job_log("load")
+    target = warehouse_url(args)
+    say(f"into {target} for load date {args.load_date}")  # str() leaves the password out
+    spark = job_session(f"apartments-load-{args.load_date}")
+    zones = Zones(args.output)
+    with warehouse.connect(spark, target, warehouse.DIALECTS[args.dialect]) as connection:
+        applied = warehouse.migrate(connection)
+        say(f"DDL applied: {', '.join(applied) or 'none new'}")
+        curated = {name: zones.curated(name) for name in CURATED_SCHEMAS}
+        loaded = warehouse.load_model(spark, target, connection, curated, args.load_date)
+    say("loaded " + ", ".join(f"{table} {rows:,}" for table, rows in loaded.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,100 @@
+"""Running an ASL definition under moto's interpreter with the states moto cannot run scripted per scenario.
+
+A scripted state is either a Pass with the state's result (keeping its ResultPath and Next) or, for FAIL, a
+Task that moto rejects, keeping the original Catch: the failure travels the definition's own failure path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto.sns.models import sns_backends
+
+ROOT = Path(__file__).resolve().parents[1]
+ACCOUNT, REGION = "123456789012", "us-east-1"
+FAIL = "fail"
+
+
+def asl_text(name: str) -> str:
+    return (ROOT / "statemachine" / f"{name}.asl.json").read_text()
+
+
+def placeholders(text: str) -> set[str]:
+    return set(re.findall(r"\$\{(\w+)\}", text))
+
+
+def _failing_task(original: dict[str, Any]) -> dict[str, Any]:
+    state = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::aws-sdk:sfn:describeExecution",
+        "Parameters": {"ExecutionArn": f"arn:aws:states:{REGION}:{ACCOUNT}:execution:missing:missing"},
+    }
+    for key in ("Catch", "Next", "End"):
+        if key in original:
+            state[key] = original[key]
+    return state
+
+
+def _scripted_pass(original: dict[str, Any], result: Any) -> dict[str, Any]:
+    state: dict[str, Any] = {"Type": "Pass", "Result": result}
+    for key in ("ResultPath", "Next", "End"):
+        if key in original:
+            state[key] = original[key]
+    return state
+
+
+def state_tables(definition: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The States of a definition and of every Map inside it."""
+    yield definition["States"]
+    for state in definition["States"].values():
+        if "ItemProcessor" in state:
+            yield from state_tables(state["ItemProcessor"])
+
+
+def scripted_definition(text: str, substitutions: dict[str, str], script: dict[str, Any]) -> str:
+    """The definition with its placeholders filled and the named states scripted."""
+    for name, value in substitutions.items():
+        text = text.replace("${" + name + "}", value)
+    definition = json.loads(text)
+    for states in state_tables(definition):
+        for name in list(states):
+            if name in script:
+                result = script[name]
+                states[name] = _failing_task(states[name]) if result == FAIL else _scripted_pass(states[name], result)
+    return json.dumps(definition)
+
+
+@dataclass
+class Run:
+    status: str
+    entered: list[str]
+    alerts: list[tuple[str, str]]
+    output: Any
+
+
+def run(definition: str, topic_arn: str, execution_input: dict[str, Any]) -> Run:
+    """Create the state machine, run one execution to its end, and read its history and the topic."""
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    machine = sfn.create_state_machine(
+        name=f"machine-{len(sfn.list_state_machines()['stateMachines'])}",
+        definition=definition,
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/workflow",
+    )["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=machine, input=json.dumps(execution_input))["executionArn"]
+    deadline = time.monotonic() + 30
+    while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "the execution did not finish"
+        time.sleep(0.05)
+    events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+    topic = sns_backends[ACCOUNT][REGION].topics[topic_arn]
+    alerts = [(subject or "", message) for _, message, subject, *_ in topic.sent_notifications]
+    output = json.loads(described["output"]) if described.get("output") else None
+    return Run(described["status"], entered, alerts, output)
