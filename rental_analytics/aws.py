@@ -15,6 +15,7 @@ class AwsClients:
     stepfunctions: Any
     sns: Any
     secretsmanager: Any = None
+    cloudwatch: Any = None
 
 
 @lru_cache(maxsize=1)
@@ -28,4 +29,5 @@ def clients() -> AwsClients:
         stepfunctions=session.client("stepfunctions"),
         sns=session.client("sns"),
         secretsmanager=session.client("secretsmanager"),
+        cloudwatch=session.client("cloudwatch"),
     )

@@ -43,12 +43,14 @@ def ship(s3: Any, bucket: str, files: Mapping[str, bytes]) -> dict[str, str]:
     prefix = f"s3://{bucket}/code/{version}"
     for name, body in files.items():
         s3.put_object(Bucket=bucket, Key=f"code/{version}/{name}", Body=body)
-    return {
-        "Version": version,
-        "Prefix": prefix,
-        "CorePackage": f"{prefix}/rental_analytics.zip",
-        "CarRentalJobScript": f"{prefix}/car_rental_job.py",
-    }
+    shipped = {"Version": version, "Prefix": prefix, "CorePackage": f"{prefix}/rental_analytics.zip"}
+    for name in files:
+        if name.endswith(".py") and not name.startswith("_"):
+            # car_rental_job.py -> CarRentalJobScript: the attribute the template reads with !GetAtt.
+            shipped["".join(part.capitalize() for part in name[: -len(".py")].split("_")) + "Script"] = (
+                f"{prefix}/{name}"
+            )
+    return shipped
 
 
 Responder = Callable[[str, Mapping[str, Any]], None]

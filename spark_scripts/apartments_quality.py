@@ -14,7 +14,7 @@ from rental_analytics.apartments.contract import (
     DEFAULT_THRESHOLDS,
 )
 from rental_analytics.apartments.job_args import job_parser, parse_job_args
-from rental_analytics.apartments.jobs import Zones, run_quality
+from rental_analytics.apartments.jobs import Zones, publish_quality_metrics, run_quality
 from rental_analytics.apartments.quality import QualityRules
 from rental_analytics.progress import job_log
 from rental_analytics.spark_session import job_session
@@ -27,6 +27,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for metric in (COMPLETENESS, ACCURACY, CONSISTENCY):
         parser.add_argument(f"--min-{metric}", type=float, default=DEFAULT_THRESHOLDS[metric], metavar="SHARE")
     parser.add_argument("--statuses", default=",".join(DEFAULT_STATUSES), help="accepted apartment statuses")
+    parser.add_argument("--metrics-namespace", help="also publish the metrics to CloudWatch under this namespace")
     return parse_job_args(parser, argv)
 
 
@@ -45,6 +46,10 @@ def main(argv: list[str]) -> int:
     spark = job_session(f"apartments-quality-{args.load_date}")
     outcome = run_quality(spark, Zones(args.output), args.load_date, run_id, rules_from(args), progress=say)
     say(f"{outcome.message}")
+    if args.metrics_namespace:
+        from rental_analytics.aws import clients
+
+        publish_quality_metrics(clients().cloudwatch, args.metrics_namespace, outcome)
     return 0 if outcome.passed else 1
 
 

@@ -121,3 +121,35 @@ def test_a_breach_names_the_table_the_metric_the_value_and_the_threshold():
     assert metric.describe() == (
         "bookings accuracy is 98.7000% (13 of 1,000 rows fail), which is below the threshold 99.9000%"
     )
+
+
+def test_breaches_and_values_reach_cloudwatch():
+    import boto3
+    from moto import mock_aws
+
+    from rental_analytics.apartments.jobs import QualityOutcome, publish_quality_metrics
+
+    outcome = QualityOutcome(
+        "r1",
+        [
+            quality.QualityMetric("bookings", "accuracy", 0.98, 0.999, 100, 2),
+            quality.QualityMetric("bookings", "completeness", 1.0, 0.99, 100, 0),
+        ],
+    )
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch")
+        publish_quality_metrics(cloudwatch, "RentalAnalytics", outcome)
+        names = {
+            (m["MetricName"], tuple(d["Value"] for d in m.get("Dimensions", [])))
+            for m in cloudwatch.list_metrics(Namespace="RentalAnalytics")["Metrics"]
+        }
+        breaches = cloudwatch.get_metric_statistics(
+            Namespace="RentalAnalytics", MetricName="DataQualityBreaches", Statistics=["Maximum"], Period=60,
+            StartTime=datetime(2000, 1, 1), EndTime=datetime(2100, 1, 1),
+        )["Datapoints"]  # fmt: skip
+    assert names == {
+        ("DataQualityBreaches", ()),
+        ("DataQuality", ("bookings", "accuracy")),
+        ("DataQuality", ("bookings", "completeness")),
+    }
+    assert [p["Maximum"] for p in breaches] == [1.0]

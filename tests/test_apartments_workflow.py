@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -98,3 +99,35 @@ def test_every_job_retries_with_backoff_and_passes_the_load_date():
             assert state["Parameters"]["Arguments"] == {"--load-date.$": "$.load_date"}
             assert all(r["BackoffRate"] > 1 for r in state["Retry"])
             assert state["Catch"][0]["ErrorEquals"] == ["States.ALL"]
+
+
+def test_the_template_fills_every_placeholder_and_runs_each_job_from_the_shipped_scripts():
+    from tests.test_template import ROOT, TEMPLATE
+
+    resources = TEMPLATE["Resources"]
+    machine = resources["ApartmentsStateMachine"]["Properties"]
+    assert placeholders(ASL) == set(machine["DefinitionSubstitutions"])
+    shipped = {p.stem for p in (ROOT / "spark_scripts").glob("apartments_*.py")}
+    for logical in ("ExtractJob", "QualityJob", "TransformJob", "LoadJob", "KpiJob"):
+        job = resources[logical]["Properties"]
+        assert job["GlueVersion"] == "5.0" and job["SecurityConfiguration"] == {"Ref": "GlueSecurityConfiguration"}
+        attribute = job["Command"]["ScriptLocation"]["GetAtt"].split(".", 1)[1]
+        stem = "_".join(re.findall(r"[A-Z][a-z]*", attribute.removesuffix("Script"))).lower()
+        assert stem in shipped, attribute
+        assert job["DefaultArguments"]["--extra-py-files"] == {"GetAtt": "ShippedCode.CorePackage"}
+
+
+def test_the_seeds_alarms_and_the_daily_schedule_are_in_the_template():
+    from tests.test_template import TEMPLATE
+
+    resources = TEMPLATE["Resources"]
+    alarms = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert alarms["ApartmentsFailureAlarm"]["MetricName"] == "ExecutionsFailed"
+    assert alarms["DataQualityBreachAlarm"]["MetricName"] == "DataQualityBreaches"
+    assert alarms["ApartmentsRunTooLongAlarm"]["Threshold"] == 2 * 3600 * 1000
+    stale = alarms["ApartmentsDataStaleAlarm"]
+    assert (stale["Period"], stale["TreatMissingData"]) == (86400, "breaching")
+    schedule = resources["ApartmentsDailySchedule"]["Properties"]
+    assert json.loads(schedule["Target"]["Input"]) == {"scheduled_time": "<aws.scheduler.scheduled-time>"}
+    assert TEMPLATE["Parameters"]["WarehouseMode"]["Default"] == "serverless"
+    assert resources["RedshiftWorkgroup"]["Properties"]["PubliclyAccessible"] is False

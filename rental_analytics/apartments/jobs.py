@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -131,6 +132,22 @@ class QualityOutcome:
         if self.passed:
             return f"data quality passed: {len(self.metrics)} metrics at or above their thresholds"
         return "Data Quality Breach: " + "; ".join(m.describe() for m in self.breaches)
+
+
+def publish_quality_metrics(cloudwatch: Any, namespace: str, outcome: QualityOutcome) -> None:
+    """Breaches and every metric's value as CloudWatch metrics: the "Data Quality Breach" alarm watches them."""
+    data = [{"MetricName": "DataQualityBreaches", "Value": float(len(outcome.breaches)), "Unit": "Count"}]
+    data += [
+        {
+            "MetricName": "DataQuality",
+            "Dimensions": [{"Name": "Table", "Value": m.table}, {"Name": "Metric", "Value": m.metric}],
+            "Value": m.value,
+            "Unit": "None",
+        }
+        for m in outcome.metrics
+    ]
+    for start in range(0, len(data), 20):  # PutMetricData takes up to 20 values per call here
+        cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[start : start + 20])
 
 
 def _known_apartments(spark: SparkSession, zones: Zones, valid_apartments: DataFrame) -> DataFrame:
