@@ -7,7 +7,7 @@ import io
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -15,19 +15,28 @@ from rental_analytics.aws import AwsClients
 from rental_analytics.config import ConfigError, require_env
 from rental_analytics.contract import BATCH_ID_PATTERN, INSIGHT_QUERIES
 from rental_analytics.report import build_summary, render_html, summary_lines
+from rental_analytics.unusual import UnusualDataRule, check_all
+
+HISTORY_KEY = "reports/_history/row_counts.json"
 
 
 @dataclass(frozen=True)
 class ReportSettings:
-    """The data bucket, where job outcomes, gate verdicts and reports live."""
+    """The data bucket (job outcomes, gate verdicts, reports) and the topic for warnings."""
 
     data_bucket: str
+    warning_topic_arn: str
+    rule: UnusualDataRule = field(default_factory=UnusualDataRule)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ReportSettings:
-        """Read DATA_BUCKET; fail naming it when it is missing."""
-        (bucket,) = require_env(environ, "DATA_BUCKET")
-        return cls(bucket)
+        """Read DATA_BUCKET and WARNING_TOPIC_ARN; UNUSUAL_DATA_K and UNUSUAL_DATA_WINDOW tune the rule."""
+        bucket, topic = require_env(environ, "DATA_BUCKET", "WARNING_TOPIC_ARN")
+        rule = UnusualDataRule(
+            window=int(environ.get("UNUSUAL_DATA_WINDOW", UnusualDataRule.window)),
+            k=float(environ.get("UNUSUAL_DATA_K", UnusualDataRule.k)),
+        )
+        return cls(bucket, topic, rule)
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,7 @@ def publish_report(request: ReportRequest, settings: ReportSettings, aws: AwsCli
     aws.s3.put_object(
         Bucket=bucket, Key=f"{prefix}/report.html", Body=render_html(summary).encode(), ContentType="text/html"
     )
+    warnings = _unusual_counts(aws, settings, request.batch_id, outcome)
     lines = [*summary_lines(summary), f"Report: s3://{bucket}/{prefix}/report.html"]
     rejected = sum(summary["transactions"]["rejected_by_reason"].values())
     return {
@@ -124,4 +134,36 @@ def publish_report(request: ReportRequest, settings: ReportSettings, aws: AwsCli
         "summary": f"s3://{bucket}/{prefix}/summary.json",
         "rows_rejected": rejected,
         "rows_accepted": summary["transactions"]["accepted"],
+        "warnings": warnings,
     }
+
+
+def _unusual_counts(aws: AwsClients, settings: ReportSettings, batch_id: str, outcome: Mapping[str, Any]) -> list[str]:
+    """Judge this batch's row counts against earlier batches', record them, and warn when they stand out."""
+    today = {"rental_transactions": float(outcome.get("transaction_rows", 0))}
+    today.update({name: float(rows) for name, rows in outcome.get("reference_rows", {}).items()})
+    history = json.loads(_get_text(aws, settings.data_bucket, HISTORY_KEY) or "[]")
+    earlier = [run for run in history if run["batch_id"] != batch_id]  # a re-run is not its own history
+    findings = check_all([run["counts"] for run in earlier], today, settings.rule)
+    aws.s3.put_object(
+        Bucket=settings.data_bucket,
+        Key=HISTORY_KEY,
+        Body=json.dumps([*earlier, {"batch_id": batch_id, "counts": today}]).encode(),
+        ContentType="application/json",
+    )
+    if not findings:
+        return []
+    lines = [f.describe() for f in findings]
+    aws.sns.publish(
+        TopicArn=settings.warning_topic_arn,
+        Subject=f"Rental analytics WARNING: unusual row counts in batch {batch_id}"[:100],
+        Message="\n".join(
+            [
+                f"Batch {batch_id} ran, but its row counts stand out from the batches before it:",
+                *lines,
+                f"Where to look: the files under s3://{settings.data_bucket}/raw/{batch_id}/ and the report "
+                f"s3://{settings.data_bucket}/reports/{batch_id}/report.html; the history is {HISTORY_KEY}.",
+            ]
+        ),
+    )
+    return lines

@@ -149,7 +149,28 @@ def test_breaches_and_values_reach_cloudwatch():
         )["Datapoints"]  # fmt: skip
     assert names == {
         ("DataQualityBreaches", ()),
+        ("UnusualDataFindings", ()),
         ("DataQuality", ("bookings", "accuracy")),
         ("DataQuality", ("bookings", "completeness")),
     }
     assert [p["Maximum"] for p in breaches] == [1.0]
+
+
+def test_unusual_extract_sizes_are_found_from_the_recorded_dq_results(spark, tmp_path):
+    from rental_analytics.apartments import jobs
+    from rental_analytics.apartments.contract import DQ_RESULTS_SCHEMA
+
+    zones = jobs.Zones(str(tmp_path))
+    history = [
+        (f"r{day}", "bookings", "completeness", 1.0, 0.99, True, rows, 0, date(2024, 6, day))
+        for day, rows in zip(range(1, 7), [3000, 3100, 2950, 3050, 3020, 2990])
+    ]
+    spark.createDataFrame(history, DQ_RESULTS_SCHEMA).write.partitionBy("load_date").parquet(zones.dq_results)
+    normal = [quality.QualityMetric("bookings", "completeness", 1.0, 0.99, 3010, 0)]
+    halved = [quality.QualityMetric("bookings", "completeness", 1.0, 0.99, 1400, 0)]
+
+    assert jobs._unusual_row_counts(spark, zones, date(2024, 6, 7), normal) == []
+    [finding] = jobs._unusual_row_counts(spark, zones, date(2024, 6, 7), halved)
+    assert finding.describe().startswith("bookings: 1,400 rows, expected about 3,018")
+    # Only earlier load dates count: a re-run of June 3 sees two days of history, too few to judge.
+    assert jobs._unusual_row_counts(spark, zones, date(2024, 6, 3), halved) == []

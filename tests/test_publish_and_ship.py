@@ -41,6 +41,19 @@ def s3() -> Iterator[Any]:
         yield client
 
 
+def _report_aws(s3: Any) -> tuple[AwsClients, ReportSettings]:
+    sns = boto3.client("sns")
+    topic = sns.create_topic(Name="warnings")["TopicArn"]
+    return AwsClients(s3=s3, stepfunctions=None, sns=sns), ReportSettings("data", topic)
+
+
+def _sent(topic_arn: str) -> list[tuple[str, str]]:
+    from moto.sns.models import sns_backends
+
+    topic = sns_backends["123456789012"]["us-east-1"].topics[topic_arn]
+    return [(subject, message) for _, message, subject, *_ in topic.sent_notifications]
+
+
 def _event() -> dict[str, Any]:
     return {
         "batch_id": "2024-06-01",
@@ -56,9 +69,9 @@ def test_the_report_is_written_from_the_athena_results(s3):
     s3.put_object(Bucket="data", Key="reports/2024-06-01/job_outcome.json", Body=json.dumps(outcome).encode())
     s3.put_object(Bucket="data", Key="reports/2024-06-01/gate/users.json",
                   Body=json.dumps({"verdict": {"file": "raw/2024-06-01/users.csv", "accepted": True}}).encode())  # fmt: skip
-    aws = AwsClients(s3=s3, stepfunctions=None, sns=None)
+    aws, settings = _report_aws(s3)
 
-    report = publish_report(ReportRequest.from_event(_event()), ReportSettings("data"), aws)
+    report = publish_report(ReportRequest.from_event(_event()), settings, aws)
 
     summary = json.loads(s3.get_object(Bucket="data", Key="reports/2024-06-01/summary.json")["Body"].read())
     assert summary["status"] == "succeeded"
@@ -76,9 +89,9 @@ def test_the_report_is_written_from_the_athena_results(s3):
 
 
 def test_a_missing_result_fails_the_report(s3):
-    aws = AwsClients(s3=s3, stepfunctions=None, sns=None)
+    aws, settings = _report_aws(s3)
     with pytest.raises(FileNotFoundError, match="top_revenue_locations"):
-        publish_report(ReportRequest.from_event(_event()), ReportSettings("data"), aws)
+        publish_report(ReportRequest.from_event(_event()), settings, aws)
 
 
 @pytest.mark.parametrize(
@@ -153,9 +166,31 @@ def test_the_report_handler_runs_the_sample_event(s3, monkeypatch: pytest.Monkey
         if results_bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
             s3.create_bucket(Bucket=results_bucket)
         s3.put_object(Bucket=results_bucket, Key=key, Body=ATHENA_CSV[item["name"]].encode())
-    app = load_handler("publish_report", monkeypatch, DATA_BUCKET=bucket)
+    topic = boto3.client("sns").create_topic(Name="warnings")["TopicArn"]
+    app = load_handler("publish_report", monkeypatch, DATA_BUCKET=bucket, WARNING_TOPIC_ARN=topic)
 
     report = app.lambda_handler(event, FakeContext())
 
     assert report["summary"] == f"s3://{bucket}/reports/2024-06-01/summary.json"
     assert s3.get_object(Bucket=bucket, Key="reports/2024-06-01/report.html")["ContentLength"] > 0
+
+
+def test_a_batch_far_from_its_history_sends_one_warning(s3):
+    for name, text in ATHENA_CSV.items():
+        s3.put_object(Bucket="artifacts", Key=f"athena-results/{name}.csv", Body=text.encode())
+    aws, settings = _report_aws(s3)
+    for day, rows in enumerate([1000, 1040, 980, 1010, 990, 1020, 60], start=1):
+        batch = f"2024-06-{day:02d}"
+        outcome = {"succeeded": True, "transaction_rows": rows, "reference_rows": {"users": 200}}
+        s3.put_object(Bucket="data", Key=f"reports/{batch}/job_outcome.json", Body=json.dumps(outcome).encode())
+        event = {**_event(), "batch_id": batch}
+        report = publish_report(ReportRequest.from_event(event), settings, aws)
+    again = publish_report(ReportRequest.from_event(event), settings, aws)  # a re-run of the odd batch
+
+    [(subject, message)] = _sent(settings.warning_topic_arn)[:1]
+    assert subject == "Rental analytics WARNING: unusual row counts in batch 2024-06-07"
+    assert "rental_transactions: 60 rows, expected about 1,007" in message
+    assert "s3://data/raw/2024-06-07/" in message
+    assert report["warnings"] == again["warnings"] and len(report["warnings"]) == 1
+    history = json.loads(s3.get_object(Bucket="data", Key="reports/_history/row_counts.json")["Body"].read())
+    assert [run["batch_id"] for run in history] == [f"2024-06-{d:02d}" for d in range(1, 8)]

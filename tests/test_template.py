@@ -166,3 +166,37 @@ def test_the_cluster_defaults_are_the_seeds():
         "8g",
     )
     assert "Default" not in params["SubnetId"]
+
+
+def test_warnings_go_to_their_own_topic_and_say_where_to_look():
+    resources = TEMPLATE["Resources"]
+    warnings = {
+        name: r["Properties"]
+        for name, r in resources.items()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"]["AlarmActions"] == [{"Ref": "WarningTopic"}]
+    }
+    assert set(warnings) == {
+        "CarRentalSlowRunAlarm",
+        "ApartmentsSlowRunAlarm",
+        "ApartmentsUnusualDataAlarm",
+        "EmrYarnMemoryAlarm",
+        "RedshiftCpuAlarm",
+        "RedshiftDiskAlarm",
+    }
+    assert all("Warning - " in alarm["AlarmDescription"] for alarm in warnings.values())
+    assert warnings["EmrYarnMemoryAlarm"]["Threshold"] == 20  # under 20% available is over 80% used
+    assert resources["WarningTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "PipelineKey"}
+    report = resources["PublishReportFunction"]["Properties"]["Environment"]["Variables"]
+    assert report["WARNING_TOPIC_ARN"] == {"Ref": "WarningTopic"}
+
+
+def test_the_provisioned_warehouse_is_the_seeds_encrypted_private_and_backed_up():
+    params = TEMPLATE["Parameters"]
+    assert (params["RedshiftNodeType"]["Default"], params["RedshiftNodeCount"]["Default"]) == ("ra3.xlplus", 2)
+    assert params["WarehouseMode"]["AllowedValues"] == ["serverless", "provisioned", "existing"]
+    cluster = TEMPLATE["Resources"]["RedshiftCluster"]
+    assert cluster["Condition"] == "ProvisionedWarehouse"
+    props = cluster["Properties"]
+    assert (props["Encrypted"], props["PubliclyAccessible"]) == (True, False)
+    assert props["AutomatedSnapshotRetentionPeriod"] >= 1
+    assert props["VpcSecurityGroupIds"] == [{"Ref": "DatabaseSecurityGroupId"}]

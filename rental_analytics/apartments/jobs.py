@@ -22,6 +22,7 @@ from rental_analytics.apartments.contract import (
 from rental_analytics.apartments.extract import max_key, read_source_table
 from rental_analytics.db_url import DatabaseUrl
 from rental_analytics.progress import Progress
+from rental_analytics.unusual import Finding, UnusualDataRule, check_all
 
 
 def _silent(_: str) -> None:
@@ -115,6 +116,7 @@ class QualityOutcome:
     run_id: str
     metrics: list[quality.QualityMetric] = field(default_factory=list)
     quarantined: dict[str, int] = field(default_factory=dict)
+    unusual: list[Finding] = field(default_factory=list)
 
     @property
     def breaches(self) -> list[quality.QualityMetric]:
@@ -136,7 +138,10 @@ class QualityOutcome:
 
 def publish_quality_metrics(cloudwatch: Any, namespace: str, outcome: QualityOutcome) -> None:
     """Breaches and every metric's value as CloudWatch metrics: the "Data Quality Breach" alarm watches them."""
-    data = [{"MetricName": "DataQualityBreaches", "Value": float(len(outcome.breaches)), "Unit": "Count"}]
+    data = [
+        {"MetricName": "DataQualityBreaches", "Value": float(len(outcome.breaches)), "Unit": "Count"},
+        {"MetricName": "UnusualDataFindings", "Value": float(len(outcome.unusual)), "Unit": "Count"},
+    ]
     data += [
         {
             "MetricName": "DataQuality",
@@ -186,6 +191,9 @@ def run_quality(
         failing.write.mode("overwrite").parquet(partition(zones.quarantine(table.name), load_date))
         outcome.quarantined[table.name] = failing.count()
         progress(f"quality: {table.name} {outcome.quarantined[table.name]:,} rows quarantined")
+    outcome.unusual = _unusual_row_counts(spark, zones, load_date, outcome.metrics)
+    for finding in outcome.unusual:
+        progress(f"quality: WARNING unusual data: {finding.describe()}")
     results = [
         (run_id, m.table, m.metric, m.value, m.threshold, m.passed, m.rows, m.failed_rows, load_date)
         for m in outcome.metrics
@@ -204,6 +212,26 @@ def run_quality(
         known.unpersist()
     progress(f"quality: {outcome.message}")
     return outcome
+
+
+def _unusual_row_counts(
+    spark: SparkSession, zones: Zones, load_date: date, metrics: list[quality.QualityMetric]
+) -> list[Finding]:
+    """Each table's extracted rows against the earlier load dates' counts, as recorded in dq_results."""
+    today = {m.table: float(m.rows) for m in metrics}
+    if not hadoop_fs.exists(spark, zones.dq_results):
+        return []
+    earlier = (
+        spark.read.parquet(zones.dq_results)
+        .filter(F.col("load_date") < F.lit(load_date).cast("date"))
+        .groupBy("load_date", "table_name")
+        .agg(F.max("rows").alias("rows"))
+        .collect()
+    )
+    by_date: dict[date, dict[str, float]] = {}
+    for row in earlier:
+        by_date.setdefault(row["load_date"], {})[row["table_name"]] = float(row["rows"])
+    return check_all([by_date[day] for day in sorted(by_date)], today, UnusualDataRule())
 
 
 class ModelOrderError(RuntimeError):
