@@ -16,6 +16,7 @@ class AwsClients:
     sns: Any
     secretsmanager: Any = None
     cloudwatch: Any = None
+    cloudformation: Any = None
 
 
 @lru_cache(maxsize=1)
@@ -30,4 +31,5 @@ def clients() -> AwsClients:
         sns=session.client("sns"),
         secretsmanager=session.client("secretsmanager"),
         cloudwatch=session.client("cloudwatch"),
+        cloudformation=session.client("cloudformation"),
     )

@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("path", type=Path)
     validate.add_argument("--json", action="store_true", help="print the machine-readable verdict")
 
+    verify = commands.add_parser("verify-deployment", help="check a deployed stack end to end with a sample batch")
+    verify.add_argument("--stack", required=True, help="the CloudFormation stack name")
+    verify.add_argument("--region", help="default: your AWS configuration's")
+    verify.add_argument("--timeout-minutes", type=_positive, default=60, help="how long to wait for the workflow")
+
     runners = commands.add_parser("run", help="run a pipeline locally").add_subparsers(dest="pipeline", required=True)
     apartments = runners.add_parser("apartments", help="extract, quality, transform, load and KPIs for one load date")
     apartments.add_argument("--mysql-url", help=f"the source (or ${MYSQL_ENV})")
@@ -197,6 +202,24 @@ def _run(input_dir: Path, output_dir: Path, batch_id: str | None, max_reject_rat
     return EXIT_OK if result.succeeded else EXIT_FAILED
 
 
+def _verify_deployment(args: argparse.Namespace) -> int:
+    import os
+
+    from rental_analytics.aws import clients
+    from rental_analytics.verify import Waiting, verify_deployment
+
+    if args.region:
+        os.environ["AWS_DEFAULT_REGION"] = args.region
+    steps = verify_deployment(
+        args.stack, clients(), StageProgress(), Waiting(finish_seconds=args.timeout_minutes * 60.0)
+    )
+    for step in steps:
+        print(step.line())
+    passed = all(step.passed for step in steps)
+    print(f"{'PASSED' if passed else 'FAILED'}: {sum(s.passed for s in steps)} of {len(steps)} steps")
+    return EXIT_OK if passed else EXIT_FAILED
+
+
 def _run_apartments(args: argparse.Namespace) -> int:
     from rental_analytics.apartments.local_run import run_apartments
 
@@ -235,6 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _generate(args)
     if args.command == "validate":
         return _validate(args)
+    if args.command == "verify-deployment":
+        return _verify_deployment(args)
     if args.command == "run" and args.pipeline == "apartments":
         return _run_apartments(args)
     if args.command == "run":

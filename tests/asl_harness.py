@@ -98,3 +98,29 @@ def run(definition: str, topic_arn: str, execution_input: dict[str, Any]) -> Run
     alerts = [(subject or "", message) for _, message, subject, *_ in topic.sent_notifications]
     output = json.loads(described["output"]) if described.get("output") else None
     return Run(described["status"], entered, alerts, output)
+
+
+def car_rental_stand_ins(data_bucket: str) -> dict[str, str]:
+    """Inside a moto context: the crawler, named queries and topic the car-rental workflow uses, and every
+    placeholder's value (the real resources where moto runs them, test strings elsewhere)."""
+    from rental_analytics.contract import INSIGHT_QUERIES
+
+    glue = boto3.client("glue", region_name=REGION)
+    glue.create_database(DatabaseInput={"Name": "catalog"})
+    glue.create_crawler(
+        Name="crawler", Role=f"arn:aws:iam::{ACCOUNT}:role/crawler", DatabaseName="catalog",
+        Targets={"S3Targets": [{"Path": f"s3://{data_bucket}/processed/"}]},
+    )  # fmt: skip
+    athena = boto3.client("athena", region_name=REGION)
+    values = {name: f"test-{name.lower()}" for name in placeholders(asl_text("car_rental_pipeline"))}
+    for name in INSIGHT_QUERIES:
+        camel = "".join(p.capitalize() for p in name.split("_"))
+        values[f"{camel}QueryId"] = athena.create_named_query(
+            Name=name, Database="catalog", QueryString=f"SELECT '{name}'", WorkGroup="primary"
+        )["NamedQueryId"]
+    topic = boto3.client("sns", region_name=REGION).create_topic(Name="alerts")["TopicArn"]
+    values.update(
+        AlertTopicArn=topic, CrawlerName="crawler", CrawlerPollSeconds="0", CrawlerMaxPolls="3",
+        CoreInstanceCount="2", EmrIdleTimeoutSeconds="3600", DataBucket=data_bucket, AthenaWorkGroup="primary",
+    )  # fmt: skip
+    return values

@@ -14,18 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
 from rental_analytics.contract import INSIGHT_QUERIES
 from tests.asl_harness import (
-    ACCOUNT,
     FAIL,
-    REGION,
     ROOT,
     Run,
     asl_text,
+    car_rental_stand_ins,
     placeholders,
     run,
     scripted_definition,
@@ -51,27 +49,7 @@ SCRIPTED_OK: dict[str, Any] = {
 @pytest.fixture
 def aws() -> Iterator[dict[str, str]]:
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        glue = boto3.client("glue", region_name=REGION)
-        glue.create_database(DatabaseInput={"Name": "catalog"})
-        glue.create_crawler(
-            Name="crawler", Role=f"arn:aws:iam::{ACCOUNT}:role/crawler", DatabaseName="catalog",
-            Targets={"S3Targets": [{"Path": "s3://data/processed/"}]},
-        )  # fmt: skip
-        athena = boto3.client("athena", region_name=REGION)
-        query_ids = {
-            "".join(p.capitalize() for p in name.split("_")) + "QueryId": athena.create_named_query(
-                Name=name, Database="catalog", QueryString=f"SELECT '{name}'", WorkGroup="primary"
-            )["NamedQueryId"]
-            for name in INSIGHT_QUERIES
-        }
-        topic = boto3.client("sns", region_name=REGION).create_topic(Name="alerts")["TopicArn"]
-        values = {name: f"test-{name.lower()}" for name in placeholders(ASL)}
-        values.update(query_ids)
-        values.update(
-            AlertTopicArn=topic, CrawlerName="crawler", CrawlerPollSeconds="0", CrawlerMaxPolls="3",
-            CoreInstanceCount="2", EmrIdleTimeoutSeconds="3600", DataBucket="data", AthenaWorkGroup="primary",
-        )  # fmt: skip
-        yield values
+        yield car_rental_stand_ins("data")
 
 
 def run_scenario(values: dict[str, str], **overrides: Any) -> Run:
