@@ -110,11 +110,7 @@ def test_quality_quarantines_each_broken_row_with_its_reason(spark, source, tmp_
         for row in spark.read.parquet(jobs.partition(zones.quarantine(name), D1)).groupBy("reason").count().collect():
             quarantined[f"{name}.{row.reason}"] = row["count"]
     for key, count in generated.broken.items():
-        if key.endswith("unknown_apartment"):
-            # Rows of apartments that failed their own rules point at nothing either.
-            assert quarantined[key] >= count, key
-        else:
-            assert quarantined[key] == count, key
+        assert quarantined[key] == count, key
     assert not outcome.passed
     assert outcome.message.startswith("Data Quality Breach: apartments completeness is 97.5000% (10 of 400 rows fail)")
 

@@ -155,9 +155,13 @@ def publish_quality_metrics(cloudwatch: Any, namespace: str, outcome: QualityOut
         cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[start : start + 20])
 
 
-def _known_apartments(spark: SparkSession, zones: Zones, valid_apartments: DataFrame) -> DataFrame:
-    """What references may point at: today's valid apartments and every apartment the model has known."""
-    known = valid_apartments.select("apartment_id")
+def _known_apartments(spark: SparkSession, zones: Zones, snapshot: DataFrame) -> DataFrame:
+    """What references may point at: the source snapshot's apartments and every apartment the model has known.
+
+    A row's own quality does not matter here (consistency is referential integrity against the source), and
+    a booking of a since-deleted apartment still resolves.
+    """
+    known = snapshot.select("apartment_id").where(F.col("apartment_id").isNotNull())
     dim = zones.curated("dim_apartments")
     if hadoop_fs.exists(spark, dim):
         known = known.unionByName(spark.read.parquet(dim).select("apartment_id"))
@@ -185,7 +189,7 @@ def run_quality(
         rows = spark.read.parquet(partition(zones.raw(table.name), load_date))
         tagged[table.name] = quality.tag_rows(rows, table, load_date, rules, known).cache()
         if table is APARTMENTS:
-            known = _known_apartments(spark, zones, quality.passing(tagged[table.name])).cache()
+            known = _known_apartments(spark, zones, rows).cache()
         outcome.metrics += quality.measure(tagged[table.name], table, rules)
         failing = quality.failing(tagged[table.name])
         failing.write.mode("overwrite").parquet(partition(zones.quarantine(table.name), load_date))
