@@ -14,6 +14,7 @@ PLACEHOLDER_ENV = {
     "DATA_BUCKET": "example-data-bucket",
     "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:example",
     "ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:example",
+    "WARNING_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:example-warnings",
     "POWERTOOLS_METRICS_NAMESPACE": "RentalAnalytics",
     "POWERTOOLS_SERVICE_NAME": "benchmark",
 }
