@@ -33,3 +33,11 @@ def clients() -> AwsClients:
         cloudwatch=session.client("cloudwatch"),
         cloudformation=session.client("cloudformation"),
     )
+
+
+def read_text(s3: Any, bucket: str, key: str) -> str | None:
+    """An object's text, or None when there is no such object."""
+    try:
+        return str(s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8"))
+    except s3.exceptions.NoSuchKey:
+        return None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from rental_analytics.aws import AwsClients
+from rental_analytics.aws import AwsClients, read_text
 from rental_analytics.config import ConfigError, require_env
 from rental_analytics.contract import BATCH_ID_PATTERN, INSIGHT_QUERIES
 from rental_analytics.report import build_summary, render_html, summary_lines
@@ -86,18 +86,11 @@ def parse_athena_csv(text: str) -> list[dict[str, Any]]:
     return [{k: _typed(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text))]
 
 
-def _get_text(aws: AwsClients, bucket: str, key: str) -> str | None:
-    try:
-        return str(aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8"))
-    except aws.s3.exceptions.NoSuchKey:
-        return None
-
-
 def _gate_verdicts(aws: AwsClients, bucket: str, batch_id: str) -> list[dict[str, Any]]:
     listed = aws.s3.list_objects_v2(Bucket=bucket, Prefix=f"reports/{batch_id}/gate/").get("Contents", [])
     verdicts = []
     for item in sorted(listed, key=lambda i: i["Key"]):
-        marker = json.loads(_get_text(aws, bucket, item["Key"]) or "{}")
+        marker = json.loads(read_text(aws.s3, bucket, item["Key"]) or "{}")
         verdicts.append(marker.get("verdict", {}))
     return verdicts
 
@@ -105,10 +98,10 @@ def _gate_verdicts(aws: AwsClients, bucket: str, batch_id: str) -> list[dict[str
 def publish_report(request: ReportRequest, settings: ReportSettings, aws: AwsClients) -> dict[str, Any]:
     """Write the batch's report next to its job outcome and return the notification to send."""
     bucket, prefix = settings.data_bucket, f"reports/{request.batch_id}"
-    outcome = json.loads(_get_text(aws, bucket, f"{prefix}/job_outcome.json") or "{}")
+    outcome = json.loads(read_text(aws.s3, bucket, f"{prefix}/job_outcome.json") or "{}")
     insights = {}
     for name in INSIGHT_QUERIES:
-        text = _get_text(aws, *_split(request.results[name]))
+        text = read_text(aws.s3, *_split(request.results[name]))
         if text is None:
             raise FileNotFoundError(f"the result of {name} is not at {request.results[name]}")
         aws.s3.put_object(
@@ -142,7 +135,7 @@ def _unusual_counts(aws: AwsClients, settings: ReportSettings, batch_id: str, ou
     """Judge this batch's row counts against earlier batches', record them, and warn when they stand out."""
     today = {"rental_transactions": float(outcome.get("transaction_rows", 0))}
     today.update({name: float(rows) for name, rows in outcome.get("reference_rows", {}).items()})
-    history = json.loads(_get_text(aws, settings.data_bucket, HISTORY_KEY) or "[]")
+    history = json.loads(read_text(aws.s3, settings.data_bucket, HISTORY_KEY) or "[]")
     earlier = [run for run in history if run["batch_id"] != batch_id]  # a re-run is not its own history
     findings = check_all([run["counts"] for run in earlier], today, settings.rule)
     aws.s3.put_object(

@@ -15,7 +15,7 @@ from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
-from rental_analytics.aws import AwsClients
+from rental_analytics.aws import AwsClients, read_text
 from rental_analytics.config import require_env
 from rental_analytics.contract import BATCH_ID_PATTERN, DATASETS, dataset_for_file_name
 from rental_analytics.gate import FileVerdict, validate_stream
@@ -176,13 +176,8 @@ def _same_object(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 def _read_json(aws: AwsClients, bucket: str, key: str) -> dict[str, Any] | None:
-    try:
-        body = aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
-            return None
-        raise
-    return dict(json.loads(body))
+    text = read_text(aws.s3, bucket, key)
+    return None if text is None else dict(json.loads(text))
 
 
 def _put_json(aws: AwsClients, bucket: str, key: str, document: Mapping[str, Any]) -> None:
