@@ -59,20 +59,21 @@ bench: $(STAMP) ## Time `run car-rental` against the DuckDB reference (RENTALS=1
 clean: ## Remove the virtual environment and local outputs
 	rm -rf $(VENV) $(TOOLS) demo-output bench-output .pytest_cache .mypy_cache .ruff_cache
 
+# Copies the core package's sources (Python, SQL, py.typed) into the folder $(1).
+copy-core = mkdir -p "$(1)" && cd rental_analytics && find . -name '*.py' -o -name '*.sql' -o -name 'py.typed' | \
+	xargs -I{} cp --parents {} "$(1)/"
+
 # `sam build` runs this for the CoreLayer (BuildMethod: makefile): the core package and what the functions
 # import from outside the Lambda runtime, as Linux wheels for the python3.12 runtime.
 build-CoreLayer:
 	$(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)/python" --platform manylinux2014_x86_64 \
 		--implementation cp --python-version 3.12 --only-binary=:all: "pyarrow>=15,<20"
-	mkdir -p "$(ARTIFACTS_DIR)/python/rental_analytics"
-	cd rental_analytics && find . -name '*.py' -o -name '*.sql' -o -name 'py.typed' | \
-		xargs -I{} cp --parents {} "$(ARTIFACTS_DIR)/python/rental_analytics/"
+	$(call copy-core,$(ARTIFACTS_DIR)/python/rental_analytics)
 
 # `sam build` runs this for ShipCodeFunction: the handler with the code it ships to the artifacts bucket.
 build-ShipCodeFunction:
 	cp functions/ship_code/app.py "$(ARTIFACTS_DIR)/"
-	mkdir -p "$(ARTIFACTS_DIR)/spark_scripts" "$(ARTIFACTS_DIR)/rental_analytics"
+	mkdir -p "$(ARTIFACTS_DIR)/spark_scripts"
 	cp spark_scripts/*.py "$(ARTIFACTS_DIR)/spark_scripts/"
-	cd rental_analytics && find . -name '*.py' -o -name '*.sql' -o -name 'py.typed' | \
-		xargs -I{} cp --parents {} "$(ARTIFACTS_DIR)/rental_analytics/"
+	$(call copy-core,$(ARTIFACTS_DIR)/rental_analytics)
 	$(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)" "aws-lambda-powertools>=3.2,<4"
