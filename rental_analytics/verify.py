@@ -96,20 +96,19 @@ def _completed_states(sfn: Any, execution_arn: str) -> tuple[set[str], str]:
     open_states: list[str] = []
     left: set[str] = set()
     failed: set[str] = set()
+    latest = "starting"
     for event in events:
         if "stateEnteredEventDetails" in event:
-            open_states.append(event["stateEnteredEventDetails"]["name"])
+            latest = event["stateEnteredEventDetails"]["name"]
+            open_states.append(latest)
         elif "stateExitedEventDetails" in event:
             name = event["stateExitedEventDetails"]["name"]
             left.add(name)
             if name in open_states:
-                open_states.reverse()
-                open_states.remove(name)
-                open_states.reverse()
+                del open_states[len(open_states) - 1 - open_states[::-1].index(name)]  # the innermost one
         elif event["type"].endswith(("Failed", "TimedOut", "Aborted")) and open_states:
             failed.add(open_states[-1])
-    entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
-    return left - failed, entered[-1] if entered else "starting"
+    return left - failed, latest
 
 
 def verify_deployment(stack: str, aws: AwsClients, progress: Progress, waiting: Waiting | None = None) -> list[Step]:
