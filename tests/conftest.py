@@ -62,3 +62,35 @@ def write_batch(tmp_path: Path) -> BatchWriter:
         return folder
 
     return write
+
+
+MYSQL_SERVER = "mysql://root@127.0.0.1:3306/test"
+
+
+def _mysql_admin(sql: str) -> None:
+    import pymysql
+
+    from rental_analytics.db_url import DatabaseUrl
+
+    server = DatabaseUrl.parse(MYSQL_SERVER)
+    connection = pymysql.connect(host=server.host, port=server.port, user=server.user, password=server.password)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def source() -> Iterator[object]:
+    """A MySQL database of its own on the real MariaDB server, dropped afterwards."""
+    import uuid
+
+    from rental_analytics.db_url import DatabaseUrl
+
+    name = f"ra_test_{uuid.uuid4().hex[:10]}"
+    _mysql_admin(f"CREATE DATABASE {name}")
+    try:
+        yield DatabaseUrl.parse(MYSQL_SERVER).with_database(name)
+    finally:
+        _mysql_admin(f"DROP DATABASE IF EXISTS {name}")

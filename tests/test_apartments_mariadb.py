@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -26,28 +24,7 @@ from rental_analytics.db_url import DatabaseUrl
 
 pytestmark = [pytest.mark.spark, pytest.mark.databases]
 
-SERVER = DatabaseUrl.parse("mysql://root@127.0.0.1:3306/test")
 D1, D2, D3 = date(2024, 6, 1), date(2024, 6, 2), date(2024, 6, 3)
-
-
-def _admin(sql: str) -> None:
-    connection = pymysql.connect(host=SERVER.host, port=SERVER.port, user=SERVER.user, password=SERVER.password)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-    finally:
-        connection.close()
-
-
-@pytest.fixture
-def source() -> Iterator[DatabaseUrl]:
-    """A database of its own on the real server, dropped afterwards."""
-    name = f"ra_test_{uuid.uuid4().hex[:10]}"
-    _admin(f"CREATE DATABASE {name}")
-    try:
-        yield SERVER.with_database(name)
-    finally:
-        _admin(f"DROP DATABASE IF EXISTS {name}")
 
 
 def _source_rows(url: DatabaseUrl, table: str) -> list[tuple]:
@@ -192,7 +169,7 @@ def test_an_older_load_date_is_refused_by_the_model(spark, source, tmp_path: Pat
 def test_the_generate_command_fills_and_then_changes_the_source(source, capsys):
     from rental_analytics.cli import main
 
-    url = f"mysql://{source.user}@{source.host}:{source.port}/{source.database}"
+    url = str(source)  # the server takes no password
     common = ["generate", "apartments", "--mysql-url", url, "--as-of", "2024-06-01"]
     assert main([*common, "--apartments", "120", "--bookings", "500", "--bad-share", "0.01"]) == 0
     assert len(_source_rows(source, "bookings")) == 500

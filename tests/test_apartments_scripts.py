@@ -8,15 +8,14 @@ import pytest
 
 from rental_analytics.apartments.generate import MarketplaceOptions, generate_marketplace
 from spark_scripts import apartments_extract, apartments_quality, apartments_transform
-from tests.test_apartments_mariadb import source  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.spark, pytest.mark.databases]
 
 
-def test_the_scripts_run_a_load_date_and_fail_as_they_should(spark, source, tmp_path: Path, capsys):  # noqa: F811
+def test_the_scripts_run_a_load_date_and_fail_as_they_should(spark, source, tmp_path: Path, capsys):
     generate_marketplace(source, MarketplaceOptions(apartments=80))
     out = str(tmp_path)
-    url = f"mysql://{source.user}@{source.host}:{source.port}/{source.database}"
+    url = str(source)  # the server takes no password
     day = ["--output", out, "--load-date", "2024-06-02"]
     glue_extras = ["--JOB_NAME", "RDS_TO_S3_job", "--job-bookmark-option", "job-bookmark-disable"]
     assert apartments_extract.main([*day, "--mysql-url", url, *glue_extras]) == 0

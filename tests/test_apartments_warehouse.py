@@ -190,7 +190,7 @@ def test_the_glue_scripts_load_and_refresh(spark, target, tmp_path: Path, capsys
 
     curated = tmp_path / "curated"
     write_model(spark, curated, MODEL)
-    url = f"postgresql://{target.user}@{target.host}:{target.port}/{target.database}"
+    url = str(target)  # the server takes no password
     common = ["--output", str(tmp_path), "--load-date", "2024-06-01", "--warehouse-url", url, "--dialect", "postgresql"]
     assert apartments_load.main([*common, "--JOB_NAME", "glue_to_redshift_job"]) == 0
     assert apartments_kpis.main(common) == 0
@@ -199,35 +199,20 @@ def test_the_glue_scripts_load_and_refresh(spark, target, tmp_path: Path, capsys
     assert rows(target, "SELECT repeat_customer_rate FROM analytics.kpi_repeat_customer_rate") == [[0.5]]
 
 
-def test_run_apartments_end_to_end_over_two_load_dates(spark, target, tmp_path: Path, capsys):
+def test_run_apartments_end_to_end_over_two_load_dates(spark, source, target, tmp_path: Path, capsys):
     from rental_analytics.cli import main
-    from tests.test_apartments_mariadb import SERVER as MYSQL
-    from tests.test_apartments_mariadb import _admin
 
-    source_db = f"ra_test_{uuid.uuid4().hex[:10]}"
-    _admin(f"CREATE DATABASE {source_db}")
-    try:
-        mysql = f"mysql://{MYSQL.user}@{MYSQL.host}:{MYSQL.port}/{source_db}"
-        warehouse_url = f"postgresql://{target.user}@{target.host}:{target.port}/{target.database}"
-        out = str(tmp_path / "zones")
-        assert (
-            main(["generate", "apartments", "--mysql-url", mysql, "--apartments", "150", "--as-of", "2024-06-01"]) == 0
-        )
-        common = ["run", "apartments", "--mysql-url", mysql, "--warehouse-url", warehouse_url, "--output", out]
-        assert main([*common, "--load-date", "2024-06-01"]) == 0
-        assert main(["generate", "apartments", "--mysql-url", mysql, "--change", "--as-of", "2024-06-02"]) == 0
-        assert main([*common, "--load-date", "2024-06-02"]) == 0
-        before = {
-            t: rows(target, f"SELECT * FROM analytics.{t} ORDER BY 1, 2")
-            for t in (*CURATED_SCHEMAS, *warehouse.KPI_TABLES)
-        }
-        assert main([*common, "--load-date", "2024-06-02"]) == 0
-        after = {
-            t: rows(target, f"SELECT * FROM analytics.{t} ORDER BY 1, 2")
-            for t in (*CURATED_SCHEMAS, *warehouse.KPI_TABLES)
-        }
-    finally:
-        _admin(f"DROP DATABASE IF EXISTS {source_db}")
+    mysql, warehouse_url = str(source), str(target)  # the servers take no password
+    out = str(tmp_path / "zones")
+    assert main(["generate", "apartments", "--mysql-url", mysql, "--apartments", "150", "--as-of", "2024-06-01"]) == 0
+    common = ["run", "apartments", "--mysql-url", mysql, "--warehouse-url", warehouse_url, "--output", out]
+    assert main([*common, "--load-date", "2024-06-01"]) == 0
+    assert main(["generate", "apartments", "--mysql-url", mysql, "--change", "--as-of", "2024-06-02"]) == 0
+    assert main([*common, "--load-date", "2024-06-02"]) == 0
+    tables = (*CURATED_SCHEMAS, *warehouse.KPI_TABLES)
+    before = {t: rows(target, f"SELECT * FROM analytics.{t} ORDER BY 1, 2") for t in tables}
+    assert main([*common, "--load-date", "2024-06-02"]) == 0
+    after = {t: rows(target, f"SELECT * FROM analytics.{t} ORDER BY 1, 2") for t in tables}
 
     assert after == before
     assert "SUCCEEDED: load date 2024-06-02 is in the warehouse" in capsys.readouterr().out
@@ -236,34 +221,14 @@ def test_run_apartments_end_to_end_over_two_load_dates(spark, target, tmp_path: 
     assert rows(target, "SELECT COUNT(*) FROM analytics.kpi_occupancy_rate WHERE occupancy_rate > 0")[0][0] > 0
 
 
-def test_a_quality_breach_stops_the_local_run_before_the_warehouse(target, tmp_path: Path, capsys):
+def test_a_quality_breach_stops_the_local_run_before_the_warehouse(source, target, tmp_path: Path, capsys):
     from rental_analytics.cli import main
-    from tests.test_apartments_mariadb import SERVER as MYSQL
-    from tests.test_apartments_mariadb import _admin
 
-    source_db = f"ra_test_{uuid.uuid4().hex[:10]}"
-    _admin(f"CREATE DATABASE {source_db}")
-    try:
-        mysql = f"mysql://{MYSQL.user}@{MYSQL.host}:{MYSQL.port}/{source_db}"
-        warehouse_url = f"postgresql://{target.user}@{target.host}:{target.port}/{target.database}"
-        main(
-            [
-                "generate",
-                "apartments",
-                "--mysql-url",
-                mysql,
-                "--apartments",
-                "100",
-                "--bad-share",
-                "0.02",
-                "--as-of",
-                "2024-06-01",
-            ]
-        )
-        code = main(["run", "apartments", "--mysql-url", mysql, "--warehouse-url", warehouse_url,
-                     "--output", str(tmp_path), "--load-date", "2024-06-01"])  # fmt: skip
-    finally:
-        _admin(f"DROP DATABASE IF EXISTS {source_db}")
+    generate = ["generate", "apartments", "--mysql-url", str(source), "--apartments", "100", "--bad-share", "0.02"]
+    main([*generate, "--as-of", "2024-06-01"])
+    code = main(["run", "apartments", "--mysql-url", str(source), "--warehouse-url", str(target),
+                 "--output", str(tmp_path), "--load-date", "2024-06-01"])  # fmt: skip
+
     assert code == 1
     assert "FAILED in data quality: Data Quality Breach:" in capsys.readouterr().out
     assert rows(target, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'analytics'") == [[0]]
