@@ -107,11 +107,7 @@ def _generate_apartments(args: argparse.Namespace) -> int:
         generate_marketplace,
     )
 
-    try:
-        url = resolve_database_url("mysql", args.mysql_url, None, MYSQL_ENV)
-    except ConfigError as error:
-        print(f"rental-analytics: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    url = resolve_database_url("mysql", args.mysql_url, None, MYSQL_ENV)
     as_of = args.as_of or datetime.now(timezone.utc).date()
     if args.change:
         generated = change_marketplace(url, ChangeOptions(seed=args.seed, as_of=as_of))
@@ -223,12 +219,8 @@ def _verify_deployment(args: argparse.Namespace) -> int:
 def _run_apartments(args: argparse.Namespace) -> int:
     from rental_analytics.apartments.local_run import run_apartments
 
-    try:
-        source = resolve_database_url("mysql", args.mysql_url, None, MYSQL_ENV)
-        target = resolve_database_url("postgresql", args.warehouse_url, None, WAREHOUSE_ENV)
-    except ConfigError as error:
-        print(f"rental-analytics: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    source = resolve_database_url("mysql", args.mysql_url, None, MYSQL_ENV)
+    target = resolve_database_url("postgresql", args.warehouse_url, None, WAREHOUSE_ENV)
     day = args.load_date or datetime.now(timezone.utc).date()
     result = run_apartments(source, target, args.output, day, StageProgress())
     for line in result.lines:
@@ -254,6 +246,14 @@ def _demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the installed `rental-analytics` command."""
     args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as error:  # a missing or malformed setting is a usage error, whichever command met it
+        print(f"rental-analytics: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "generate":
         return _generate(args)
     if args.command == "validate":
