@@ -8,7 +8,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 # Settings the jobs rely on wherever they run; EMR gets the same through the cluster configuration.
-JOB_SETTINGS: dict[str, str] = {
+JOB_SETTINGS: dict[str, bool | float | int | str | None] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.adaptive.enabled": "true",
     "spark.sql.parquet.compression.codec": "snappy",
@@ -48,16 +48,11 @@ def local_session(
     jars = jdbc_jars()
     if jars:
         builder = builder.config("spark.jars", ",".join(jars))
-    for key, value in JOB_SETTINGS.items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    session = builder.config(map=JOB_SETTINGS).getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
 
 
 def job_session(app_name: str) -> SparkSession:
     """The session of a job on EMR or Glue: the cluster's own settings plus the ones the jobs rely on."""
-    builder = SparkSession.builder.appName(app_name)
-    for key, value in JOB_SETTINGS.items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate()
+    return SparkSession.builder.appName(app_name).config(map=JOB_SETTINGS).getOrCreate()
