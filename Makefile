@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
 TOOLS ?= .venv-tools
-.PHONY: help demo test lint check-template format bench clean
+.PHONY: help demo test lint check-template format bench clean invoke-gate
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -58,6 +58,48 @@ bench: $(STAMP) ## Time `run car-rental` against the DuckDB reference (RENTALS=1
 
 clean: ## Remove the virtual environment and local outputs
 	rm -rf $(VENV) $(TOOLS) demo-output bench-output .pytest_cache .mypy_cache .ruff_cache
+
+# invoke-gate: the upload gate in Docker (`sam local invoke`) on a sample file put in a deployed dev stack.
+DATASET ?= users
+SAM := $(TOOLS)/sam/bin/sam
+
+# Fills the stack's bucket and the uploaded object's version into a copy of the sample event, and the stack's
+# names into a copy of events/env.json. Arguments: the sample event, put-object's answer, the stack's
+# outputs (JSON), the folder the two copies go to.
+define FILL_GATE_EVENT
+import json, sys
+event_file, put_file, outputs_file, folder = sys.argv[1:5]
+put, outputs = json.load(open(put_file)), dict(json.load(open(outputs_file)))
+event = json.load(open(event_file))
+s3 = event["Records"][0]["s3"]
+s3["bucket"].update(name=outputs["DataBucketName"], arn="arn:aws:s3:::" + outputs["DataBucketName"])
+s3["object"].update(versionId=put["VersionId"], eTag=put["ETag"].strip('"'))
+json.dump(event, open(folder + "/event.json", "w"), indent=2)
+env = json.load(open("events/env.json"))
+env["ValidateUploadFunction"].update(
+    DATA_BUCKET=outputs["DataBucketName"],
+    STATE_MACHINE_ARN=outputs["CarRentalStateMachineArn"],
+    ALERT_TOPIC_ARN=outputs["AlertTopicArn"],
+)
+json.dump(env, open(folder + "/env.json", "w"), indent=2)
+print(f"s3://{outputs['DataBucketName']}/{s3['object']['key']} version {put['VersionId']}")
+endef
+export FILL_GATE_EVENT
+
+invoke-gate: $(STAMP) $(TOOLS)/sam/.installed ## Run the upload gate in Docker on a sample file put in a dev stack (STACK=name DATASET=users)
+	@test -n "$(STACK)" || { echo "usage: make invoke-gate STACK=<dev stack> [DATASET=users|vehicles|locations|rental_transactions]"; exit 2; }
+	@test -f events/s3_put_$(DATASET).json || { echo "no events/s3_put_$(DATASET).json: DATASET is users, vehicles, locations or rental_transactions"; exit 2; }
+	@set -eu; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	aws cloudformation describe-stacks --stack-name "$(STACK)" --output json \
+		--query "Stacks[0].Outputs[].[OutputKey, OutputValue]" > "$$tmp/outputs.json"; \
+	$(BIN)/rental-analytics generate car-rental --output "$$tmp/batch" --rentals 200 > /dev/null; \
+	key=$$($(BIN)/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["Records"][0]["s3"]["object"]["key"])' \
+		events/s3_put_$(DATASET).json); \
+	bucket=$$($(BIN)/python -c 'import json, sys; print(dict(json.load(open(sys.argv[1])))["DataBucketName"])' "$$tmp/outputs.json"); \
+	aws s3api put-object --bucket "$$bucket" --key "$$key" --body "$$tmp/batch/$(DATASET).csv" --output json > "$$tmp/put.json"; \
+	$(BIN)/python -c "$$FILL_GATE_EVENT" events/s3_put_$(DATASET).json "$$tmp/put.json" "$$tmp/outputs.json" "$$tmp"; \
+	SAM_CLI_TELEMETRY=0 $(SAM) build ValidateUploadFunction; \
+	SAM_CLI_TELEMETRY=0 $(SAM) local invoke ValidateUploadFunction -e "$$tmp/event.json" --env-vars "$$tmp/env.json"
 
 # Copies the core package's sources (Python, SQL, py.typed) into the folder $(1).
 copy-core = mkdir -p "$(1)" && cd rental_analytics && find . -name '*.py' -o -name '*.sql' -o -name 'py.typed' | \

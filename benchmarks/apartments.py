@@ -25,8 +25,8 @@ LOAD_DATE = date(2024, 6, 2)
 def _jobs(server: str, database: str, root: str, partitions: int, result: Path) -> None:
     """Inside the child: time each job and write the figures as JSON."""
     from rental_analytics.apartments import jobs
-    from rental_analytics.db_url import DatabaseUrl
-    from rental_analytics.spark_session import local_session
+    from rental_analytics.apartments.db_url import DatabaseUrl
+    from rental_analytics.platform.spark_session import local_session
 
     source = DatabaseUrl.parse(server).with_database(database)
     spark = local_session("apartments-benchmark")
@@ -48,8 +48,8 @@ def _jobs(server: str, database: str, root: str, partitions: int, result: Path) 
 def _generate(server: str, database: str, bookings: int) -> float:
     import pymysql
 
+    from rental_analytics.apartments.db_url import DatabaseUrl
     from rental_analytics.apartments.generate import MarketplaceOptions, generate_marketplace
-    from rental_analytics.db_url import DatabaseUrl
 
     url = DatabaseUrl.parse(server)
     connection = pymysql.connect(host=url.host, port=url.port, user=url.user, password=url.password)

@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from rental_analytics import row_checks
-from rental_analytics.generate import GeneratorOptions, generate_car_rental
+from rental_analytics.car_rental.gate import rows as row_checks
+from rental_analytics.car_rental.generate import GeneratorOptions, generate_car_rental
 
 MIB = 1 << 20
 
@@ -42,13 +42,13 @@ def build_file(folder: Path, size_bytes: int, bad_share: float) -> Path:
 def _measure(kind: str, path: Path, block_mib: int | None) -> dict[str, float]:
     """Run inside the child process: one pass over the file, timed."""
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    from rental_analytics import row_checks
+    from rental_analytics.car_rental.gate import rows as row_checks
 
     if block_mib:
         row_checks.BLOCK_BYTES = block_mib * MIB
     started = time.perf_counter()
     if kind == "gate":
-        from rental_analytics.gate import validate_file
+        from rental_analytics.car_rental.gate.files import validate_file
 
         verdict = validate_file(path)
         assert verdict.accepted, verdict.reason

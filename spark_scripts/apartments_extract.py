@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rental_analytics.apartments.db_url import resolve_database_url
 from rental_analytics.apartments.job_args import MYSQL_ENV, job_parser, parse_job_args
 from rental_analytics.apartments.jobs import Zones, run_extract
-from rental_analytics.db_url import resolve_database_url
-from rental_analytics.progress import job_log
-from rental_analytics.spark_session import job_session
+from rental_analytics.platform.progress import job_log
+from rental_analytics.platform.spark_session import job_session
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
     say = job_log("extract")
     secrets = None
     if args.source_secret_id:
-        from rental_analytics.aws import clients
+        from rental_analytics.platform.aws import clients
 
         secrets = clients().secretsmanager
     source = resolve_database_url("mysql", args.mysql_url, args.source_secret_id, MYSQL_ENV, secrets)

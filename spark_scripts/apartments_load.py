@@ -9,8 +9,8 @@ from rental_analytics.apartments import warehouse
 from rental_analytics.apartments.contract import CURATED_SCHEMAS
 from rental_analytics.apartments.job_args import job_parser, parse_job_args, warehouse_url
 from rental_analytics.apartments.jobs import Zones
-from rental_analytics.progress import job_log
-from rental_analytics.spark_session import job_session
+from rental_analytics.platform.progress import job_log
+from rental_analytics.platform.spark_session import job_session
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -16,12 +16,12 @@ from rental_analytics.apartments.contract import (
 from rental_analytics.apartments.job_args import job_parser, parse_job_args
 from rental_analytics.apartments.jobs import Zones, publish_quality_metrics, run_quality
 from rental_analytics.apartments.quality import QualityRules
-from rental_analytics.progress import job_log
-from rental_analytics.spark_session import job_session
+from rental_analytics.platform.progress import job_log
+from rental_analytics.platform.spark_session import job_session
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    """The job's arguments; thresholds default to the seed's."""
+    """The job's arguments; thresholds default to the apartments contract's (section 2)."""
     parser = job_parser(__doc__)
     parser.add_argument("--run-id", help="names this run in dq_results (default: load date and a random suffix)")
     for metric in (COMPLETENESS, ACCURACY, CONSISTENCY):
@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
     outcome = run_quality(spark, Zones(args.output), args.load_date, run_id, rules_from(args), progress=say)
     say(f"{outcome.message}")
     if args.metrics_namespace:
-        from rental_analytics.aws import clients
+        from rental_analytics.platform.aws import clients
 
         publish_quality_metrics(clients().cloudwatch, args.metrics_namespace, outcome)
     return 0 if outcome.passed else 1

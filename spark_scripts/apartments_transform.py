@@ -7,8 +7,8 @@ import sys
 
 from rental_analytics.apartments.job_args import job_parser, parse_job_args
 from rental_analytics.apartments.jobs import ModelOrderError, Zones, run_transform
-from rental_analytics.progress import job_log
-from rental_analytics.spark_session import job_session
+from rental_analytics.platform.progress import job_log
+from rental_analytics.platform.spark_session import job_session
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

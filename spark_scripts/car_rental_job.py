@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rental_analytics.car_rental.job import BatchJob, run_batch
-from rental_analytics.contract import DEFAULT_MAX_REJECT_RATE
-from rental_analytics.progress import job_log
-from rental_analytics.spark_session import job_session
+from rental_analytics.car_rental.contract import DEFAULT_MAX_REJECT_RATE, MANIFEST_NAME
+from rental_analytics.car_rental.job import BatchJob, held_to_the_gate, manifest_verdicts, run_batch
+from rental_analytics.platform import hadoop_fs
+from rental_analytics.platform.progress import job_log
+from rental_analytics.platform.spark_session import job_session
 
 
 def parse_args(argv: list[str]) -> BatchJob:
@@ -23,10 +24,14 @@ def parse_args(argv: list[str]) -> BatchJob:
 
 
 def main(argv: list[str]) -> int:
-    """Run the batch on the cluster's session."""
+    """Run the batch on the cluster's session, holding it to the row counts of the gate's manifest if any."""
     job = parse_args(argv)
     say = job_log("car-rental")
-    outcome = run_batch(job_session(f"car-rental-{job.batch_id}"), job, progress=say)
+    spark = job_session(f"car-rental-{job.batch_id}")
+    manifest = hadoop_fs.read_text(spark, f"{job.input_dir.rstrip('/')}/{MANIFEST_NAME}")
+    if manifest is not None:
+        job = held_to_the_gate(job, manifest_verdicts(manifest))
+    outcome = run_batch(spark, job, progress=say)
     say(outcome.message)
     return 0 if outcome.succeeded else 1
 

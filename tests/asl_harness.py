@@ -11,13 +11,13 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
 from moto.sns.models import sns_backends
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.repo import ROOT
+
 ACCOUNT, REGION = "123456789012", "us-east-1"
 FAIL = "fail"
 
@@ -77,6 +77,7 @@ class Run:
     entered: list[str]
     alerts: list[tuple[str, str]]
     output: Any
+    inputs: dict[str, Any]  # the input each state was last entered with
 
 
 def run(definition: str, topic_arn: str, execution_input: dict[str, Any]) -> Run:
@@ -93,17 +94,19 @@ def run(definition: str, topic_arn: str, execution_input: dict[str, Any]) -> Run
         assert time.monotonic() < deadline, "the execution did not finish"
         time.sleep(0.05)
     events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
-    entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+    entered_events = [e["stateEnteredEventDetails"] for e in events if "stateEnteredEventDetails" in e]
+    entered = [details["name"] for details in entered_events]
+    inputs = {details["name"]: json.loads(details.get("input") or "null") for details in entered_events}
     topic = sns_backends[ACCOUNT][REGION].topics[topic_arn]
     alerts = [(subject or "", message) for _, message, subject, *_ in topic.sent_notifications]
     output = json.loads(described["output"]) if described.get("output") else None
-    return Run(described["status"], entered, alerts, output)
+    return Run(described["status"], entered, alerts, output, inputs)
 
 
 def car_rental_stand_ins(data_bucket: str) -> dict[str, str]:
     """Inside a moto context: the crawler, named queries and topic the car-rental workflow uses, and every
     placeholder's value (the real resources where moto runs them, test strings elsewhere)."""
-    from rental_analytics.contract import INSIGHT_QUERIES
+    from rental_analytics.car_rental.contract import INSIGHT_QUERIES
 
     glue = boto3.client("glue", region_name=REGION)
     glue.create_database(DatabaseInput={"Name": "catalog"})
@@ -122,5 +125,6 @@ def car_rental_stand_ins(data_bucket: str) -> dict[str, str]:
     values.update(
         AlertTopicArn=topic, CrawlerName="crawler", CrawlerPollSeconds="0", CrawlerMaxPolls="3",
         CoreInstanceCount="2", EmrIdleTimeoutSeconds="3600", DataBucket=data_bucket, AthenaWorkGroup="primary",
+        SparkStepTimeoutSeconds="14400",
     )  # fmt: skip
     return values

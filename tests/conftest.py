@@ -6,9 +6,11 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+import boto3
 import pytest
+from moto import mock_aws
 
 # Nothing here may reach real AWS: fake credentials and a region, set before boto3 is imported anywhere.
 os.environ.update(
@@ -36,9 +38,19 @@ def _loopback_only(self: socket.socket, address: object) -> object:
 socket.socket.connect = _loopback_only  # type: ignore[assignment,method-assign]
 
 
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    """A moto S3 with the two buckets every stack has, "data" and "artifacts"."""
+    with mock_aws():
+        client = boto3.client("s3")
+        for bucket in ("data", "artifacts"):
+            client.create_bucket(Bucket=bucket)
+        yield client
+
+
 @pytest.fixture(scope="session")
 def spark() -> Iterator[object]:
-    from rental_analytics.spark_session import local_session
+    from rental_analytics.platform.spark_session import local_session
 
     session = local_session("rental-analytics-tests", shuffle_partitions=2, driver_memory="2g")
     yield session
@@ -70,7 +82,7 @@ MYSQL_SERVER = "mysql://root@127.0.0.1:3306/test"
 def _mysql_admin(sql: str) -> None:
     import pymysql
 
-    from rental_analytics.db_url import DatabaseUrl
+    from rental_analytics.apartments.db_url import DatabaseUrl
 
     server = DatabaseUrl.parse(MYSQL_SERVER)
     connection = pymysql.connect(host=server.host, port=server.port, user=server.user, password=server.password)
@@ -86,7 +98,7 @@ def source() -> Iterator[object]:
     """A MySQL database of its own on the real MariaDB server, dropped afterwards."""
     import uuid
 
-    from rental_analytics.db_url import DatabaseUrl
+    from rental_analytics.apartments.db_url import DatabaseUrl
 
     name = f"ra_test_{uuid.uuid4().hex[:10]}"
     _mysql_admin(f"CREATE DATABASE {name}")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import uuid
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.repo import ROOT
 
 
 class FakeContext:
@@ -29,9 +28,9 @@ def load_handler(folder: str, monkeypatch: pytest.MonkeyPatch, **environment: st
         **environment,
     }.items():
         monkeypatch.setenv(name, value)
-    import rental_analytics.aws
+    import rental_analytics.platform.aws
 
-    rental_analytics.aws.clients.cache_clear()
+    rental_analytics.platform.aws.clients.cache_clear()
     spec = importlib.util.spec_from_file_location(f"{folder}_app", ROOT / "functions" / folder / "app.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

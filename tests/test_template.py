@@ -10,7 +10,7 @@ import pytest
 import yaml
 from aws_lambda_powertools.utilities.parser.models import S3Model
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.repo import ROOT
 
 
 class _CloudFormationLoader(yaml.SafeLoader):
@@ -132,26 +132,26 @@ def test_the_athena_workgroup_enforces_its_result_location_and_a_scan_limit():
 
 
 def test_the_named_queries_are_the_sql_files_the_local_run_uses():
-    from rental_analytics.contract import INSIGHT_QUERIES
-    from rental_analytics.insights import query_text
+    from rental_analytics.car_rental.contract import INSIGHT_QUERIES
+    from rental_analytics.car_rental.insights import query_text
 
     mapped = TEMPLATE["Mappings"]["InsightQueries"]
     assert sorted(entry["Name"] for entry in mapped.values()) == sorted(INSIGHT_QUERIES)
     for entry in mapped.values():
         assert entry["Sql"] == query_text(entry["Name"]), (
-            f"copy rental_analytics/insights/{entry['Name']}.sql into the template"
+            f"copy rental_analytics/car_rental/insights/{entry['Name']}.sql into the template"
         )
     named = [r for r in TEMPLATE["Resources"].values() if r["Type"] == "AWS::Athena::NamedQuery"]
     assert len(named) == len(INSIGHT_QUERIES)
 
 
-def test_the_job_failure_alarm_is_the_seeds():
+def test_the_job_failure_alarm_is_as_documented():
     alarm = TEMPLATE["Resources"]["JobFailureAlarm"]["Properties"]
     assert (alarm["Threshold"], alarm["Period"], alarm["EvaluationPeriods"]) == (1, 300, 1)
     assert alarm["MetricName"] == "ExecutionsFailed" and alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
 
 
-def test_the_cluster_defaults_are_the_seeds():
+def test_the_cluster_defaults_are_as_documented():
     params = TEMPLATE["Parameters"]
     defaults = {name: params[name]["Default"] for name in params if "Default" in params[name]}
     assert defaults["EmrReleaseLabel"] == "emr-7.7.0"
@@ -190,7 +190,7 @@ def test_warnings_go_to_their_own_topic_and_say_where_to_look():
     assert report["WARNING_TOPIC_ARN"] == {"Ref": "WarningTopic"}
 
 
-def test_the_provisioned_warehouse_is_the_seeds_encrypted_private_and_backed_up():
+def test_the_provisioned_warehouse_is_encrypted_private_and_backed_up():
     params = TEMPLATE["Parameters"]
     assert (params["RedshiftNodeType"]["Default"], params["RedshiftNodeCount"]["Default"]) == ("ra3.xlplus", 2)
     assert params["WarehouseMode"]["AllowedValues"] == ["serverless", "provisioned", "existing"]
@@ -200,3 +200,68 @@ def test_the_provisioned_warehouse_is_the_seeds_encrypted_private_and_backed_up(
     assert (props["Encrypted"], props["PubliclyAccessible"]) == (True, False)
     assert props["AutomatedSnapshotRetentionPeriod"] >= 1
     assert props["VpcSecurityGroupIds"] == [{"Ref": "DatabaseSecurityGroupId"}]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else list(action)
+
+
+def test_events_the_gate_fails_are_kept_in_an_encrypted_queue_that_alarms():
+    failure = FUNCTIONS["ValidateUploadFunction"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
+    assert failure == {"Type": "SQS", "Destination": {"GetAtt": "GateFailedEventsQueue.Arn"}}
+    queue = TEMPLATE["Resources"]["GateFailedEventsQueue"]["Properties"]
+    assert queue["KmsMasterKeyId"] == {"Ref": "PipelineKey"}
+    alarm = TEMPLATE["Resources"]["GateFailedEventsAlarm"]["Properties"]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"GetAtt": "GateFailedEventsQueue.QueueName"}}]
+    assert alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
+    outputs = TEMPLATE["Outputs"]
+    assert outputs["GateFailedEventsQueueUrl"]["Value"] == {"Ref": "GateFailedEventsQueue"}
+    assert outputs["UploadGateFunctionName"]["Value"] == {"Ref": "ValidateUploadFunction"}
+
+
+def test_the_gate_may_stage_copies_and_the_job_may_read_them():
+    gate = [s for name, s in _statements() if name == "ValidateUploadFunction"]
+    staged_writes = [s for s in gate if "staged/*" in json.dumps(s["Resource"]) and "s3:PutObject" in _actions(s)]
+    assert staged_writes
+    assert any("s3:ListBucketVersions" in _actions(s) for s in gate)
+    job = [s for name, s in _statements() if name == "EmrInstanceRole"]
+    assert any("staged/*" in json.dumps(s["Resource"]) and "s3:GetObject" in _actions(s) for s in job)
+    rules = TEMPLATE["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    [staged_rule] = [r for r in rules if r.get("Prefix") == "staged/"]
+    assert staged_rule["ExpirationInDays"] == {"Ref": "StagedRetentionDays"}
+
+
+def test_every_pass_role_names_the_service_it_passes_to():
+    passes = [(name, s) for name, s in _statements() if "iam:PassRole" in _actions(s)]
+    assert passes
+    for name, statement in passes:
+        assert "iam:PassedToService" in statement["Condition"]["StringEquals"], name
+
+
+def test_emr_may_use_the_key_that_encrypts_the_cluster_disks():
+    emr = [s for name, s in _statements() if name == "EmrServiceRole"]
+    uses = [s for s in emr if {"kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey"} <= set(_actions(s))]
+    assert uses and uses[0]["Resource"] == {"GetAtt": "PipelineKey.Arn"}
+    [grant] = [s for s in emr if _actions(s) == ["kms:CreateGrant"]]
+    assert grant["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+
+
+def test_the_workflow_may_create_emrs_service_linked_role_and_nothing_else():
+    workflow = [s for name, s in _statements() if name == "CarRentalStateMachine"]
+    [linked] = [s for s in workflow if "iam:CreateServiceLinkedRole" in _actions(s)]
+    assert linked["Condition"] == {"StringLike": {"iam:AWSServiceName": "elasticmapreduce.amazonaws.com"}}
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_each_function_logs_to_a_group_with_retention(name: str):
+    group = FUNCTIONS[name]["LoggingConfig"]["LogGroup"]["Ref"]
+    assert TEMPLATE["Resources"][group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_replaced_table_versions_expire_soon_and_the_stack_is_tagged():
+    rules = TEMPLATE["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    for prefix in ("processed/", "analytics/"):
+        [rule] = [r for r in rules if r.get("Prefix") == prefix]
+        assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": {"Ref": "ReplacedTableVersionDays"}}
+    assert 'tags = "project=\\"rental-analytics\\""' in (ROOT / "samconfig.toml").read_text()

@@ -5,8 +5,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rental_analytics.aws import clients
-from rental_analytics.publish import ReportRequest, ReportSettings, publish_report
+from rental_analytics.car_rental.publish import ReportRequest, ReportSettings, publish_report
+from rental_analytics.platform.aws import clients
 
 logger, metrics, tracer = Logger(), Metrics(), Tracer()
 settings = ReportSettings.from_env()  # fails the cold start when a variable is missing

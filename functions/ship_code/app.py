@@ -6,8 +6,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rental_analytics.aws import clients
-from rental_analytics.ship import code_files, handle_custom_resource, put_response, ship
+from rental_analytics.platform.aws import clients
+from rental_analytics.platform.ship import code_files, handle_custom_resource, put_response, ship
 
 logger = Logger()
 # The build puts spark_scripts/ and rental_analytics/ beside this file (Makefile: build-ShipCodeFunction).

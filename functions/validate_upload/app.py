@@ -7,8 +7,8 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import S3Model
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rental_analytics.aws import clients
-from rental_analytics.upload import GateSettings, Upload, admit_upload
+from rental_analytics.car_rental.gate.admission import GateSettings, Upload, admit_upload
+from rental_analytics.platform.aws import clients
 
 logger, metrics, tracer = Logger(), Metrics(), Tracer()
 settings = GateSettings.from_env()  # fails the cold start when a variable is missing

@@ -11,7 +11,7 @@ class SourceTable:
 
     name: str
     key: str
-    columns: tuple[tuple[str, str], ...]  # (name, MySQL type) in the seed's order
+    columns: tuple[tuple[str, str], ...]  # (name, MySQL type) in the order of the apartments contract, section 1
     required: tuple[str, ...]
     incremental: bool
 
@@ -86,7 +86,7 @@ BOOKINGS = SourceTable(
 )
 SOURCE_TABLES: dict[str, SourceTable] = {t.name: t for t in (APARTMENTS, APARTMENT_ATTRIBUTES, USER_VIEWING, BOOKINGS)}
 
-# Quality metrics and their default thresholds (seed, section 6.1).
+# Quality metrics and their default thresholds (apartments contract, section 2).
 COMPLETENESS, ACCURACY, CONSISTENCY = "completeness", "accuracy", "consistency"
 DEFAULT_THRESHOLDS: dict[str, float] = {COMPLETENESS: 0.99, ACCURACY: 0.999, CONSISTENCY: 0.99}
 DEFAULT_STATUSES: tuple[str, ...] = ("active", "inactive", "pending")

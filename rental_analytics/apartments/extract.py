@@ -8,7 +8,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from rental_analytics.apartments.contract import SourceTable
-from rental_analytics.db_url import DatabaseUrl
+from rental_analytics.apartments.db_url import DatabaseUrl
 
 # Rows fetched per round trip: the drivers' defaults (MariaDB: all rows at once) either crawl or flood memory.
 FETCH_SIZE = 10_000

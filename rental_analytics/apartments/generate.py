@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from rental_analytics.apartments.contract import SOURCE_TABLES, SourceTable
-from rental_analytics.db_url import DatabaseUrl
+from rental_analytics.apartments.db_url import DatabaseUrl
 
 CITIES = (
     "Accra", "Kumasi", "Tamale", "Takoradi", "Cape Coast", "Lagos", "Abuja", "Nairobi", "Mombasa", "Kigali",
@@ -90,7 +90,7 @@ def connect(url: DatabaseUrl) -> Iterator[Any]:
 
 
 def create_tables(cursor: Any) -> None:
-    """Drop and create the four source tables of the seed (section 3.1)."""
+    """Drop and create the four source tables of the apartments contract (section 1)."""
     for table in SOURCE_TABLES.values():
         cursor.execute(f"DROP TABLE IF EXISTS {table.name}")
         columns = ", ".join(f"{name} {sql_type}" for name, sql_type in table.columns)

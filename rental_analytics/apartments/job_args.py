@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import date, datetime, timezone
 
-from rental_analytics.db_url import DatabaseUrl, resolve_database_url
+from rental_analytics.apartments.db_url import DatabaseUrl, resolve_database_url
 
 # Where a local run finds the source database when no URL is given (its password may be in ..._PASSWORD).
 MYSQL_ENV = "RENTAL_ANALYTICS_MYSQL_URL"
@@ -53,7 +53,7 @@ def warehouse_url(args: argparse.Namespace) -> DatabaseUrl:
     """The warehouse the arguments name; the secret is read with this process's AWS clients."""
     secrets = None
     if args.warehouse_secret_id:
-        from rental_analytics.aws import clients
+        from rental_analytics.platform.aws import clients
 
         secrets = clients().secretsmanager
     known = {"host": args.warehouse_host, "port": args.warehouse_port, "dbname": args.warehouse_database}

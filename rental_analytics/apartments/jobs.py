@@ -9,7 +9,6 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from rental_analytics import hadoop_fs
 from rental_analytics.apartments import model, quality
 from rental_analytics.apartments.contract import (
     APARTMENTS,
@@ -19,10 +18,11 @@ from rental_analytics.apartments.contract import (
     SOURCE_TABLES,
     USER_VIEWING,
 )
+from rental_analytics.apartments.db_url import DatabaseUrl
 from rental_analytics.apartments.extract import max_key, read_source_table
-from rental_analytics.db_url import DatabaseUrl
-from rental_analytics.progress import Progress
-from rental_analytics.unusual import Finding, UnusualDataRule, check_all
+from rental_analytics.platform import hadoop_fs
+from rental_analytics.platform.progress import Progress
+from rental_analytics.platform.unusual import Finding, UnusualDataRule, check_all
 
 
 def _silent(_: str) -> None:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from rental_analytics.apartments import jobs, warehouse
+from rental_analytics.apartments import jobs, report, warehouse
 from rental_analytics.apartments.contract import CURATED_SCHEMAS
+from rental_analytics.apartments.db_url import DatabaseUrl
 from rental_analytics.apartments.quality import QualityRules
-from rental_analytics.db_url import DatabaseUrl
-from rental_analytics.progress import Progress
+from rental_analytics.platform.progress import Progress, follow_spark
 
 
 @dataclass
@@ -22,6 +23,7 @@ class ApartmentsRun:
     failed_stage: str | None = None
     message: str = ""
     lines: list[str] = field(default_factory=list)
+    report: Path | None = None  # the run's HTML page
 
 
 def run_apartments(
@@ -32,26 +34,52 @@ def run_apartments(
     progress: Progress,
     rules: QualityRules | None = None,
 ) -> ApartmentsRun:
-    """Run the five jobs in order; stop at the first that fails and say which and why."""
-    from rental_analytics.spark_session import local_session
-
+    """Run the five jobs in order; stop at the first that fails and say which and why. The page goes with it."""
+    started = datetime.now(timezone.utc)
     run = ApartmentsRun()
+    stages: dict[str, Any] = {"source": str(source), "warehouse": str(target), "output": str(output.resolve())}
+    _run_stages(run, stages, source, target, output, load_date, progress, rules)
+    summary = report.build_summary(
+        load_date, run.succeeded, run.message, started, datetime.now(timezone.utc), stages, run.failed_stage
+    )
+    run.report = report.write_report(report.report_dir(output, load_date), summary)
+    run.lines.append(f"Report: {run.report.resolve()}")
+    return run
+
+
+def _run_stages(
+    run: ApartmentsRun,
+    stages: dict[str, Any],
+    source: DatabaseUrl,
+    target: DatabaseUrl,
+    output: Path,
+    load_date: date,
+    progress: Progress,
+    rules: QualityRules | None,
+) -> None:
+    """The stages, each noting in `stages` what the report shows of it."""
+    from rental_analytics.platform.spark_session import local_session
+
     zones = jobs.Zones(str(output.resolve()))
     progress("starting Spark (local mode)")
-    spark = local_session("apartments")
+    spark = local_session("apartments", log_dir=output / "logs")
+    follow_spark(progress, spark)
     progress(f"extract from {source} for load date {load_date}")
     extracted = jobs.run_extract(spark, source, zones, load_date, progress=progress)
+    stages["extracted"] = extracted.rows
     run.lines.append("Extracted: " + ", ".join(f"{t} {n:,}" for t, n in extracted.rows.items()))
     checked = jobs.run_quality(spark, zones, load_date, f"{load_date}-{uuid.uuid4().hex[:8]}", rules, progress)
+    stages["quality"] = report.quality_summary(checked)
     run.lines.append(checked.message)
     if not checked.passed:
         run.failed_stage, run.message = "data quality", checked.message
-        return run
+        return
     try:
         modelled = jobs.run_transform(spark, zones, load_date, progress)
     except jobs.ModelOrderError as error:
         run.failed_stage, run.message = "transform", str(error)
-        return run
+        return
+    stages["model"] = modelled
     run.lines.append("Model: " + ", ".join(f"{t} {n:,}" for t, n in modelled.items()))
     with warehouse.connect(spark, target, warehouse.POSTGRESQL) as connection:
         progress(f"load into {target} (schema {warehouse.SCHEMA})")
@@ -60,9 +88,11 @@ def run_apartments(
             run.lines.append("Warehouse DDL applied: " + ", ".join(applied))
         curated = {name: zones.curated(name) for name in CURATED_SCHEMAS}
         loaded = warehouse.load_model(spark, target, connection, curated, load_date)
+        stages["loaded"] = loaded
         run.lines.append("Loaded: " + ", ".join(f"{t} {n:,}" for t, n in loaded.items()))
         progress("refresh the KPI tables")
         kpis = warehouse.refresh_kpis(connection)
+        stages["kpi_rows"] = kpis
+        stages["kpis"] = report.read_kpis(connection)
         run.lines.append("KPIs: " + ", ".join(f"{t} {n:,}" for t, n in kpis.items()))
     run.succeeded, run.message = True, f"load date {load_date} is in the warehouse"
-    return run

@@ -37,7 +37,7 @@ METRICS = (COMPLETENESS, ACCURACY, CONSISTENCY)
 
 @dataclass(frozen=True)
 class QualityRules:
-    """Thresholds per metric and the accepted statuses; the defaults are the seed's (section 6.1)."""
+    """Thresholds per metric and the accepted statuses; the defaults are the apartments contract's (section 2)."""
 
     thresholds: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     statuses: tuple[str, ...] = DEFAULT_STATUSES

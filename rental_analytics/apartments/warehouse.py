@@ -13,13 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from importlib import resources
 from typing import Any
 
 from pyspark.sql import SparkSession
 
 from rental_analytics.apartments.contract import CURATED_SCHEMAS
-from rental_analytics.db_url import DatabaseUrl
+from rental_analytics.apartments.db_url import DatabaseUrl
 
 SCHEMA = "analytics"
 KEYS = {
@@ -156,9 +157,11 @@ class Connection:
 
 
 def _python(value: Any) -> Any:
-    if value is None or isinstance(value, (int, float, str, bool)):
+    # Py4J hands numbers, strings and BigDecimal (as Decimal) over as Python values; dates and timestamps
+    # arrive as Java objects, read here as their text.
+    if value is None or isinstance(value, (int, float, str, bool, Decimal)):
         return value
-    return str(value.toString())  # dates, decimals and timestamps arrive as Java objects
+    return str(value.toString())
 
 
 @contextmanager

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from rental_analytics import hadoop_fs
 from rental_analytics.car_rental import kpis, rules
-from rental_analytics.contract import (
+from rental_analytics.car_rental.contract import (
     DAILY_METRICS,
     DATASETS,
     DEFAULT_MAX_REJECT_RATE,
@@ -27,8 +28,10 @@ from rental_analytics.contract import (
     VEHICLES,
     Dataset,
 )
-from rental_analytics.progress import Progress
-from rental_analytics.spark_types import struct_type
+from rental_analytics.car_rental.spark_types import struct_type
+from rental_analytics.platform import hadoop_fs
+from rental_analytics.platform.progress import Progress
+from rental_analytics.platform.publication import Publication, commit, recover
 
 OUTCOME_FILE = "job_outcome.json"
 
@@ -45,6 +48,14 @@ class BatchJob:
     output_dir: str
     batch_id: str
     max_reject_rate: float = DEFAULT_MAX_REJECT_RATE
+    # Rows per dataset as the upload gate counted them; the job fails rather than read a different number.
+    expected_rows: Mapping[str, int] | None = None
+    # Per dataset, whether the gate saw a line break inside a quoted field; unknown datasets read multi-line.
+    multiline: Mapping[str, bool] | None = None
+
+    def reads_multiline(self, dataset: str) -> bool:
+        """Whether the dataset's file must be read multi-line: yes unless the gate saw no quoted line break."""
+        return True if self.multiline is None else self.multiline.get(dataset, True)
 
     def path(self, *parts: str) -> str:
         """A path below the output root."""
@@ -66,6 +77,8 @@ class BatchOutcome:
     reject_rate: float = 0.0
     max_reject_rate: float = DEFAULT_MAX_REJECT_RATE
     history_transactions: int = 0
+    rows_read: dict[str, int] = field(default_factory=dict)  # per dataset, identical rows included
+    identical_rows_collapsed: dict[str, int] = field(default_factory=dict)
 
     @property
     def rejected_transactions(self) -> int:
@@ -77,14 +90,32 @@ class BatchOutcome:
         return asdict(self)
 
 
+def manifest_verdicts(manifest_text: str) -> dict[str, Mapping[str, Any]]:
+    """The gate's verdict on each dataset, from the manifest it staged beside the files."""
+    return {dataset: file["verdict"] for dataset, file in json.loads(manifest_text)["files"].items()}
+
+
+def held_to_the_gate(job: BatchJob, verdicts: Mapping[str, Mapping[str, Any]]) -> BatchJob:
+    """The job held to the gate's verdicts: its row count per dataset, and a multi-line read only where needed."""
+    return replace(
+        job,
+        expected_rows={dataset: int(verdict["rows"]) for dataset, verdict in verdicts.items()},
+        # A verdict from before the gate reported line breaks says nothing: read that file multi-line.
+        multiline={dataset: bool(verdict.get("multiline_fields", True)) for dataset, verdict in verdicts.items()},
+    )
+
+
 def _silent(_: str) -> None:
     return None
 
 
-def read_dataset(spark: SparkSession, input_dir: str, dataset: Dataset, present: set[str]) -> DataFrame:
+def read_dataset(
+    spark: SparkSession, input_dir: str, dataset: Dataset, present: set[str], multiline: bool = True
+) -> DataFrame:
     """Read one dataset of the batch as strings under the contract's column names.
 
-    `present` is the batch folder's listing, taken once per batch.
+    `present` is the batch folder's listing, taken once per batch. A multi-line read makes each file one
+    task on one core; a file with no line break inside a quoted field is read line by line, in splits.
     """
     names = [name for name in dataset.file_names if name in present]
     if not names:
@@ -93,7 +124,7 @@ def read_dataset(spark: SparkSession, input_dir: str, dataset: Dataset, present:
         f"{input_dir.rstrip('/')}/{names[0]}",
         header=True,
         inferSchema=False,
-        multiLine=True,  # RFC 4180 allows line breaks inside quoted fields
+        multiLine=multiline,  # RFC 4180 allows line breaks inside quoted fields
         escape='"',  # RFC 4180 doubles a quote inside a quoted field
         encoding="UTF-8",
         mode="PERMISSIVE",
@@ -101,71 +132,98 @@ def read_dataset(spark: SparkSession, input_dir: str, dataset: Dataset, present:
     return rules.canonical_columns(raw, dataset)
 
 
-def _reason_counts(tagged: DataFrame) -> tuple[int, dict[str, int]]:
-    counts = {row[rules.REASON]: row["count"] for row in tagged.groupBy(rules.REASON).count().collect()}
-    total = sum(counts.values())
-    return total, {reason: counts[reason] for reason in sorted(r for r in counts if r is not None)}
+def _count(tagged: DataFrame, name: str, outcome: BatchOutcome) -> tuple[int, dict[str, int]]:
+    """Distinct rows and rejections per reason; notes the rows read and how many identical ones collapsed."""
+    totals = tagged.groupBy(rules.REASON).agg(F.count(F.lit(1)).alias("rows"), F.sum(rules.COPIES).alias("read"))
+    counts, read = {}, 0
+    for row in totals.collect():
+        counts[row[rules.REASON]] = row["rows"]
+        read += row["read"]
+    distinct = sum(counts.values())
+    outcome.rows_read[name] = read
+    outcome.identical_rows_collapsed[name] = read - distinct
+    return distinct, {reason: counts[reason] for reason in sorted(r for r in counts if r is not None)}
 
 
-def _write_quarantine(job: BatchJob, tagged: dict[str, DataFrame], outcome: BatchOutcome) -> None:
-    spark = next(iter(tagged.values())).sparkSession
-    root = job.path("quarantine", job.batch_id, "rows")
-    hadoop_fs.delete(spark, root)  # a re-run replaces the rows an earlier run of this batch rejected
-    for name, frame in tagged.items():
-        rejected = outcome.rejected_by_reason if name == RENTAL_TRANSACTIONS.name else outcome.reference_rejected[name]
-        if rejected:
-            rules.rejected_rows(frame, DATASETS[name]).coalesce(1).write.mode("overwrite").parquet(f"{root}/{name}")
+def _row_count_mismatch(job: BatchJob, outcome: BatchOutcome) -> str | None:
+    """Why the job must stop when Spark read a file differently from the gate, or None when it did not."""
+    expected = job.expected_rows or {}
+    mismatched = [
+        f"{name}: the upload gate counted {count:,} rows, Spark read {outcome.rows_read.get(name, 0):,}"
+        for name, count in sorted(expected.items())
+        if outcome.rows_read.get(name, 0) != count
+    ]
+    if not mismatched:
+        return None
+    return "; ".join(mismatched) + ": the files were not read as the gate read them; nothing was changed"
+
+
+def _stage_quarantine(
+    job: BatchJob, publication: Publication, tagged: dict[str, DataFrame], outcome: BatchOutcome
+) -> None:
+    """The batch's rejected rows; a re-run replaces the rows an earlier run of this batch rejected."""
+    target = job.path("quarantine", job.batch_id, "rows")
+    rejected = {
+        name: frame
+        for name, frame in tagged.items()
+        if (outcome.rejected_by_reason if name == RENTAL_TRANSACTIONS.name else outcome.reference_rejected[name])
+    }
+    if not rejected:
+        publication.delete(target)
+        return
+    staged = publication.stage("quarantine-rows", target)
+    for name, frame in rejected.items():
+        rules.rejected_rows(frame, DATASETS[name]).coalesce(1).write.mode("overwrite").parquet(f"{staged}/{name}")
 
 
 def _write_table(frame: DataFrame, path: str, partitions: tuple[str, ...] = ()) -> None:
     frame.coalesce(1).write.mode("overwrite").partitionBy(*partitions).parquet(path)
 
 
-def merge_transactions(job: BatchJob, batch_rows: DataFrame) -> None:
+def stage_merged_transactions(job: BatchJob, publication: Publication, batch_rows: DataFrame) -> DataFrame:
     """Merge the batch's valid rentals into the processed history by rental_id; the later batch wins.
 
-    Only the rental_date partitions that gain or lose a row are rewritten. They are built in a staging
-    folder first, because Spark cannot overwrite the partitions it is reading.
+    Only the rental_date partitions that gain or lose a row are rebuilt, in the staging folder; the
+    returned frame is the whole history as it will be once the publication is committed.
     """
     spark = batch_rows.sparkSession
     target = job.path("processed", "rental_transactions")
     schema = struct_type(PROCESSED_SCHEMAS["rental_transactions"])
     if not hadoop_fs.exists(spark, target):
-        batch_rows.write.mode("overwrite").partitionBy("rental_date").parquet(target)
-        return
+        staged = publication.stage("processed/rental_transactions", target)
+        batch_rows.write.mode("overwrite").partitionBy("rental_date").parquet(staged)
+        return spark.read.schema(schema).parquet(staged)
     history = spark.read.schema(schema).parquet(target)
     batch_ids = batch_rows.select("rental_id")
     replaced = history.join(batch_ids, "rental_id", "left_semi")
-    affected = {
+    affected = [
         row.rental_date
         for row in batch_rows.select("rental_date").union(replaced.select("rental_date")).distinct().collect()
-    }
+    ]
     merged = (
-        history.where(F.col("rental_date").isin(list(affected)))
+        history.where(F.col("rental_date").isin(affected))
         .join(batch_ids, "rental_id", "left_anti")
         .unionByName(batch_rows)
     )
-    staging = job.path("tmp", "staging", job.batch_id, "rental_transactions")
-    merged.write.mode("overwrite").partitionBy("rental_date").parquet(staging)
-    staged = {name for name in hadoop_fs.list_names(spark, staging) if name.startswith("rental_date=")}
-    spark.read.schema(schema).parquet(staging).write.mode("overwrite").option(
-        "partitionOverwriteMode", "dynamic"
-    ).partitionBy("rental_date").parquet(target)
+    staged = f"{publication.root}/processed/rental_transactions"
+    merged.write.mode("overwrite").partitionBy("rental_date").parquet(staged)
+    partitions = {name for name in hadoop_fs.list_names(spark, staged) if name.startswith("rental_date=")}
     for day in affected:
-        # A partition whose only rentals moved to another date must go, or they would count twice.
-        if f"rental_date={day}" not in staged:
-            hadoop_fs.delete(spark, f"{target}/rental_date={day}")
-    hadoop_fs.delete(spark, job.path("tmp", "staging", job.batch_id))
+        partition = f"rental_date={day}"
+        if partition in partitions:
+            publication.moves.append((f"{staged}/{partition}", f"{target}/{partition}"))
+        else:
+            # A partition whose only rentals moved to another date must go, or they would count twice.
+            publication.delete(f"{target}/{partition}")
+    kept = history.where(~F.col("rental_date").isin(affected)) if affected else history
+    return kept.unionByName(spark.read.schema(schema).parquet(staged))
 
 
-def write_analytics(job: BatchJob, references: dict[str, DataFrame]) -> int:
-    """Recompute the four analytics tables from the whole processed history; returns its row count."""
-    spark = references[USERS.name].sparkSession
-    history = (
-        spark.read.schema(struct_type(PROCESSED_SCHEMAS["rental_transactions"]))
-        .parquet(job.path("processed", "rental_transactions"))
-        .persist(StorageLevel.MEMORY_AND_DISK_DESER)
-    )
+def stage_analytics(
+    job: BatchJob, publication: Publication, history: DataFrame, references: dict[str, DataFrame]
+) -> int:
+    """The four analytics tables over the whole history to be published; returns the history's row count."""
+    history = history.persist(StorageLevel.MEMORY_AND_DISK_DESER)
     window = kpis.rental_window_hours(history).first()
     window_hours = float(window["window_hours"] or 0.0) if window else 0.0
     tables = {
@@ -175,63 +233,78 @@ def write_analytics(job: BatchJob, references: dict[str, DataFrame]) -> int:
         DAILY_METRICS: kpis.daily_metrics(history),
     }
     for name, frame in tables.items():
-        _write_table(frame, job.path("analytics", name))
+        _write_table(frame, publication.stage(f"analytics/{name}", job.path("analytics", name)))
     count = history.count()
     history.unpersist()
     return count
 
 
 def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) -> BatchOutcome:
-    """Run one batch end to end; nothing under processed/ or analytics/ changes when it fails."""
+    """Run one batch end to end; nothing under processed/ or analytics/ changes when it fails.
+
+    Every folder the run changes is staged and then published in one step (`platform.publication`): a run
+    that is stopped leaves the previous tables, or tables that the next run finishes publishing first.
+    """
+    staging = job.path("tmp", "publish")
+    recover(spark, staging, progress)
+    publication = Publication(f"{staging}/{job.batch_id}")
     progress("reading the batch and applying the row rules")
     present = set(hadoop_fs.list_names(spark, job.input_dir))
     reference_tags = {
-        d.name: rules.tag_reference(read_dataset(spark, job.input_dir, d, present), d).persist(
-            StorageLevel.MEMORY_AND_DISK_DESER
-        )
+        d.name: rules.tag_reference(
+            read_dataset(spark, job.input_dir, d, present, job.reads_multiline(d.name)), d
+        ).persist(StorageLevel.MEMORY_AND_DISK_DESER)
         for d in REFERENCE_DATASETS
     }
     outcome = BatchOutcome(job.batch_id, False, "", max_reject_rate=job.max_reject_rate)
     for name, frame in reference_tags.items():
-        outcome.reference_rows[name], outcome.reference_rejected[name] = _reason_counts(frame)
+        outcome.reference_rows[name], outcome.reference_rejected[name] = _count(frame, name, outcome)
     tagged = rules.tag_transactions(
-        read_dataset(spark, job.input_dir, RENTAL_TRANSACTIONS, present),
+        read_dataset(spark, job.input_dir, RENTAL_TRANSACTIONS, present, job.reads_multiline(RENTAL_TRANSACTIONS.name)),
         rules.kept(reference_tags[USERS.name]),
         rules.kept(reference_tags[VEHICLES.name]),
         rules.kept(reference_tags[LOCATIONS.name]),
     ).persist(StorageLevel.MEMORY_AND_DISK_DESER)
-    outcome.transaction_rows, outcome.rejected_by_reason = _reason_counts(tagged)
+    outcome.transaction_rows, outcome.rejected_by_reason = _count(tagged, RENTAL_TRANSACTIONS.name, outcome)
     outcome.valid_transactions = outcome.transaction_rows - outcome.rejected_transactions
     if outcome.transaction_rows:
         outcome.reject_rate = outcome.rejected_transactions / outcome.transaction_rows
 
-    progress("writing rejected rows to the quarantine")
-    _write_quarantine(job, {**reference_tags, RENTAL_TRANSACTIONS.name: tagged}, outcome)
-    if outcome.reject_rate > job.max_reject_rate:
-        outcome.message = (
-            f"{outcome.rejected_transactions} of {outcome.transaction_rows} transaction rows were rejected "
-            f"({outcome.reject_rate:.2%}), above max_reject_rate {job.max_reject_rate:.2%}; "
-            "processed/ and analytics/ were not changed"
-        )
+    mismatch = _row_count_mismatch(job, outcome)
+    if mismatch is not None:
+        outcome.message = mismatch
     else:
-        progress("writing processed tables")
-        references = {
-            USERS.name: rules.processed_users(reference_tags[USERS.name]),
-            LOCATIONS.name: rules.processed_locations(reference_tags[LOCATIONS.name]),
-            VEHICLES.name: rules.processed_vehicles(reference_tags[VEHICLES.name]),
-        }
-        for name, frame in references.items():
-            _write_table(frame, job.path("processed", name), PROCESSED_PARTITIONS[name])
-        progress("merging rentals into the processed history")
-        merge_transactions(job, rules.processed_transactions(tagged, job.batch_id))
-        tagged.unpersist()
-        progress("computing analytics tables")
-        outcome.history_transactions = write_analytics(job, references)
-        outcome.succeeded = True
-        outcome.message = (
-            f"{outcome.valid_transactions} of {outcome.transaction_rows} transaction rows accepted; "
-            f"analytics recomputed over {outcome.history_transactions} rentals"
-        )
+        progress("writing rejected rows to the quarantine")
+        _stage_quarantine(job, publication, {**reference_tags, RENTAL_TRANSACTIONS.name: tagged}, outcome)
+        if outcome.reject_rate > job.max_reject_rate:
+            outcome.message = (
+                f"{outcome.rejected_transactions} of {outcome.transaction_rows} transaction rows were rejected "
+                f"({outcome.reject_rate:.2%}), above max_reject_rate {job.max_reject_rate:.2%}; "
+                "processed/ and analytics/ were not changed"
+            )
+        else:
+            progress("writing processed tables")
+            references = {
+                USERS.name: rules.processed_users(reference_tags[USERS.name]),
+                LOCATIONS.name: rules.processed_locations(reference_tags[LOCATIONS.name]),
+                VEHICLES.name: rules.processed_vehicles(reference_tags[VEHICLES.name]),
+            }
+            for name, frame in references.items():
+                staged = publication.stage(f"processed/{name}", job.path("processed", name))
+                _write_table(frame, staged, PROCESSED_PARTITIONS[name])
+            progress("merging rentals into the processed history")
+            history = stage_merged_transactions(job, publication, rules.processed_transactions(tagged, job.batch_id))
+            tagged.unpersist()  # the batch's rows are written; the history is read from the files from here on
+            progress("computing analytics tables")
+            outcome.history_transactions = stage_analytics(job, publication, history, references)
+            outcome.succeeded = True
+            outcome.message = (
+                f"{outcome.valid_transactions} of {outcome.transaction_rows} transaction rows accepted; "
+                f"analytics recomputed over {outcome.history_transactions} rentals"
+            )
+    if mismatch is None:
+        progress("publishing the new tables")
+        commit(spark, publication)
     for frame in [*reference_tags.values(), tagged]:
         frame.unpersist()
     hadoop_fs.write_text(

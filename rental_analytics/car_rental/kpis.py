@@ -5,14 +5,14 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from rental_analytics.contract import (
+from rental_analytics.car_rental.contract import (
     ANALYTICS_SCHEMAS,
     DAILY_METRICS,
     LOCATION_PERFORMANCE,
     USER_METRICS,
     VEHICLE_TYPE_PERFORMANCE,
 )
-from rental_analytics.spark_types import conform
+from rental_analytics.car_rental.spark_types import conform
 
 SECONDS = "duration_seconds"
 CENTS = "amount_cents"

@@ -8,7 +8,7 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from rental_analytics.contract import (
+from rental_analytics.car_rental.contract import (
     BAD_AMOUNT,
     BAD_TIMESTAMP,
     DECIMAL_REGEX,
@@ -29,9 +29,10 @@ from rental_analytics.contract import (
     Dataset,
     map_header,
 )
-from rental_analytics.spark_types import conform
+from rental_analytics.car_rental.spark_types import conform
 
 ORIGINAL = "original"
+COPIES = "copies"
 REASON = "reason"
 
 
@@ -61,13 +62,19 @@ def _is_blank(column: Column) -> Column:
 def _trimmed_with_original(frame: DataFrame, dataset: Dataset) -> DataFrame:
     """Trimmed values under the contract's names, and the values as they arrived in an `original` struct.
 
-    Rows identical in every trimmed column count as one row (contract, section 2), so they collapse here.
+    Rows identical in every trimmed column count as one row (contract, section 2), so they collapse here;
+    `copies` says how many rows of the file each one stands for.
     """
     kept = [c for c in dataset.columns if c not in PERSONAL_COLUMNS]
-    return frame.select(
-        *[F.trim(F.col(c)).alias(c) for c in dataset.columns],
-        F.struct(*[F.col(c) for c in kept]).alias(ORIGINAL),
-    ).dropDuplicates(list(dataset.columns))
+    return (
+        frame.select(
+            *[F.trim(F.col(c)).alias(c) for c in dataset.columns],
+            F.struct(*[F.col(c) for c in kept]).alias(ORIGINAL),
+        )
+        .groupBy(*dataset.columns)
+        # The same aggregation counts the copies, so the rows read are known without another pass.
+        .agg(F.count(F.lit(1)).alias(COPIES), F.first(ORIGINAL).alias(ORIGINAL))
+    )
 
 
 def _first_reason(rules: Sequence[tuple[str, Column]]) -> Column:

@@ -1,0 +1,268 @@
+"""Row checks the upload gate can make on one file alone, vectorised with pyarrow over a streamed CSV."""
+
+from __future__ import annotations
+
+import functools
+import io
+import threading
+import weakref
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import IO, TypeVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+from rental_analytics.car_rental.contract import (
+    BAD_AMOUNT,
+    BAD_TIMESTAMP,
+    CALENDAR_TIMESTAMP_REGEX,
+    DECIMAL_REGEX,
+    END_BEFORE_START,
+    MISSING_REQUIRED,
+    RENTAL_TRANSACTIONS,
+    Dataset,
+)
+
+# A row must fit in one block. With 4 MiB blocks peak memory stays near 300 MiB whatever the file's size;
+# with 16 MiB blocks it grew with the file (measured: docs/benchmarks.md).
+BLOCK_BYTES = 4 << 20
+MAX_EXAMPLES_PER_REASON = 3
+# A verdict quotes values to show a pattern; whole values could be megabytes each.
+MAX_VALUE_CHARS = 200
+PLACEHOLDER_TIME = "2000-01-01 00:00"
+# Money is DECIMAL(12,2): ten digits before the point once rounded half-up to cents.
+LARGEST_AMOUNT = 9_999_999_999.994999
+SHORT_ROWS = "short_rows"
+LONG_ROWS = "long_rows"
+
+
+T = TypeVar("T")
+# How long to wait for pyarrow's threads to let go of what they read; it takes them well under a millisecond.
+RELEASE_WAIT_SECONDS = 5.0
+
+
+class _Loans:
+    """What pyarrow's reader threads are given from Python, counted until they have let go of it.
+
+    The threads drop their last references to the stream and to the buffers read from it a moment after the
+    last batch is handed over. Freeing a Python object takes the GIL; when the interpreter is exiting by then,
+    the thread is stopped inside a C++ destructor and the process aborts (exit code 134, after the verdict has
+    been printed). Waiting for every loan to come back before returning rules that out. For the same reason a
+    failure of the stream is not raised into pyarrow, which would keep the exception and with it the stream:
+    it is kept here, pyarrow sees the end of the file, and `tally_rows` raises it when pyarrow is done.
+    """
+
+    def __init__(self) -> None:
+        self._out = 0
+        self._back = threading.Condition()
+        self.failure: Exception | None = None
+
+    def lend(self, thing: T) -> T:
+        with self._back:
+            self._out += 1
+        weakref.finalize(thing, self._returned)
+        return thing
+
+    def _returned(self) -> None:
+        with self._back:
+            self._out -= 1
+            self._back.notify_all()
+
+    def wait(self, seconds: float) -> None:
+        with self._back:
+            self._back.wait_for(lambda: self._out == 0, seconds)
+
+
+class _LentStream(io.RawIOBase):
+    """A stream as pyarrow reads it: itself and each buffer it hands out are loans."""
+
+    def __init__(self, stream: IO[bytes] | io.RawIOBase, loans: _Loans) -> None:
+        super().__init__()
+        # Not a method: a traceback through a method's frame, kept with a failure, would keep `self` too.
+        self.read = functools.partial(_read_lent, stream, loans)  # type: ignore[method-assign]
+        loans.lend(self)
+
+    def readable(self) -> bool:
+        return True
+
+
+def _read_lent(stream: IO[bytes] | io.RawIOBase, loans: _Loans, size: int = -1) -> memoryview:
+    return loans.lend(memoryview(_read_or_keep_failure(stream, loans, size)))
+
+
+def _read_or_keep_failure(stream: IO[bytes] | io.RawIOBase, loans: _Loans, size: int) -> bytes:
+    if loans.failure is not None:
+        return b""
+    try:
+        return stream.read(size) or b""
+    except Exception as failure:
+        loans.failure = failure
+        return b""
+
+
+def shorten(text: str, limit: int = MAX_VALUE_CHARS) -> str:
+    """A value as a verdict quotes it: at most `limit` characters, a cut shown by an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class UnreadableRows(Exception):
+    """The CSV body cannot be split into rows: a row is longer than a block."""
+
+    def __init__(self, reason: str, line: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.line = reason, line
+
+
+@dataclass
+class RowTally:
+    """Counts of data rows and of rows that break a rule the gate can check on this file alone.
+
+    `issues` uses the contract's reason codes, one per row (the first that applies), plus
+    `short_rows` and `long_rows` for rows whose field count differs from the header's.
+    """
+
+    rows: int = 0
+    # Rows the reader sets aside because their field count differs from the header's.
+    skipped: int = 0
+    issues: Counter[str] = field(default_factory=Counter)
+    examples: list[dict[str, str]] = field(default_factory=list)
+
+    def note(self, reason: str, example: dict[str, str]) -> None:
+        """Keep a few examples per reason: enough for a person to see the pattern."""
+        if sum(1 for e in self.examples if e["reason"] == reason) < MAX_EXAMPLES_PER_REASON:
+            self.examples.append({"reason": reason, **{name: shorten(value) for name, value in example.items()}})
+
+
+def _blank(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(column)), 0)
+
+
+def _wall_clock(column: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """The column as timestamps (a placeholder where invalid) and whether each is a real wall-clock time."""
+    text = pc.utf8_trim_whitespace(column)
+    real = pc.match_substring_regex(text, CALENDAR_TIMESTAMP_REGEX)
+    return pc.cast(pc.if_else(real, text, PLACEHOLDER_TIME), pa.timestamp("s")), real
+
+
+def _bad_amount(column: pa.Array) -> pa.Array:
+    text = pc.utf8_trim_whitespace(column)
+    shaped = pc.match_substring_regex(text, DECIMAL_REGEX)
+    value = pc.cast(pc.if_else(shaped, text, "0"), pa.float64())
+    # Half-up rounding to cents makes -0.004 zero, which is not negative.
+    in_range = pc.and_(pc.greater(value, -0.005), pc.less(value, LARGEST_AMOUNT))
+    return pc.invert(pc.and_(shaped, in_range))
+
+
+def _first_reason(rules: list[tuple[str, pa.Array]], rows: int) -> pa.Array:
+    reason = pa.nulls(rows, pa.string())
+    for name, broken in reversed(rules):
+        reason = pc.if_else(broken, name, reason)
+    return reason
+
+
+def _transaction_reasons(batch: pa.RecordBatch, names: dict[str, str]) -> tuple[pa.Array, dict[str, tuple[str, ...]]]:
+    """Rules 1, 3, 4 and 5 of the contract; the others need the whole batch of files."""
+    column = {canonical: batch.column(raw) for canonical, raw in names.items()}
+    missing = _blank(column[RENTAL_TRANSACTIONS.required[0]])
+    for name in RENTAL_TRANSACTIONS.required[1:]:
+        missing = pc.or_(missing, _blank(column[name]))
+    start, start_ok = _wall_clock(column["rental_start_time"])
+    end, end_ok = _wall_clock(column["rental_end_time"])
+    rules = [
+        (MISSING_REQUIRED, missing),
+        (BAD_TIMESTAMP, pc.invert(pc.and_(start_ok, end_ok))),
+        (END_BEFORE_START, pc.less(end, start)),
+        (BAD_AMOUNT, _bad_amount(column["total_amount"])),
+    ]
+    times = ("rental_start_time", "rental_end_time")
+    offending = {BAD_TIMESTAMP: times, END_BEFORE_START: times, BAD_AMOUNT: ("total_amount",)}
+    return _first_reason(rules, batch.num_rows), offending
+
+
+def _reference_reasons(batch: pa.RecordBatch, names: dict[str, str], dataset: Dataset) -> pa.Array:
+    return _first_reason([(MISSING_REQUIRED, _blank(batch.column(names[dataset.id_column])))], batch.num_rows)
+
+
+def _tally_batch(tally: RowTally, batch: pa.RecordBatch, names: dict[str, str], dataset: Dataset) -> None:
+    tally.rows += batch.num_rows
+    if dataset is RENTAL_TRANSACTIONS:
+        reasons, offending = _transaction_reasons(batch, names)
+    else:
+        reasons, offending = _reference_reasons(batch, names, dataset), {}
+    if reasons.null_count == len(reasons):
+        return
+    for entry in pc.value_counts(reasons.drop_null()).to_pylist():
+        reason = entry["values"]
+        tally.issues[reason] += entry["counts"]
+        if sum(1 for e in tally.examples if e["reason"] == reason) >= MAX_EXAMPLES_PER_REASON:
+            continue
+        where = pc.indices_nonzero(pc.equal(reasons, reason)).to_pylist()[:MAX_EXAMPLES_PER_REASON]
+        id_column = batch.column(names[dataset.id_column])
+        for index in where:
+            example = {dataset.id_column: str(id_column[index].as_py()).strip()}
+            for name in offending.get(reason, ()):
+                example[name] = str(batch.column(names[name])[index].as_py())
+            tally.note(reason, example)
+
+
+def checked_columns(dataset: Dataset) -> tuple[str, ...]:
+    """The columns the gate's row checks read."""
+    return RENTAL_TRANSACTIONS.required if dataset is RENTAL_TRANSACTIONS else (dataset.id_column,)
+
+
+def _unreadable(error: pa.ArrowInvalid) -> UnreadableRows:
+    # A quote that never closes is the byte pass's to report; here it can only show as a row too long.
+    if "straddling" in str(error):
+        return UnreadableRows(f"a row is longer than {BLOCK_BYTES >> 20} MiB, or a quoted field is never closed")
+    return UnreadableRows(f"the rows cannot be read as CSV ({shorten(str(error))})")
+
+
+def tally_rows(
+    stream: IO[bytes] | io.RawIOBase, dataset: Dataset, header: list[str], positions: dict[str, int]
+) -> RowTally:
+    """Read a CSV stream (header included) in blocks and count the rows that break a local rule.
+
+    `header` is the file's header as written and `positions` says where each contract column sits in it.
+    """
+    tally = RowTally()
+    header_names = {name: header[positions[name]] for name in checked_columns(dataset)}
+    last_checked = max(positions[name] for name in header_names)
+
+    def on_invalid_row(row: pa_csv.InvalidRow) -> str:
+        if row.actual_columns <= last_checked:
+            reason = MISSING_REQUIRED  # Spark reads the absent fields as empty
+        else:
+            reason = SHORT_ROWS if row.actual_columns < row.expected_columns else LONG_ROWS
+        tally.skipped += 1
+        tally.issues[reason] += 1
+        tally.note(reason, {"row": str(row.number), "fields": str(row.actual_columns)})
+        return "skip"
+
+    wanted = list(header_names.values())
+    loans = _Loans()
+    try:
+        reader = pa_csv.open_csv(
+            _LentStream(stream, loans),
+            read_options=pa_csv.ReadOptions(use_threads=False, block_size=BLOCK_BYTES),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid_row),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(wanted, pa.string()),
+                include_columns=wanted,
+                check_utf8=False,  # the byte pass before this one has checked every byte
+            ),
+        )
+        for batch in reader:
+            _tally_batch(tally, batch, header_names, dataset)
+    except pa.ArrowInvalid as error:
+        if loans.failure is None:  # else pyarrow met the early end of a failed stream: the failure is the news
+            raise _unreadable(error) from error
+    finally:
+        reader = batch = None  # the last references this function holds to what the reader made
+        loans.wait(RELEASE_WAIT_SECONDS)
+    if loans.failure is not None:
+        raise loans.failure
+    # Rows skipped for their field count are rows too: the Spark job reads them with nulls or extra values.
+    tally.rows += tally.skipped
+    return tally

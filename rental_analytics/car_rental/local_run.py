@@ -1,0 +1,79 @@
+"""The embedded default: the whole car-rental pipeline on a laptop, with local folders standing in for S3."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from rental_analytics.car_rental.gate.files import BatchVerdict, validate_folder
+from rental_analytics.car_rental.insights import run_insights
+from rental_analytics.car_rental.report import build_summary, summary_lines, write_reports
+from rental_analytics.platform.progress import Progress, follow_spark
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a local run ended and where its report is."""
+
+    succeeded: bool
+    summary: dict[str, Any]
+    report_dir: Path
+
+
+def quarantine_files(verdict: BatchVerdict, quarantine_dir: Path) -> None:
+    """Keep each rejected file as it arrived, with a JSON report beside it."""
+    for file in verdict.files:
+        if file.accepted:
+            continue
+        quarantine_dir.mkdir(parents=True, exist_ok=True)
+        source = Path(file.file)
+        shutil.copyfile(source, quarantine_dir / source.name)
+        report = quarantine_dir / f"{source.name}.report.json"
+        report.write_text(json.dumps(file.as_dict(), indent=2), encoding="utf-8")
+
+
+def run_car_rental(
+    input_dir: Path, output_dir: Path, batch_id: str, max_reject_rate: float, progress: Progress
+) -> RunResult:
+    """Gate, Spark job, insight queries and report for one batch folder."""
+    report_dir = output_dir / "reports" / batch_id
+    progress(f"checking the files in {input_dir}")
+    verdict = validate_folder(input_dir)
+    files = [f.as_dict() for f in verdict.files]
+    if not verdict.accepted:
+        quarantine_files(verdict, output_dir / "quarantine" / batch_id)
+        message = "the batch was not processed: " + "; ".join(verdict.problems())
+        return _finish(report_dir, build_summary(batch_id, {"message": message}, {}, files), False)
+
+    progress("starting Spark (local mode)")
+    from rental_analytics.car_rental.job import BatchJob, held_to_the_gate, run_batch
+    from rental_analytics.platform.spark_session import local_session
+
+    spark = local_session(log_dir=output_dir / "logs")
+    follow_spark(progress, spark)
+    verdicts = {f.dataset: f.as_dict() for f in verdict.files if f.dataset}
+    job = held_to_the_gate(BatchJob(str(input_dir), str(output_dir), batch_id, max_reject_rate), verdicts)
+    outcome = run_batch(spark, job, progress)
+    if not outcome.succeeded:
+        return _finish(report_dir, build_summary(batch_id, outcome.as_dict(), {}, files), False)
+    progress("running the insight queries (DuckDB)")
+    insights = run_insights(output_dir / "analytics", report_dir / "insights")
+    progress("writing the report")
+    return _finish(report_dir, build_summary(batch_id, outcome.as_dict(), insights, files), True)
+
+
+def _finish(report_dir: Path, summary: dict[str, Any], succeeded: bool) -> RunResult:
+    write_reports(report_dir, summary)
+    # Locally the notification that SNS sends in AWS is a file beside the report.
+    (report_dir / "notification.txt").write_text("\n".join(summary_lines(summary)) + "\n", encoding="utf-8")
+    return RunResult(succeeded, summary, report_dir)
+
+
+def print_result(result: RunResult, out: TextIO) -> None:
+    """The short summary a person reads at the end of a run."""
+    for line in summary_lines(result.summary):
+        print(line, file=out)
+    print(f"Report: {(result.report_dir / 'report.html').resolve()}", file=out)

@@ -1,0 +1,70 @@
+"""Publishing a run's folders in one step: stage them all, write a journal, then move each into place.
+
+The journal is the point of no return. A run stopped before it leaves the published folders as they were,
+and its staging is dropped; a run stopped after it is finished by the next `recover`, which moves the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from pyspark.sql import SparkSession
+
+from rental_analytics.platform import hadoop_fs
+from rental_analytics.platform.progress import Progress
+
+JOURNAL = "_PUBLISH.json"
+
+
+@dataclass
+class Publication:
+    """The folders one run replaces or deletes, each built in a staging folder of its own first."""
+
+    root: str
+    moves: list[tuple[str, str]] = field(default_factory=list)  # (staged folder, the folder it replaces)
+    deletions: list[str] = field(default_factory=list)
+
+    def stage(self, name: str, target: str) -> str:
+        """Where to build the folder that will replace `target`."""
+        staged = f"{self.root.rstrip('/')}/{name}"
+        self.moves.append((staged, target))
+        return staged
+
+    def delete(self, target: str) -> None:
+        """Remove `target` when the run is published."""
+        self.deletions.append(target)
+
+
+def _apply(spark: SparkSession, moves: list[tuple[str, str]], deletions: list[str]) -> None:
+    # Each step can be repeated: a move whose staged folder is gone was done by an earlier attempt.
+    for staged, target in moves:
+        if hadoop_fs.exists(spark, staged):
+            hadoop_fs.replace(spark, staged, target)
+    for target in deletions:
+        hadoop_fs.delete(spark, target)
+
+
+def commit(spark: SparkSession, publication: Publication) -> None:
+    """Write the journal, move every staged folder into place, then remove the staging."""
+    journal = {"moves": publication.moves, "deletions": publication.deletions}
+    hadoop_fs.write_text(spark, f"{publication.root.rstrip('/')}/{JOURNAL}", json.dumps(journal, indent=2))
+    _apply(spark, publication.moves, publication.deletions)
+    hadoop_fs.delete(spark, publication.root)
+
+
+def recover(spark: SparkSession, staging_parent: str, progress: Progress) -> None:
+    """Finish every publication below `staging_parent` that reached its journal; drop the others' staging."""
+    for name in hadoop_fs.list_names(spark, staging_parent):
+        root = f"{staging_parent.rstrip('/')}/{name}"
+        text = hadoop_fs.read_text(spark, f"{root}/{JOURNAL}")
+        try:
+            journal = json.loads(text) if text else None
+        except ValueError:
+            journal = None  # cut short while being written: no move had started
+        if journal:
+            progress(f"finishing the interrupted publication of {name}")
+            _apply(spark, [(s, t) for s, t in journal["moves"]], list(journal["deletions"]))
+        else:
+            progress(f"removing the unfinished staging of {name}")
+        hadoop_fs.delete(spark, root)

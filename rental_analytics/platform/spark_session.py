@@ -1,0 +1,141 @@
+"""The local Spark session of the embedded default, configured in one place for the CLI and the tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+# Settings the jobs rely on wherever they run; EMR gets the same through the cluster configuration.
+JOB_SETTINGS: dict[str, bool | float | int | str | None] = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.parquet.compression.codec": "snappy",
+}
+
+
+# Debian's libmariadb-java and libpostgresql-jdbc-java; Glue and EMR bring their own drivers.
+DEBIAN_JDBC_JARS = ("/usr/share/java/mariadb-java-client.jar", "/usr/share/java/postgresql.jar")
+DEBIAN_JDBC_PACKAGES = {
+    "org.mariadb.jdbc.Driver": "libmariadb-java",
+    "org.postgresql.Driver": "libpostgresql-jdbc-java",
+}
+JARS_ENV = "RENTAL_ANALYTICS_JDBC_JARS"
+
+# Where this process's Spark writes its log, once a local session has been given a log folder.
+_log_file: Path | None = None
+
+
+def jdbc_jars() -> list[str]:
+    """The JDBC driver jars for a local session: RENTAL_ANALYTICS_JDBC_JARS (comma-separated) or Debian's."""
+    configured = os.environ.get(JARS_ENV)
+    if configured:
+        return [jar for jar in configured.split(",") if jar]
+    return [jar for jar in DEBIAN_JDBC_JARS if Path(jar).is_file()]
+
+
+def _has_class(jar: str, class_name: str) -> bool:
+    entry = class_name.replace(".", "/") + ".class"
+    try:
+        with zipfile.ZipFile(jar) as archive:
+            return entry in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def missing_jdbc_drivers(driver_classes: Iterable[str]) -> list[str]:
+    """The driver classes that no jar of `jdbc_jars()` holds; read from the jars, without starting Java."""
+    jars = jdbc_jars()
+    return [name for name in driver_classes if not any(_has_class(jar, name) for jar in jars)]
+
+
+def log_file() -> Path | None:
+    """The file Spark's own log goes to in this process, if a local session was started with a log folder."""
+    return _log_file
+
+
+def _log4j2_properties(log: Path) -> str:
+    # log4j2 reads `${...}` as a lookup: doubling `$` keeps a path that holds one as it is.
+    path = str(log).replace("$", "$$")
+    return "\n".join(
+        [
+            "rootLogger.level = warn",
+            "rootLogger.appenderRef.file.ref = file",
+            "appender.file.type = File",
+            "appender.file.name = file",
+            f"appender.file.fileName = {path}",
+            "appender.file.append = true",
+            "appender.file.layout.type = PatternLayout",
+            "appender.file.layout.pattern = %d{yyyy-MM-dd HH:mm:ss} %p %c{1}: %m%n%ex",
+            # Parquet's writer logs each file at INFO through its own logger; Spark's default quiets it too.
+            "logger.parquet.name = org.apache.parquet",
+            "logger.parquet.level = error",
+            "",
+        ]
+    )
+
+
+def _raise_keyboard_interrupt_on_ctrl_c() -> None:
+    """Make Ctrl-C a plain KeyboardInterrupt again.
+
+    PySpark's own handler calls into the JVM from inside the signal handler; when the main thread is waiting
+    on the JVM at that moment the call re-enters the busy Py4J connection and the interrupt surfaces as a
+    Py4JError with pages of logged tracebacks. Raising KeyboardInterrupt alone leaves the JVM's work to end
+    with the process (the JVM exits when its parent does).
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def local_session(
+    app_name: str = "rental-analytics",
+    shuffle_partitions: int = 8,
+    driver_memory: str | None = None,
+    log_dir: Path | None = None,
+) -> SparkSession:
+    """A local-mode session using every core; memory comes from RENTAL_ANALYTICS_SPARK_MEMORY or 4g.
+
+    With `log_dir`, Spark's log (warnings included) goes to `log_dir/spark.log` instead of the terminal.
+    """
+    global _log_file
+    # JDBC hands timestamps over in the JVM's zone: UTC keeps MySQL's wall-clock values as they are.
+    java_options = "-Duser.timezone=UTC"
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        config = log_dir / "log4j2.properties"
+        config.write_text(_log4j2_properties(log_dir.resolve() / "spark.log"), encoding="utf-8")
+        # A file URI: Spark splits extraJavaOptions at spaces, and a URI has none.
+        java_options += f" -Dlog4j2.configurationFile={config.resolve().as_uri()}"
+    builder = (
+        SparkSession.builder.master(os.environ.get("RENTAL_ANALYTICS_SPARK_MASTER", "local[*]"))
+        .appName(app_name)
+        .config("spark.driver.memory", driver_memory or os.environ.get("RENTAL_ANALYTICS_SPARK_MEMORY", "4g"))
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        # Local runs need no Hive metastore; keeping Derby out stops stray metastore_db folders.
+        .config("spark.sql.catalogImplementation", "in-memory")
+        .config("spark.driver.extraJavaOptions", java_options)
+    )
+    jars = jdbc_jars()
+    if jars:
+        builder = builder.config("spark.jars", ",".join(jars))
+    session = builder.config(map=JOB_SETTINGS).getOrCreate()
+    _raise_keyboard_interrupt_on_ctrl_c()
+    if log_dir is None:
+        session.sparkContext.setLogLevel("ERROR")
+    else:
+        # log4j creates the file as the JVM starts; a session reused from earlier in the process logs elsewhere.
+        log = log_dir.resolve() / "spark.log"
+        _log_file = log if log.is_file() else None
+    return session
+
+
+def job_session(app_name: str) -> SparkSession:
+    """The session of a job on EMR or Glue: the cluster's own settings plus the ones the jobs rely on."""
+    return SparkSession.builder.appName(app_name).config(map=JOB_SETTINGS).getOrCreate()

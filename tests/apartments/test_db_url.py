@@ -1,0 +1,58 @@
+"""Database URLs and credentials: parsed from a URL, the environment or Secrets Manager, never printed."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from rental_analytics.apartments.db_url import DatabaseUrl, resolve_database_url
+from rental_analytics.platform.config import ConfigError
+
+
+def test_a_url_becomes_jdbc_options_without_showing_the_password():
+    url = DatabaseUrl.parse("mysql://app:s%40cret@db.example:3307/market")
+    assert url.jdbc_options() == {
+        "url": "jdbc:mysql://db.example:3307/market?permitMysqlScheme=true",
+        "driver": "org.mariadb.jdbc.Driver",
+        "user": "app",
+        "password": "s@cret",
+    }
+    assert "s@cret" not in str(url) and "s@cret" not in repr(url)
+    assert DatabaseUrl.parse("postgresql://etl@wh/analytics").jdbc_url == "jdbc:postgresql://wh:5432/analytics"
+
+
+@pytest.mark.parametrize("bad", ["oracle://u@h/d", "mysql://h/d", "mysql://u@h/", "not a url"])
+def test_malformed_urls_are_refused(bad: str):
+    with pytest.raises(ConfigError):
+        DatabaseUrl.parse(bad)
+
+
+def test_the_password_may_wait_in_the_environment(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("RA_DB", "mysql://app@db:3306/market")
+    monkeypatch.setenv("RA_DB_PASSWORD", "from-env")
+    assert resolve_database_url("mysql", None, None, "RA_DB").password == "from-env"
+    monkeypatch.delenv("RA_DB")
+    with pytest.raises(ConfigError, match="set RA_DB"):
+        resolve_database_url("mysql", None, None, "RA_DB")
+
+
+def test_a_secret_in_the_rds_layout_is_read_from_secrets_manager():
+    with mock_aws():
+        client = boto3.client("secretsmanager")
+        secret = {"username": "etl", "password": "pw", "host": "aurora.internal", "port": 3306, "dbname": "market"}
+        arn = client.create_secret(Name="source", SecretString=json.dumps(secret))["ARN"]
+        url = resolve_database_url("mysql", None, arn, "UNUSED", client)
+        assert (url.user, url.password, url.host, url.database) == ("etl", "pw", "aurora.internal", "market")
+        client.create_secret(Name="partial", SecretString=json.dumps({"username": "etl"}))
+        with pytest.raises(ConfigError, match="password, host, dbname"):
+            resolve_database_url("mysql", None, "partial", "UNUSED", client)
+
+
+def test_a_login_only_secret_takes_the_endpoint_from_the_arguments():
+    secret = {"username": "loader", "password": "pw"}
+    url = DatabaseUrl.from_secret("redshift", secret, host="wg.example", port=5439, dbname="dev")
+    assert url.jdbc_url == "jdbc:redshift://wg.example:5439/dev"
+    assert url.jdbc_options()["driver"] == "com.amazon.redshift.Driver"

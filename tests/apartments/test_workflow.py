@@ -1,0 +1,133 @@
+"""The apartments workflow under moto: success, each job failing, and resuming at each job with the same date."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.asl_harness import FAIL, REGION, asl_text, placeholders, run, scripted_definition, state_tables
+
+ASL = asl_text("apartments_pipeline")
+JOBS = {
+    "RDS_TO_S3_job": "Extract from the source",
+    "data_quality_job": "Check data quality",
+    "transform_job": "Build the model",
+    "glue_to_redshift_job": "Load the warehouse",
+    "kpi_job": "Refresh the KPIs",
+}
+# The Glue `.sync` runs are scripted; the last-run record in SSM and every SNS publish run against moto.
+JOBS_OK = dict.fromkeys(JOBS.values())
+
+
+@pytest.fixture
+def aws() -> Iterator[dict[str, str]]:
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        topic = boto3.client("sns", region_name=REGION).create_topic(Name="alerts")["TopicArn"]
+        values = {name: f"test-{name.lower()}" for name in placeholders(ASL)}
+        values.update(LastRunParameter="last-run", AlertTopicArn=topic)
+        yield values
+
+
+def run_with(values: dict[str, str], execution_input: dict[str, Any], **script: Any) -> Any:
+    return run(scripted_definition(ASL, values, {**JOBS_OK, **script}), values["AlertTopicArn"], execution_input)
+
+
+def test_a_run_goes_through_every_job_and_records_its_load_date(aws):
+    result = run_with(aws, {"load_date": "2024-06-02"})
+
+    assert result.status == "SUCCEEDED"
+    assert [s for s in result.entered if s in JOBS.values()] == list(JOBS.values())
+    assert result.alerts == [
+        (
+            "Rental analytics: apartments load 2024-06-02 succeeded",
+            "The apartments pipeline loaded 2024-06-02 into the warehouse and refreshed the KPI tables.",
+        )
+    ]
+    record = boto3.client("ssm", region_name=REGION).get_parameter(Name="last-run")["Parameter"]["Value"]
+    assert json.loads(record) == {"load_date": "2024-06-02"}
+
+
+def test_a_scheduled_run_takes_the_schedules_date(aws):
+    result = run_with(aws, {"scheduled_time": "2024-06-03T02:00:00Z"})
+    assert result.status == "SUCCEEDED" and "2024-06-03" in result.alerts[0][0]
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_a_failing_job_alerts_once_naming_it_and_fails(aws, job: str):
+    result = run_with(aws, {"load_date": "2024-06-02"}, **{JOBS[job]: FAIL})
+
+    assert result.status == "FAILED"
+    [(subject, message)] = result.alerts
+    assert subject == f"Rental analytics: apartments job {job} failed"
+    assert f"failed in the job {job} for load date 2024-06-02" in message
+    assert f"failed_job {job}" in message  # how to resume
+    later = list(JOBS.values())[list(JOBS).index(job) + 1 :]
+    assert not set(later) & set(result.entered)
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_a_retry_resumes_at_the_failed_job_with_the_same_load_date(aws, job: str):
+    assert run_with(aws, {"load_date": "2024-06-02"}, **{JOBS[job]: FAIL}).status == "FAILED"
+    result = run_with(aws, {"retry": True, "failed_job": job})
+
+    assert result.status == "SUCCEEDED"
+    ran = [s for s in result.entered if s in JOBS.values()]
+    assert ran == list(JOBS.values())[list(JOBS).index(job) :]
+    assert "2024-06-02" in result.alerts[-1][0]
+
+
+def test_a_retry_without_an_earlier_run_or_with_an_unknown_job_alerts(aws):
+    nothing_to_resume = run_with(aws, {"retry": True, "failed_job": "kpi_job"})
+    assert nothing_to_resume.status == "FAILED" and "start a fresh run" in nothing_to_resume.alerts[0][1]
+    run_with(aws, {"load_date": "2024-06-02"})
+    unknown = run_with(aws, {"retry": True, "failed_job": "not_a_job"})
+    assert unknown.status == "FAILED" and "failed_job must be one of" in unknown.alerts[-1][1]
+
+
+def test_every_job_retries_with_backoff_and_passes_the_load_date():
+    definition = json.loads(ASL)
+    for states in state_tables(definition):
+        for name in JOBS.values():
+            state = states[name]
+            assert state["Resource"] == "arn:aws:states:::glue:startJobRun.sync"
+            assert state["Parameters"]["Arguments"] == {"--load-date.$": "$.load_date"}
+            assert all(r["BackoffRate"] > 1 for r in state["Retry"])
+            assert state["Catch"][0]["ErrorEquals"] == ["States.ALL"]
+
+
+def test_the_template_fills_every_placeholder_and_runs_each_job_from_the_shipped_scripts():
+    from tests.test_template import ROOT, TEMPLATE
+
+    resources = TEMPLATE["Resources"]
+    machine = resources["ApartmentsStateMachine"]["Properties"]
+    assert placeholders(ASL) == set(machine["DefinitionSubstitutions"])
+    shipped = {p.stem for p in (ROOT / "spark_scripts").glob("apartments_*.py")}
+    for logical in ("ExtractJob", "QualityJob", "TransformJob", "LoadJob", "KpiJob"):
+        job = resources[logical]["Properties"]
+        assert job["GlueVersion"] == "5.0" and job["SecurityConfiguration"] == {"Ref": "GlueSecurityConfiguration"}
+        attribute = job["Command"]["ScriptLocation"]["GetAtt"].split(".", 1)[1]
+        stem = "_".join(re.findall(r"[A-Z][a-z]*", attribute.removesuffix("Script"))).lower()
+        assert stem in shipped, attribute
+        assert job["DefaultArguments"]["--extra-py-files"] == {"GetAtt": "ShippedCode.CorePackage"}
+
+
+def test_the_documented_alarms_and_the_daily_schedule_are_in_the_template():
+    from tests.test_template import TEMPLATE
+
+    resources = TEMPLATE["Resources"]
+    alarms = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert alarms["ApartmentsFailureAlarm"]["MetricName"] == "ExecutionsFailed"
+    assert alarms["DataQualityBreachAlarm"]["MetricName"] == "DataQualityBreaches"
+    assert alarms["ApartmentsRunTooLongAlarm"]["Threshold"] == 2 * 3600 * 1000
+    stale = alarms["ApartmentsDataStaleAlarm"]
+    assert (stale["Period"], stale["TreatMissingData"]) == (86400, "breaching")
+    schedule = resources["ApartmentsDailySchedule"]["Properties"]
+    assert json.loads(schedule["Target"]["Input"]) == {"scheduled_time": "<aws.scheduler.scheduled-time>"}
+    assert TEMPLATE["Parameters"]["WarehouseMode"]["Default"] == "serverless"
+    assert resources["RedshiftWorkgroup"]["Properties"]["PubliclyAccessible"] is False

@@ -1,0 +1,85 @@
+"""A local run killed at any stage leaves the previous tables, and the next run ends with the new ones."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from rental_analytics.cli import main
+from tests.repo import ROOT
+
+pytestmark = [pytest.mark.spark, pytest.mark.e2e]
+
+# Progress lines of `run car-rental`, in order; the kill lands somewhere in the stage each one starts.
+STAGES = [
+    "reading the batch and applying the row rules",
+    "writing rejected rows to the quarantine",
+    "writing processed tables",
+    "merging rentals into the processed history",
+    "computing analytics tables",
+    "publishing the new tables",
+]
+
+
+def _rows(folder: Path) -> list[tuple[Any, ...]]:
+    table = pq.read_table(folder, partitioning="hive")
+    columns = sorted(table.column_names)
+    return sorted((tuple(str(row[c]) for c in columns) for row in table.to_pylist()), key=repr)
+
+
+def snapshot(out: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every published table's rows, and the batch's quarantined rows."""
+    folders = [*sorted((out / "processed").iterdir()), *sorted((out / "analytics").iterdir())]
+    folders += sorted((out / "quarantine" / "b2" / "rows").glob("*"))
+    return {str(f.relative_to(out)): _rows(f) for f in folders if f.is_dir()}
+
+
+def _command(batch: Path, out: Path) -> list[str]:
+    cli = [sys.executable, "-m", "rental_analytics.cli", "run", "car-rental"]
+    return [*cli, "--input", str(batch), "--output", str(out), "--max-reject-rate", "0.05"]
+
+
+def _run(batch: Path, out: Path) -> None:
+    done = subprocess.run(_command(batch, out), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base = tmp_path_factory.mktemp("interruption")
+    for name, seed in (("b1", 1), ("b2", 2)):
+        assert main(["generate", "car-rental", "--output", str(base / name), "--rentals", "400", "--seed", str(seed),
+                     "--bad-share", "0.002"]) == 0  # fmt: skip
+    _run(base / "b1", base / "before")
+    shutil.copytree(base / "before", base / "after")
+    _run(base / "b2", base / "after")
+    return {"base": base, "before": snapshot(base / "before"), "after": snapshot(base / "after")}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_run_killed_in_a_stage_leaves_the_old_tables_and_the_next_run_finishes(world, stage: str, tmp_path: Path):
+    base: Path = world["base"]
+    out = tmp_path / "out"
+    shutil.copytree(base / "before", out)
+    run = subprocess.Popen(_command(base / "b2", out), cwd=ROOT, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert run.stderr is not None
+    for line in run.stderr:
+        if stage in line:
+            run.kill()
+            break
+    run.wait(timeout=600)
+    assert run.returncode == -9, f"the run ended before '{stage}'"
+
+    committed = list((out / "tmp" / "publish").glob("*/_PUBLISH.json"))
+    if not committed:
+        assert snapshot(out) == world["before"]
+    _run(base / "b2", out)
+    assert snapshot(out) == world["after"]
+    assert list((out / "tmp" / "publish").iterdir()) == []

@@ -1,0 +1,248 @@
+"""The Spark job on real files: hand-computed analytics, file formats, merges, re-runs and failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from rental_analytics.car_rental.contract import ANALYTICS_SCHEMAS
+from rental_analytics.car_rental.job import BatchJob, run_batch
+from rental_analytics.car_rental.spark_types import struct_type
+from tests.car_rental import sample_batch
+
+pytestmark = pytest.mark.spark
+
+
+def table(spark: SparkSession, root: Path, name: str):
+    return spark.read.parquet(str(root / "analytics" / name))
+
+
+def test_sample_batch_gives_the_contracts_tables(spark, write_batch, tmp_path):
+    out = tmp_path / "out"
+    outcome = run_batch(spark, BatchJob(str(write_batch(sample_batch.files())), str(out), "b1", 0.5))
+    assert outcome.succeeded
+    assert outcome.rejected_by_reason == {"unknown_location": 1}
+
+    def expected(name: str, rows: list[tuple]):
+        return spark.createDataFrame(rows, struct_type(ANALYTICS_SCHEMAS[name]))
+
+    d = Decimal
+    assertDataFrameEqual(
+        table(spark, out, "location_performance"),
+        expected(
+            "location_performance",
+            [
+                ("L1", "Airport", "Accra", "GA", d("170.02"), 3, d("56.67"), d("100.00"), d("20.01"), 3, 36.0, 0.3),
+                ("L2", "Downtown", "Kumasi", "AS", d("30.00"), 1, d("30.00"), d("30.00"), d("30.00"), 1, 1.5, 0.0375),
+            ],
+        ),
+    )
+    t = dt.datetime
+    assertDataFrameEqual(
+        table(spark, out, "user_metrics"),
+        expected(
+            "user_metrics",
+            [
+                (
+                    "U1", "Ama", "Mensah", "ama@example.com", d("150.01"), 2, d("75.01"), d("100.00"), d("50.01"),
+                    12.0, 6.0, t(2024, 6, 1, 8), t(2024, 6, 1, 9),
+                ),
+                (
+                    "U2", "Kofi", "Owusu", "kofi@example.com", d("50.01"), 2, d("25.01"), d("30.00"), d("20.01"),
+                    25.5, 12.75, t(2024, 6, 2, 0), t(2024, 6, 2, 12),
+                ),
+            ],
+        ),
+    )  # fmt: skip
+    assertDataFrameEqual(
+        table(spark, out, "vehicle_type_performance"),
+        expected(
+            "vehicle_type_performance",
+            [
+                ("SUV", 3, d("150.01"), d("50.00"), 27.5 / 3, 24.0, 1.5, 2),
+                ("Sedan", 1, d("50.01"), d("50.01"), 10.0, 10.0, 10.0, 1),
+            ],
+        ),
+    )
+    assertDataFrameEqual(
+        table(spark, out, "daily_metrics"),
+        expected(
+            "daily_metrics",
+            [
+                (dt.date(2024, 6, 1), 2, d("150.01"), d("75.01"), 1, 2),
+                (dt.date(2024, 6, 2), 2, d("50.01"), d("25.01"), 1, 2),
+            ],
+        ),
+    )
+    users = spark.read.parquet(str(out / "processed" / "users"))
+    assert not {"phone_number", "driver_license_number"} & set(users.columns)
+    assert sorted(p.name for p in (out / "processed" / "users").iterdir() if p.is_dir()) == [
+        "registration_year=2022",
+        "registration_year=2023",
+    ]
+    quarantined = spark.read.parquet(str(out / "quarantine" / "b1" / "rows" / "rental_transactions"))
+    assert [(r.rental_id, r.reason) for r in quarantined.collect()] == [("R5", "unknown_location")]
+    saved = json.loads((out / "reports" / "b1" / "job_outcome.json").read_text())
+    assert saved["succeeded"] is True and saved["valid_transactions"] == 4
+
+
+def test_bom_crlf_gzip_and_quoted_newlines_read_like_plain_files(spark, write_batch, tmp_path):
+    files = sample_batch.files()
+    crlf_bom = "\ufeff" + files["rental_transactions"].replace("\n", "\r\n")
+    batch = write_batch(
+        {
+            "locations": files["locations"].replace("Airport", '"Airport\nTerminal 1"'),
+            "vehicles.csv.gz": gzip.compress(files["vehicles"].encode()),
+            "users": files["users"].rstrip("\n"),  # no newline after the last line
+            "rental_transactions": crlf_bom,
+        }
+    )
+    out = tmp_path / "out"
+    outcome = run_batch(spark, BatchJob(str(batch), str(out), "b1", 0.5))
+    assert outcome.succeeded, outcome.message
+    assert outcome.valid_transactions == 4
+    names = {r.location_id: r.location_name for r in table(spark, out, "location_performance").collect()}
+    assert names["L1"].splitlines() == ["Airport", "Terminal 1"]
+    assert table(spark, out, "user_metrics").count() == 2
+
+
+def _analytics_snapshot(spark, out: Path) -> dict[str, list]:
+    return {name: sorted(map(tuple, table(spark, out, name).collect()), key=str) for name in ANALYTICS_SCHEMAS}
+
+
+def test_rerun_changes_nothing_and_a_later_batch_wins(spark, write_batch, tmp_path):
+    out = tmp_path / "out"
+    first = write_batch(sample_batch.files(), "b1")
+    run_batch(spark, BatchJob(str(first), str(out), "b1", 0.5))
+    before = _analytics_snapshot(spark, out)
+    run_batch(spark, BatchJob(str(first), str(out), "b1", 0.5))
+    assert _analytics_snapshot(spark, out) == before
+
+    # The second batch moves R3 to another day with another amount and adds R6; R1, R2, R4 stay.
+    later = sample_batch.files()
+    later["rental_transactions"] = (
+        "rental_id,user_id,vehicle_id,rental_start_time,rental_end_time,pickup_location,total_amount\n"
+        "R3,U2,0e672a709e,2024-06-05 12:00:00,2024-06-05 14:00:00,L2,40.00\n"
+        "R6,U1,5144945047,2024-06-02 10:00:00,2024-06-02 11:00:00,L2,15.00\n"
+    )
+    outcome = run_batch(spark, BatchJob(str(write_batch(later, "b2")), str(out), "b2", 0.5))
+    assert outcome.succeeded and outcome.history_transactions == 5
+    history = spark.read.parquet(str(out / "processed" / "rental_transactions"))
+    rows = {r.rental_id: (str(r.rental_date), r.total_amount, r.batch_id) for r in history.collect()}
+    assert rows == {
+        "R1": ("2024-06-01", Decimal("100.00"), "b1"),
+        "R2": ("2024-06-01", Decimal("50.01"), "b1"),
+        "R3": ("2024-06-05", Decimal("40.00"), "b2"),
+        "R4": ("2024-06-02", Decimal("20.01"), "b1"),
+        "R6": ("2024-06-02", Decimal("15.00"), "b2"),
+    }
+    daily = {
+        str(r.rental_date): (r.transaction_count, r.total_revenue) for r in table(spark, out, "daily_metrics").collect()
+    }
+    assert daily == {
+        "2024-06-01": (2, Decimal("150.01")),
+        "2024-06-02": (2, Decimal("35.01")),
+        "2024-06-05": (1, Decimal("40.00")),
+    }
+    assert list((out / "tmp" / "publish").iterdir()) == []
+
+
+def test_a_partition_left_empty_by_a_move_is_removed(spark, write_batch, tmp_path):
+    out = tmp_path / "out"
+    files = sample_batch.files()
+    files["rental_transactions"] = (
+        "rental_id,user_id,vehicle_id,rental_start_time,rental_end_time,pickup_location,total_amount\n"
+        "R1,U1,0e672a709e,2024-06-01 08:00:00,2024-06-01 10:00:00,L1,10\n"
+    )
+    run_batch(spark, BatchJob(str(write_batch(files, "b1")), str(out), "b1", 0.0))
+    files["rental_transactions"] = files["rental_transactions"].replace("2024-06-01", "2024-06-09")
+    run_batch(spark, BatchJob(str(write_batch(files, "b2")), str(out), "b2", 0.0))
+    partitions = sorted(p.name for p in (out / "processed" / "rental_transactions").glob("rental_date=*"))
+    assert partitions == ["rental_date=2024-06-09"]
+    assert [str(r.rental_date) for r in table(spark, out, "daily_metrics").collect()] == ["2024-06-09"]
+
+
+def test_too_many_rejections_fail_the_batch_and_leave_analytics_alone(spark, write_batch, tmp_path):
+    out = tmp_path / "out"
+    run_batch(spark, BatchJob(str(write_batch(sample_batch.files(), "b1")), str(out), "b1", 0.5))
+    before = _analytics_snapshot(spark, out)
+    processed_before = sorted(str(p) for p in (out / "processed").rglob("*.parquet"))
+
+    bad = sample_batch.files()
+    bad["rental_transactions"] += "R7,U1,0e672a709e,yesterday,2024-06-01 10:00:00,L1,L1,5\n"
+    # 2 of 6 rows rejected (R5, R7): 33% is above 20%.
+    outcome = run_batch(spark, BatchJob(str(write_batch(bad, "b2")), str(out), "b2", 0.2))
+    assert not outcome.succeeded
+    assert "above max_reject_rate" in outcome.message
+    assert outcome.rejected_by_reason == {"bad_timestamp": 1, "unknown_location": 1}
+    assert _analytics_snapshot(spark, out) == before
+    assert sorted(str(p) for p in (out / "processed").rglob("*.parquet")) == processed_before
+    assert (out / "quarantine" / "b2" / "rows" / "rental_transactions").is_dir()
+
+
+def test_identical_rows_are_counted_as_read_and_as_collapsed(spark, write_batch, tmp_path):
+    files = sample_batch.files()
+    first_rental = files["rental_transactions"].splitlines()[1]
+    files["rental_transactions"] += f"{first_rental}\n{first_rental}\n"
+    files["users"] += files["users"].splitlines()[1] + "\n"
+    outcome = run_batch(spark, BatchJob(str(write_batch(files)), str(tmp_path / "out"), "b1", 0.5))
+
+    assert outcome.succeeded
+    assert outcome.rows_read == {"users": 3, "vehicles": 3, "locations": 2, "rental_transactions": 7}
+    assert outcome.identical_rows_collapsed == {"users": 1, "vehicles": 0, "locations": 0, "rental_transactions": 2}
+    assert outcome.transaction_rows == 5
+
+
+def test_a_file_spark_reads_short_fails_the_batch_and_changes_nothing(spark, write_batch, tmp_path):
+    out = tmp_path / "out"
+    run_batch(spark, BatchJob(str(write_batch(sample_batch.files(), "b1")), str(out), "b1", 0.5))
+    before = _analytics_snapshot(spark, out)
+
+    # A quote opened in the last column and never closed: a multi-line read takes every later row as one value.
+    files = sample_batch.files()
+    lines = files["rental_transactions"].splitlines()
+    lines[2] = lines[2].rsplit(",", 1)[0] + ',"50.005'
+    files["rental_transactions"] = "\n".join(lines) + "\n"
+    counted = {"locations": 2, "vehicles": 3, "users": 2, "rental_transactions": 5}
+    job = BatchJob(str(write_batch(files, "b2")), str(out), "b2", 0.5, expected_rows=counted)
+    outcome = run_batch(spark, job)
+
+    assert not outcome.succeeded
+    assert outcome.rows_read["rental_transactions"] < 5
+    assert outcome.message.startswith("rental_transactions: the upload gate counted 5 rows, Spark read ")
+    assert _analytics_snapshot(spark, out) == before
+    assert not (out / "quarantine" / "b2").exists()
+    assert json.loads((out / "reports" / "b2" / "job_outcome.json").read_text())["succeeded"] is False
+
+
+def test_files_without_quoted_line_breaks_read_line_by_line_give_the_same_tables(spark, write_batch, tmp_path):
+    files = sample_batch.files()
+    files["rental_transactions"] = "\ufeff" + files["rental_transactions"].replace("\n", "\r\n")
+    batch = str(write_batch(files))
+    every = {name: False for name in files}
+    split = run_batch(spark, BatchJob(batch, str(tmp_path / "split"), "b1", 0.5, multiline=every))
+    whole = run_batch(spark, BatchJob(batch, str(tmp_path / "whole"), "b1", 0.5))
+
+    assert split.succeeded and split.rows_read == whole.rows_read
+    assert _analytics_snapshot(spark, tmp_path / "split") == _analytics_snapshot(spark, tmp_path / "whole")
+
+
+def test_the_gate_manifest_sets_the_counts_and_the_reads():
+    from rental_analytics.car_rental.job import held_to_the_gate, manifest_verdicts
+
+    manifest = {"files": {"users": {"verdict": {"rows": 3, "multiline_fields": False}},
+                          "locations": {"verdict": {"rows": 2}}}}  # fmt: skip
+    job = held_to_the_gate(BatchJob("in", "out", "b1"), manifest_verdicts(json.dumps(manifest)))
+    assert job.expected_rows == {"users": 3, "locations": 2}
+    assert (job.reads_multiline("users"), job.reads_multiline("locations"), job.reads_multiline("vehicles")) == (
+        False,
+        True,
+        True,
+    )

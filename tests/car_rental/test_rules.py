@@ -1,0 +1,226 @@
+"""Row rules against hand-computed expected frames: every reason, in the contract's order."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from rental_analytics.car_rental import rules
+from rental_analytics.car_rental.contract import LOCATIONS, RENTAL_TRANSACTIONS, USERS, VEHICLES, Dataset
+
+pytestmark = pytest.mark.spark
+
+TX_COLUMNS = RENTAL_TRANSACTIONS.columns
+
+
+def frame(spark: SparkSession, dataset: Dataset, rows: list[dict[str, str]]) -> DataFrame:
+    """A raw frame as canonical_columns leaves it: every contract column, all strings."""
+    return spark.createDataFrame(
+        [tuple(row.get(c) for c in dataset.columns) for row in rows],
+        ", ".join(f"{c} string" for c in dataset.columns),
+    )
+
+
+def rental(rental_id: str, **overrides: str) -> dict[str, str]:
+    row = {
+        "rental_id": rental_id,
+        "user_id": "U1",
+        "vehicle_id": "V1",
+        "rental_start_time": "2024-06-01 08:00:00",
+        "rental_end_time": "2024-06-01 10:00:00",
+        "pickup_location": "L1",
+        "dropoff_location": "L1",
+        "total_amount": "10.00",
+    }
+    row.update(overrides)
+    return row
+
+
+@pytest.fixture
+def references(spark: SparkSession) -> dict[str, DataFrame]:
+    users = frame(
+        spark,
+        USERS,
+        [
+            {"user_id": "U1", "first_name": "Ama"},
+            {"user_id": "U2", "first_name": "Kofi"},
+            {"user_id": "U2", "first_name": "Kwame"},  # same id, other values: both dropped
+            {"user_id": "  ", "first_name": "Nobody"},
+            {"user_id": "U3", "first_name": "Esi"},
+            {"user_id": "U3", "first_name": "Esi"},  # identical: counts as one row, kept
+        ],
+    )
+    vehicles = frame(spark, VEHICLES, [{"vehicle_id": "V1", "vehicle_type": "SUV"}])
+    locations = frame(spark, LOCATIONS, [{"location_id": "L1", "location_name": "Airport"}])
+    return {
+        "users": rules.tag_reference(users, USERS),
+        "vehicles": rules.tag_reference(vehicles, VEHICLES),
+        "locations": rules.tag_reference(locations, LOCATIONS),
+    }
+
+
+def test_reference_rows_get_missing_required_and_duplicate_id(references: dict[str, DataFrame], spark):
+    got = references["users"].select("user_id", "first_name", "reason")
+    expected = spark.createDataFrame(
+        [
+            ("U1", "Ama", None),
+            ("U2", "Kofi", "duplicate_id"),
+            ("U2", "Kwame", "duplicate_id"),
+            ("", "Nobody", "missing_required"),
+            ("U3", "Esi", None),
+        ],
+        "user_id string, first_name string, reason string",
+    )
+    assertDataFrameEqual(got, expected)
+
+
+def test_every_reason_in_the_contracts_order(references: dict[str, DataFrame], spark):
+    raw = frame(
+        spark,
+        RENTAL_TRANSACTIONS,
+        [
+            rental("T01"),
+            rental(" T02 ", user_id=" U1 "),
+            rental("T03", user_id=""),
+            rental("T04", total_amount="   "),
+            rental("T05", total_amount="10.00"),
+            rental("T05", total_amount="12.00"),
+            rental("T06"),
+            rental("T06"),  # identical rows count as one and are not duplicates
+            rental("T07", rental_start_time="2024-02-30 10:00:00"),
+            rental("T08", rental_end_time="2024-06-01 10:00:60"),
+            rental("T09", rental_end_time="2024-06-01 07:59:59"),
+            rental("T10", total_amount="-1"),
+            rental("T11", total_amount="1e3"),
+            rental("T12", user_id="U2"),  # U2 was dropped as a duplicate id
+            rental("T13", vehicle_id="V9"),
+            rental("T14", pickup_location="L9"),
+            rental("T15", user_id=""),
+            rental("T15"),
+            rental("T16", rental_start_time="06/01/2024 08:00", user_id="U9"),
+            rental("0e672a709e", user_id="U3", rental_start_time="2024-06-01T08:00", total_amount="7"),
+        ],
+    )
+    tagged = rules.tag_transactions(
+        raw,
+        rules.kept(references["users"]),
+        rules.kept(references["vehicles"]),
+        rules.kept(references["locations"]),
+    )
+    expected = spark.createDataFrame(
+        [
+            ("T01", None),
+            ("T02", None),
+            ("T03", "missing_required"),
+            ("T04", "missing_required"),
+            ("T05", "duplicate_rental_id"),
+            ("T05", "duplicate_rental_id"),
+            ("T06", None),
+            ("T07", "bad_timestamp"),
+            ("T08", "bad_timestamp"),
+            ("T09", "end_before_start"),
+            ("T10", "bad_amount"),
+            ("T11", "bad_amount"),
+            ("T12", "unknown_user"),
+            ("T13", "unknown_vehicle"),
+            ("T14", "unknown_location"),
+            ("T15", "missing_required"),
+            ("T15", "duplicate_rental_id"),
+            ("T16", "bad_timestamp"),
+            ("0e672a709e", None),
+        ],
+        "rental_id string, reason string",
+    )
+    assertDataFrameEqual(tagged.select("rental_id", "reason"), expected)
+
+    quarantined = rules.rejected_rows(tagged, RENTAL_TRANSACTIONS).where("rental_id = 'T04'")
+    assert quarantined.select("total_amount", "dataset", "reason").collect() == [
+        ("   ", "rental_transactions", "missing_required")
+    ]
+
+    processed = rules.processed_transactions(tagged, "b1").where("rental_id in ('T02', '0e672a709e')")
+    expected_processed = spark.createDataFrame(
+        [
+            (
+                "T02",
+                "U1",
+                "V1",
+                dt.datetime(2024, 6, 1, 8),
+                dt.datetime(2024, 6, 1, 10),
+                "L1",
+                "L1",
+                Decimal("10.00"),
+                2.0,
+                "b1",
+                dt.date(2024, 6, 1),
+            ),
+            (
+                "0e672a709e",
+                "U3",
+                "V1",
+                dt.datetime(2024, 6, 1, 8),
+                dt.datetime(2024, 6, 1, 10),
+                "L1",
+                "L1",
+                Decimal("7.00"),
+                2.0,
+                "b1",
+                dt.date(2024, 6, 1),
+            ),
+        ],
+        processed.schema,
+    )
+    assertDataFrameEqual(processed, expected_processed)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("12.345", Decimal("12.35")),
+        ("12.344", Decimal("12.34")),
+        ("0.005", Decimal("0.01")),
+        ("7", Decimal("7.00")),
+        (".5", Decimal("0.50")),
+        ("1,000", None),
+        ("NaN", None),
+    ],
+)
+def test_amounts_round_half_up_to_cents(spark, text, expected):
+    value = spark.createDataFrame([(text,)], "t string").select(rules._amount(rules.F.col("t")).alias("a"))
+    assert value.first()["a"] == expected
+
+
+def test_users_lose_personal_columns_and_gain_registration_year(spark):
+    users = frame(
+        spark,
+        USERS,
+        [{"user_id": "U1", "phone_number": "555", "driver_license_number": "DL", "creation_date": "2023-05-01"}],
+    )
+    processed = rules.processed_users(rules.tag_reference(users, USERS))
+    assert "phone_number" not in processed.columns
+    assert "driver_license_number" not in processed.columns
+    assert processed.select("user_id", "registration_year").collect() == [("U1", 2023)]
+
+
+def test_canonical_columns_resolve_aliases_case_and_extra_columns(spark):
+    raw = spark.createDataFrame(
+        [("R1", "U1", "V1", "s", "e", "L1", "1", "x")],
+        "` Transaction_ID ` string, USER_ID string, vehicle_id string, rental_start_time string, "
+        "rental_end_time string, pickup_location string, total_amount string, extra string",
+    )
+    got = rules.canonical_columns(raw, RENTAL_TRANSACTIONS)
+    assert got.columns == list(TX_COLUMNS)
+    assert got.first().asDict() == {
+        "rental_id": "R1",
+        "user_id": "U1",
+        "vehicle_id": "V1",
+        "rental_start_time": "s",
+        "rental_end_time": "e",
+        "pickup_location": "L1",
+        "total_amount": "1",
+        "dropoff_location": None,
+    }

@@ -1,0 +1,211 @@
+"""The car-rental workflow, executed by moto's Step Functions interpreter with scripted `.sync` states.
+
+Each scenario swaps the states that moto cannot run (EMR, Athena `.sync`, the Lambda invoke) for scripted
+results: a Pass with the state's result, or a Task that fails, keeping the original Catch. The crawler start,
+the named-query reads and every SNS publish run for real against moto.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from rental_analytics.car_rental.contract import INSIGHT_QUERIES
+from tests.asl_harness import (
+    FAIL,
+    ROOT,
+    Run,
+    asl_text,
+    car_rental_stand_ins,
+    placeholders,
+    run,
+    scripted_definition,
+    state_tables,
+)
+from tests.test_template import TEMPLATE
+
+ASL = asl_text("car_rental_pipeline")
+CLUSTER = {"ClusterId": "j-SCRIPTED"}
+REPORT = {"subject": "Rental analytics: batch 2024-06-01 succeeded", "message": "Batch 2024-06-01: SUCCEEDED."}
+CRAWL_OK = {"Crawler": {"State": "READY", "LastCrawl": {"Status": "SUCCEEDED"}}}
+SCRIPTED_OK: dict[str, Any] = {
+    "Create the cluster": CLUSTER,
+    "Run the Spark job": None,
+    "Terminate the cluster": None,
+    "Terminate the cluster after the failure": None,
+    "Check the crawler": CRAWL_OK,
+    "Run the query": {"output": "s3://artifacts/athena-results/q.csv"},
+    "Publish the report": REPORT,
+}
+
+
+@pytest.fixture
+def aws() -> Iterator[dict[str, str]]:
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        yield car_rental_stand_ins("data")
+
+
+def run_scenario(values: dict[str, str], execution_input: dict[str, Any] | None = None, **overrides: Any) -> Run:
+    definition = scripted_definition(ASL, values, {**SCRIPTED_OK, **overrides})
+    return run(definition, values["AlertTopicArn"], execution_input or {"batch_id": "2024-06-01"})
+
+
+def _terminations(entered: list[str]) -> int:
+    return sum(name in ("Terminate the cluster", "Terminate the cluster after the failure") for name in entered)
+
+
+def test_every_placeholder_comes_from_the_template():
+    machine = TEMPLATE["Resources"]["CarRentalStateMachine"]["Properties"]
+    assert placeholders(ASL) == set(machine["DefinitionSubstitutions"])
+
+
+def test_the_success_path_runs_every_stage_once_and_tells_people(aws):
+    result = run_scenario(aws)
+    assert result.status == "SUCCEEDED"
+    for stage in ("Create the cluster", "Run the Spark job", "Terminate the cluster", "Start the crawler",
+                  "Check the crawler", "Run the insight queries", "Publish the report", "Tell people it succeeded"):  # fmt: skip
+        assert result.entered.count(stage) == 1, stage
+    assert result.entered.count("Read the query") == len(INSIGHT_QUERIES)
+    assert result.alerts == [(REPORT["subject"], REPORT["message"])]
+
+
+def test_the_job_and_the_report_get_the_folder_the_gate_staged(aws):
+    staged = "s3://data/staged/2024-06-01/2024-06-01-0123/"
+    result = run_scenario(aws, {"batch_id": "2024-06-01", "input_path": staged, "files": {}})
+    assert result.status == "SUCCEEDED"
+    assert "Read the batch from raw/" not in result.entered
+    assert result.inputs["Run the Spark job"]["input_path"] == staged
+    assert result.inputs["Publish the report"]["input_path"] == staged
+
+
+def test_a_run_started_by_hand_reads_the_raw_folder(aws):
+    result = run_scenario(aws, {"batch_id": "2024-06-01"})
+    assert result.status == "SUCCEEDED"
+    assert result.inputs["Run the Spark job"]["input_path"] == "s3://data/raw/2024-06-01/"
+
+
+FAILURES = {
+    "the cluster cannot be created": ({"Create the cluster": FAIL}, "Create the cluster", False),
+    "the Spark step fails": ({"Run the Spark job": FAIL}, "Run the Spark job", True),
+    "the cluster does not terminate": ({"Terminate the cluster": FAIL}, "Terminate the cluster", True),
+    "the crawler cannot start": ({"Start the crawler": FAIL}, "Start the crawler", True),
+    "the crawler cannot be checked": ({"Check the crawler": FAIL}, "Check the crawler", True),
+    "the crawl fails": (
+        {"Check the crawler": {"Crawler": {"State": "READY", "LastCrawl": {"Status": "FAILED"}}}},
+        "Check the crawler",
+        True,
+    ),
+    "the crawler times out": ({"Check the crawler": {"Crawler": {"State": "RUNNING"}}}, "Check the crawler", True),
+    "a query fails": ({"Run the query": FAIL}, "Run the insight queries", True),
+    "the report fails": ({"Publish the report": FAIL}, "Publish the report", True),
+}
+
+
+@pytest.mark.parametrize("scenario", FAILURES)
+def test_each_failure_terminates_the_cluster_alerts_once_and_fails(aws, scenario: str):
+    script, failed_state, cluster_existed = FAILURES[scenario]
+    result = run_scenario(aws, **script)
+
+    assert result.status == "FAILED"
+    assert _terminations(result.entered) == (1 if cluster_existed else 0)
+    [(subject, message)] = result.alerts
+    assert subject == "Rental analytics: a car-rental batch failed"
+    assert f"Car-rental batch 2024-06-01 failed in the state: {failed_state}." in message
+    assert "test-emrloguri" in message and ":execution:machine-" in message  # where the logs are
+    assert result.entered[-2:] == ["Alert the failure", "Fail the run"]
+
+
+def test_a_crawler_that_never_crawled_is_asked_for_real_and_alerts(aws):
+    # moto answers getCrawler as AWS does for a crawler that has never run: READY, and no LastCrawl at all.
+    script = {k: v for k, v in SCRIPTED_OK.items() if k != "Check the crawler"}
+    definition = scripted_definition(ASL, aws, {**script, "Start the crawler": None})
+    result = run(definition, aws["AlertTopicArn"], {"batch_id": "2024-06-01"})
+
+    assert result.status == "FAILED"
+    assert result.entered[-3:] == ["Note: the crawler never crawled", "Alert the failure", "Fail the run"]
+    [(_, message)] = result.alerts
+    assert "has no finished crawl" in message
+
+
+def test_a_running_crawler_is_asked_for_real_until_the_polls_run_out(aws):
+    # moto's crawler, once started, stays RUNNING: the poll counter ends the wait.
+    script = {k: v for k, v in SCRIPTED_OK.items() if k != "Check the crawler"}
+    result = run(scripted_definition(ASL, aws, script), aws["AlertTopicArn"], {"batch_id": "2024-06-01"})
+    assert result.status == "FAILED"
+    assert result.entered.count("Check the crawler") == 3
+    assert "Note: the crawler timed out" in result.entered
+
+
+def test_the_alert_subject_fits_sns_for_the_longest_batch_id(aws):
+    batch_id = "b" * 128
+    result = run_scenario(aws, {"batch_id": batch_id}, **{"Run the Spark job": FAIL})
+    [(subject, message)] = result.alerts
+    assert len(subject) <= 100 and batch_id in message
+
+
+def test_a_hung_spark_step_times_out_by_a_template_setting(aws):
+    definition = json.loads(ASL)
+    assert definition["States"]["Run the Spark job"]["TimeoutSecondsPath"] == "$.limits.spark_step_seconds"
+    result = run_scenario(aws)
+    assert result.inputs["Run the Spark job"]["limits"] == {"spark_step_seconds": int(aws["SparkStepTimeoutSeconds"])}
+
+
+def test_the_cluster_carries_the_tag_the_emr_managed_policy_requires():
+    tags = json.loads(ASL)["States"]["Create the cluster"]["Parameters"]["Tags"]
+    assert {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"} in tags
+
+
+def test_the_crawler_is_polled_until_it_is_done(aws):
+    result = run_scenario(aws, **{"Check the crawler": {"Crawler": {"State": "RUNNING"}}})
+    assert result.entered.count("Check the crawler") == 3
+    assert result.entered.count("Wait for the crawler") == 3
+
+
+def test_the_spark_step_gets_its_arguments_from_the_input_and_the_substitutions(aws):
+    definition = json.loads(scripted_definition(ASL, aws, {}))
+    args = definition["States"]["Run the Spark job"]["Parameters"]["Step"]["HadoopJarStep"]["Args.$"]
+    assert "$.input_path" in args and "$.batch_id" in args
+    assert "'test-jobscript'" in args and "'test-corepackage'" in args
+    assert re.sub(r"'[^']*'|\$\.\w+", "", args.removeprefix("States.Array(").removesuffix(")")).strip(", ") == ""
+
+
+def test_every_task_outside_the_failure_paths_retries_with_backoff():
+    definition = json.loads(ASL)
+    for states in state_tables(definition):
+        for name, state in states.items():
+            if state["Type"] == "Task" and state["Resource"] != "arn:aws:states:::elasticmapreduce:addStep.sync":
+                assert state.get("Retry"), name
+                assert all(r["BackoffRate"] > 1 for r in state["Retry"]), name
+
+
+def test_the_workflow_runs_the_queries_and_the_job_the_local_run_runs():
+    definition = json.loads(ASL)
+    queries = definition["States"]["Set up the run"]["Parameters"]["queries"]
+    assert [q["name"] for q in queries] == list(INSIGHT_QUERIES)
+    machine = TEMPLATE["Resources"]["CarRentalStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    assert machine["JobScript"] == {"GetAtt": "ShippedCode.CarRentalJobScript"}
+    for camel in (q["id"][2:-1] for q in queries):
+        assert machine[camel] == {"Ref": camel.removesuffix("Id")}
+
+
+def test_the_definition_passes_statelint():
+    import subprocess
+    import sys
+
+    linter = Path(sys.executable).with_name("statelint")
+    for path in sorted((ROOT / "statemachine").glob("*.asl.json")):
+        checked = subprocess.run([str(linter), str(path)], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_scripting_leaves_the_original_untouched():
+    before = copy.deepcopy(json.loads(ASL))
+    scripted_definition(ASL, {}, {"Create the cluster": FAIL})
+    assert json.loads(ASL) == before
