@@ -43,11 +43,15 @@ $(TOOLS)/checkov/.installed:
 	$(TOOLS)/checkov/bin/pip install --quiet checkov
 	@touch $@
 
-check-template: $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed ## sam validate --lint, cfn-lint and checkov on template.yaml
-	SAM_CLI_TELEMETRY=0 $(TOOLS)/sam/bin/sam validate --lint --region us-east-1
-	$(TOOLS)/sam/bin/cfn-lint template.yaml
+TEMPLATES := template.yaml stacks/car_rental.yaml stacks/apartments.yaml
+
+check-template: $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed ## sam validate --lint, cfn-lint and checkov on the root and nested templates
+	for template in $(TEMPLATES); do \
+	  SAM_CLI_TELEMETRY=0 $(TOOLS)/sam/bin/sam validate --lint --region us-east-1 -t "$$template" || exit 1; \
+	done
+	$(TOOLS)/sam/bin/cfn-lint $(TEMPLATES)
 	@# --skip-download: checkov's policy metadata lives on the network; the checks themselves are local.
-	$(TOOLS)/checkov/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
+	$(TOOLS)/checkov/bin/checkov $(addprefix -f ,$(TEMPLATES)) --framework cloudformation --compact --quiet --skip-download
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -98,8 +102,8 @@ invoke-gate: $(STAMP) $(TOOLS)/sam/.installed ## Run the upload gate in Docker o
 	bucket=$$($(BIN)/python -c 'import json, sys; print(dict(json.load(open(sys.argv[1])))["DataBucketName"])' "$$tmp/outputs.json"); \
 	aws s3api put-object --bucket "$$bucket" --key "$$key" --body "$$tmp/batch/$(DATASET).csv" --output json > "$$tmp/put.json"; \
 	$(BIN)/python -c "$$FILL_GATE_EVENT" events/s3_put_$(DATASET).json "$$tmp/put.json" "$$tmp/outputs.json" "$$tmp"; \
-	SAM_CLI_TELEMETRY=0 $(SAM) build ValidateUploadFunction; \
-	SAM_CLI_TELEMETRY=0 $(SAM) local invoke ValidateUploadFunction -e "$$tmp/event.json" --env-vars "$$tmp/env.json"
+	SAM_CLI_TELEMETRY=0 $(SAM) build CarRental/ValidateUploadFunction; \
+	SAM_CLI_TELEMETRY=0 $(SAM) local invoke CarRental/ValidateUploadFunction -e "$$tmp/event.json" --env-vars "$$tmp/env.json"
 
 # Copies the core package's sources (Python, SQL, py.typed) into the folder $(1).
 copy-core = mkdir -p "$(1)" && cd rental_analytics && find . -name '*.py' -o -name '*.sql' -o -name 'py.typed' | \

@@ -71,9 +71,10 @@ def test_invoke_gate_uploads_the_sample_fills_the_event_and_invokes_the_gate(tmp
     assert put[:2] == ["s3api", "put-object"]
     assert put[put.index("--bucket") + 1] == "data-dev"
     assert put[put.index("--key") + 1] == "raw/2024-06-01/users.csv"
-    assert [json.loads(line)[:2] for line in sam_log.read_text().splitlines()] == [
-        ["build", "ValidateUploadFunction"],
-        ["local", "invoke"],
+    # The gate lives in the nested car-rental stack: SAM CLI names it by its stack path.
+    assert [json.loads(line)[:3] for line in sam_log.read_text().splitlines()] == [
+        ["build", "CarRental/ValidateUploadFunction"],
+        ["local", "invoke", "CarRental/ValidateUploadFunction"],
     ]
     event = json.loads((kept / "event.json").read_text())["Records"][0]["s3"]
     assert event["bucket"]["name"] == "data-dev"

@@ -1,56 +1,47 @@
-"""The SAM template and the files it points at agree, so `sam build` and `sam local invoke -e` keep working."""
+"""The SAM templates and the files they point at agree, so `sam build` and `sam local invoke -e` keep working."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from aws_lambda_powertools.utilities.parser.models import S3Model
 
 from tests.repo import ROOT
+from tests.templates import ALL, APARTMENTS, CAR_RENTAL, ROOT_STACK, Template
 
-
-class _CloudFormationLoader(yaml.SafeLoader):
-    """Reads `!Ref`, `!Sub` and the other short forms as plain values."""
-
-
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return {suffix: loader.construct_scalar(node)}
-    if isinstance(node, yaml.SequenceNode):
-        return {suffix: loader.construct_sequence(node, deep=True)}
-    return {suffix: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
-
-
-_CloudFormationLoader.add_multi_constructor("!", _tag)
-TEMPLATE = yaml.load((ROOT / "template.yaml").read_text(), Loader=_CloudFormationLoader)
-FUNCTIONS = {
-    name: resource["Properties"]
-    for name, resource in TEMPLATE["Resources"].items()
-    if resource["Type"] == "AWS::Serverless::Function"
+FUNCTIONS: dict[str, tuple[Template, dict[str, Any]]] = {
+    name: (template, props) for template in ALL for name, props in template.of_type("AWS::Serverless::Function").items()
 }
+
+
+def _resource(name: str) -> dict[str, Any]:
+    [found] = [t.resources[name] for t in ALL if name in t.resources]
+    return found
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
 def test_each_function_handler_exists_with_its_requirements(name: str):
-    props = FUNCTIONS[name]
+    template, props = FUNCTIONS[name]
     module, function = props["Handler"].rsplit(".", 1)
-    if TEMPLATE["Resources"][name].get("Metadata", {}).get("BuildMethod") == "makefile":
+    if template.resources[name].get("Metadata", {}).get("BuildMethod") == "makefile":
         # Built by the Makefile's build-<Name> target, which copies the handler from its folder.
         recipe = (ROOT / "Makefile").read_text().split(f"build-{name}:", 1)[1].split("\n\n", 1)[0]
         [source_path] = [ROOT / word for word in recipe.split() if word.endswith(f"/{module}.py")]
         source = source_path
     else:
-        source = ROOT / props["CodeUri"] / f"{module}.py"
-        assert (ROOT / props["CodeUri"] / "requirements.txt").is_file()
+        # sam build resolves CodeUri from the folder of the template that names it.
+        folder = (template.path.parent / props["CodeUri"]).resolve()
+        source = folder / f"{module}.py"
+        assert (folder / "requirements.txt").is_file()
     assert f"def {function}(" in source.read_text()
 
 
 def test_the_gate_listens_to_raw_uploads_of_the_data_bucket():
-    [event] = FUNCTIONS["ValidateUploadFunction"]["Events"].values()
+    [event] = FUNCTIONS["ValidateUploadFunction"][1]["Events"].values()
     assert event["Properties"]["Bucket"] == {"Ref": "DataBucket"}
     assert event["Properties"]["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "raw/"}]
 
@@ -62,38 +53,38 @@ def test_the_sample_events_parse_as_s3_notifications(path: Path):
 
 
 def test_the_local_invoke_environment_covers_every_gate_variable():
-    variables = set(FUNCTIONS["ValidateUploadFunction"]["Environment"]["Variables"]) - {"POWERTOOLS_SERVICE_NAME"}
+    variables = set(FUNCTIONS["ValidateUploadFunction"][1]["Environment"]["Variables"]) - {"POWERTOOLS_SERVICE_NAME"}
     env = json.loads((ROOT / "events" / "env.json").read_text())
     assert variables <= set(env["ValidateUploadFunction"])
 
 
-BUCKETS = [name for name, r in TEMPLATE["Resources"].items() if r["Type"] == "AWS::S3::Bucket"]
+BUCKETS = [(t, name) for t in ALL for name in t.of_type("AWS::S3::Bucket")]
 
 
-def _policy_of(bucket: str) -> dict[str, Any]:
+def _policy_of(template: Template, bucket: str) -> dict[str, Any]:
     [policy] = [
-        r["Properties"]["PolicyDocument"]
-        for r in TEMPLATE["Resources"].values()
-        if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": bucket}
+        props["PolicyDocument"]
+        for props in template.of_type("AWS::S3::BucketPolicy").values()
+        if props["Bucket"] == {"Ref": bucket}
     ]
     return policy
 
 
-@pytest.mark.parametrize("bucket", BUCKETS)
-def test_every_bucket_is_encrypted_versioned_private_and_tls_only(bucket: str):
-    props = TEMPLATE["Resources"][bucket]["Properties"]
+@pytest.mark.parametrize(("template", "bucket"), BUCKETS, ids=lambda v: v if isinstance(v, str) else v.path.name)
+def test_every_bucket_is_encrypted_versioned_private_and_tls_only(template: Template, bucket: str):
+    props = template.resources[bucket]["Properties"]
     assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
     assert all(props["PublicAccessBlockConfiguration"].values()) and len(props["PublicAccessBlockConfiguration"]) == 4
     assert props["LifecycleConfiguration"]["Rules"]
-    [deny] = [s for s in _policy_of(bucket)["Statement"] if s["Effect"] == "Deny"]
+    [deny] = [s for s in _policy_of(template, bucket)["Statement"] if s["Effect"] == "Deny"]
     assert (deny["Action"], deny["Principal"]) == ("s3:*", "*")
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
 def _statements() -> list[tuple[str, dict[str, Any]]]:
     found = []
-    for name, resource in TEMPLATE["Resources"].items():
+    for name, resource in [item for template in ALL for item in template.resources.items()]:
         props = resource.get("Properties", {})
         documents = [p for p in props.get("Policies", []) if isinstance(p, dict) and "Statement" in p]
         documents += [
@@ -117,15 +108,18 @@ def test_no_policy_allows_every_action_on_every_resource():
 
 
 def test_the_topic_and_the_cluster_disks_are_encrypted_with_a_rotated_key():
-    resources = TEMPLATE["Resources"]
-    assert resources["AlertTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "PipelineKey"}
-    assert resources["PipelineKey"]["Properties"]["EnableKeyRotation"] is True
-    encryption = resources["EmrSecurityConfiguration"]["Properties"]["SecurityConfiguration"]["EncryptionConfiguration"]
+    assert _resource("AlertTopic")["Properties"]["KmsMasterKeyId"] == {"Ref": "PipelineKey"}
+    assert _resource("PipelineKey")["Properties"]["EnableKeyRotation"] is True
+    # The nested stack gets the key's ARN under the same name.
+    assert CAR_RENTAL.body["Parameters"]["PipelineKey"] and _passed(CAR_RENTAL)["PipelineKey"] == {
+        "GetAtt": "PipelineKey.Arn"
+    }
+    encryption = _resource("EmrSecurityConfiguration")["Properties"]["SecurityConfiguration"]["EncryptionConfiguration"]
     assert encryption["EnableAtRestEncryption"] is True
 
 
 def test_the_athena_workgroup_enforces_its_result_location_and_a_scan_limit():
-    config = TEMPLATE["Resources"]["AthenaWorkGroup"]["Properties"]["WorkGroupConfiguration"]
+    config = CAR_RENTAL.resources["AthenaWorkGroup"]["Properties"]["WorkGroupConfiguration"]
     assert config["EnforceWorkGroupConfiguration"] is True
     assert config["BytesScannedCutoffPerQuery"] == {"Ref": "AthenaBytesScannedCutoff"}
     assert config["ResultConfiguration"]["EncryptionConfiguration"]["EncryptionOption"] == "SSE_S3"
@@ -135,24 +129,24 @@ def test_the_named_queries_are_the_sql_files_the_local_run_uses():
     from rental_analytics.car_rental.contract import INSIGHT_QUERIES
     from rental_analytics.car_rental.insights import query_text
 
-    mapped = TEMPLATE["Mappings"]["InsightQueries"]
+    mapped = CAR_RENTAL.body["Mappings"]["InsightQueries"]
     assert sorted(entry["Name"] for entry in mapped.values()) == sorted(INSIGHT_QUERIES)
     for entry in mapped.values():
         assert entry["Sql"] == query_text(entry["Name"]), (
             f"copy rental_analytics/car_rental/insights/{entry['Name']}.sql into the template"
         )
-    named = [r for r in TEMPLATE["Resources"].values() if r["Type"] == "AWS::Athena::NamedQuery"]
+    named = CAR_RENTAL.of_type("AWS::Athena::NamedQuery")
     assert len(named) == len(INSIGHT_QUERIES)
 
 
 def test_the_job_failure_alarm_is_as_documented():
-    alarm = TEMPLATE["Resources"]["JobFailureAlarm"]["Properties"]
+    alarm = CAR_RENTAL.resources["JobFailureAlarm"]["Properties"]
     assert (alarm["Threshold"], alarm["Period"], alarm["EvaluationPeriods"]) == (1, 300, 1)
     assert alarm["MetricName"] == "ExecutionsFailed" and alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
 
 
 def test_the_cluster_defaults_are_as_documented():
-    params = TEMPLATE["Parameters"]
+    params = CAR_RENTAL.parameters
     defaults = {name: params[name]["Default"] for name in params if "Default" in params[name]}
     assert defaults["EmrReleaseLabel"] == "emr-7.7.0"
     assert (defaults["MasterInstanceType"], defaults["CoreInstanceType"], defaults["CoreInstanceCount"]) == (
@@ -165,15 +159,15 @@ def test_the_cluster_defaults_are_as_documented():
         "0.8",
         "8g",
     )
-    assert "Default" not in params["SubnetId"]
+    assert "Default" not in params["SubnetId"] and params["SubnetId"]["Type"] == "AWS::EC2::Subnet::Id"
 
 
 def test_warnings_go_to_their_own_topic_and_say_where_to_look():
-    resources = TEMPLATE["Resources"]
     warnings = {
-        name: r["Properties"]
-        for name, r in resources.items()
-        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"]["AlarmActions"] == [{"Ref": "WarningTopic"}]
+        name: props
+        for template in ALL
+        for name, props in template.of_type("AWS::CloudWatch::Alarm").items()
+        if props["AlarmActions"] == [{"Ref": "WarningTopic"}]
     }
     assert set(warnings) == {
         "CarRentalSlowRunAlarm",
@@ -185,16 +179,16 @@ def test_warnings_go_to_their_own_topic_and_say_where_to_look():
     }
     assert all("Warning - " in alarm["AlarmDescription"] for alarm in warnings.values())
     assert warnings["EmrYarnMemoryAlarm"]["Threshold"] == 20  # under 20% available is over 80% used
-    assert resources["WarningTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "PipelineKey"}
-    report = resources["PublishReportFunction"]["Properties"]["Environment"]["Variables"]
+    assert _resource("WarningTopic")["Properties"]["KmsMasterKeyId"] == {"Ref": "PipelineKey"}
+    report = _resource("PublishReportFunction")["Properties"]["Environment"]["Variables"]
     assert report["WARNING_TOPIC_ARN"] == {"Ref": "WarningTopic"}
 
 
 def test_the_provisioned_warehouse_is_encrypted_private_and_backed_up():
-    params = TEMPLATE["Parameters"]
+    params = APARTMENTS.parameters
     assert (params["RedshiftNodeType"]["Default"], params["RedshiftNodeCount"]["Default"]) == ("ra3.xlplus", 2)
     assert params["WarehouseMode"]["AllowedValues"] == ["serverless", "provisioned", "existing"]
-    cluster = TEMPLATE["Resources"]["RedshiftCluster"]
+    cluster = APARTMENTS.resources["RedshiftCluster"]
     assert cluster["Condition"] == "ProvisionedWarehouse"
     props = cluster["Properties"]
     assert (props["Encrypted"], props["PubliclyAccessible"]) == (True, False)
@@ -208,14 +202,14 @@ def _actions(statement: dict[str, Any]) -> list[str]:
 
 
 def test_events_the_gate_fails_are_kept_in_an_encrypted_queue_that_alarms():
-    failure = FUNCTIONS["ValidateUploadFunction"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
+    failure = FUNCTIONS["ValidateUploadFunction"][1]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
     assert failure == {"Type": "SQS", "Destination": {"GetAtt": "GateFailedEventsQueue.Arn"}}
-    queue = TEMPLATE["Resources"]["GateFailedEventsQueue"]["Properties"]
+    queue = CAR_RENTAL.resources["GateFailedEventsQueue"]["Properties"]
     assert queue["KmsMasterKeyId"] == {"Ref": "PipelineKey"}
-    alarm = TEMPLATE["Resources"]["GateFailedEventsAlarm"]["Properties"]
+    alarm = CAR_RENTAL.resources["GateFailedEventsAlarm"]["Properties"]
     assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"GetAtt": "GateFailedEventsQueue.QueueName"}}]
     assert alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
-    outputs = TEMPLATE["Outputs"]
+    outputs = CAR_RENTAL.outputs
     assert outputs["GateFailedEventsQueueUrl"]["Value"] == {"Ref": "GateFailedEventsQueue"}
     assert outputs["UploadGateFunctionName"]["Value"] == {"Ref": "ValidateUploadFunction"}
 
@@ -227,7 +221,7 @@ def test_the_gate_may_stage_copies_and_the_job_may_read_them():
     assert any("s3:ListBucketVersions" in _actions(s) for s in gate)
     job = [s for name, s in _statements() if name == "EmrInstanceRole"]
     assert any("staged/*" in json.dumps(s["Resource"]) and "s3:GetObject" in _actions(s) for s in job)
-    rules = TEMPLATE["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    rules = CAR_RENTAL.resources["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
     [staged_rule] = [r for r in rules if r.get("Prefix") == "staged/"]
     assert staged_rule["ExpirationInDays"] == {"Ref": "StagedRetentionDays"}
 
@@ -242,7 +236,7 @@ def test_every_pass_role_names_the_service_it_passes_to():
 def test_emr_may_use_the_key_that_encrypts_the_cluster_disks():
     emr = [s for name, s in _statements() if name == "EmrServiceRole"]
     uses = [s for s in emr if {"kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey"} <= set(_actions(s))]
-    assert uses and uses[0]["Resource"] == {"GetAtt": "PipelineKey.Arn"}
+    assert uses and uses[0]["Resource"] == {"Ref": "PipelineKey"}
     [grant] = [s for s in emr if _actions(s) == ["kms:CreateGrant"]]
     assert grant["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
 
@@ -255,13 +249,113 @@ def test_the_workflow_may_create_emrs_service_linked_role_and_nothing_else():
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
 def test_each_function_logs_to_a_group_with_retention(name: str):
-    group = FUNCTIONS[name]["LoggingConfig"]["LogGroup"]["Ref"]
-    assert TEMPLATE["Resources"][group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    template, props = FUNCTIONS[name]
+    group = props["LoggingConfig"]["LogGroup"]["Ref"]
+    assert template.resources[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 
 
 def test_replaced_table_versions_expire_soon_and_the_stack_is_tagged():
-    rules = TEMPLATE["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    rules = CAR_RENTAL.resources["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
     for prefix in ("processed/", "analytics/"):
         [rule] = [r for r in rules if r.get("Prefix") == prefix]
         assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": {"Ref": "ReplacedTableVersionDays"}}
     assert 'tags = "project=\\"rental-analytics\\""' in (ROOT / "samconfig.toml").read_text()
+
+
+NESTED = {"CarRental": CAR_RENTAL, "Apartments": APARTMENTS}
+
+
+def _passed(nested: Template) -> dict[str, Any]:
+    [props] = [
+        props
+        for props in ROOT_STACK.of_type("AWS::Serverless::Application").values()
+        if (ROOT_STACK.path.parent / props["Location"]).resolve() == nested.path.resolve()
+    ]
+    return props["Parameters"]
+
+
+def test_the_root_nests_one_stack_per_pipeline_car_rental_on_and_apartments_off_by_default():
+    applications = ROOT_STACK.of_type("AWS::Serverless::Application")
+    assert {n: p["Location"] for n, p in applications.items()} == {
+        "CarRental": "stacks/car_rental.yaml",
+        "Apartments": "stacks/apartments.yaml",
+    }
+    conditions = ROOT_STACK.body["Conditions"]
+    for name, switch in (("CarRental", "DeployCarRental"), ("Apartments", "DeployApartments")):
+        condition = ROOT_STACK.resources[name]["Condition"]
+        assert conditions[condition] == {"Equals": [{"Ref": switch}, "true"]}
+    params = ROOT_STACK.parameters
+    assert (params["DeployCarRental"]["Default"], params["DeployApartments"]["Default"]) == ("true", "false")
+    assert "CAPABILITY_AUTO_EXPAND" in (ROOT / "samconfig.toml").read_text()
+
+
+@pytest.mark.parametrize("nested", NESTED.values(), ids=NESTED)
+def test_the_root_passes_every_parameter_of_a_nested_stack_with_the_same_default(nested: Template):
+    passed = _passed(nested)
+    assert set(passed) == set(nested.parameters)
+    for name, value in passed.items():
+        refs = re.findall(r"'Ref': '(\w+)'", str(value))
+        for ref in refs:
+            if ref in nested.parameters and "Default" in nested.parameters[name]:
+                assert ROOT_STACK.parameters[ref].get("Default") == nested.parameters[name]["Default"], name
+
+
+def test_a_pipeline_left_off_needs_none_of_its_parameters():
+    """The root has a default for every setting; those a pipeline cannot do without are demanded by a rule
+    only when that pipeline is deployed."""
+    assert all("Default" in p for p in ROOT_STACK.parameters.values())
+    demanded: dict[str, set[str]] = {}
+    for rule in ROOT_STACK.body["Rules"].values():
+        [switch] = re.findall(r"Deploy\w+", str(rule["RuleCondition"]))
+        demanded.setdefault(switch, set()).update(re.findall(r"'Ref': '(\w+)'", str(rule["Assertions"])))
+    for switch, nested in (("DeployCarRental", CAR_RENTAL), ("DeployApartments", APARTMENTS)):
+        without_default = {
+            value["Ref"]
+            for name, value in _passed(nested).items()
+            if "Default" not in nested.parameters[name] and value.get("Ref") in ROOT_STACK.parameters
+        }
+        empty = {name for name in without_default if ROOT_STACK.parameters[name]["Default"] == ""}
+        assert demanded[switch] == empty, switch
+
+
+def test_root_outputs_name_outputs_the_nested_stacks_have():
+    for name, output in ROOT_STACK.outputs.items():
+        value = json.dumps(output["Value"])
+        for stack, nested_output in re.findall(r'"(\w+)\.Outputs\.(\w+)"', value):
+            assert nested_output in NESTED[stack].outputs, name
+            assert output["Condition"] == ROOT_STACK.resources[stack]["Condition"], name
+
+
+def test_each_pipeline_owns_its_data_bucket_and_the_apartments_jobs_cannot_touch_car_rental_data():
+    assert "DataBucket" in CAR_RENTAL.of_type("AWS::S3::Bucket")
+    assert "DataBucket" in APARTMENTS.of_type("AWS::S3::Bucket")
+    assert not ROOT_STACK.of_type("AWS::S3::Bucket").keys() & {"DataBucket"}
+    # The gate listens to its own stack's bucket only, and nothing in the apartments stack names it.
+    assert "raw/apartments" not in CAR_RENTAL.path.read_text()
+    glue = json.dumps(APARTMENTS.resources["GlueJobRole"]["Properties"])
+    for zone in ("raw", "processed", "quarantine", "curated"):
+        assert f"${{DataBucket.Arn}}/{zone}/" in glue
+
+
+def test_the_crawler_has_one_target_per_table_named_as_the_queries_read_it():
+    from rental_analytics.car_rental.contract import ANALYTICS_SCHEMAS, INSIGHT_QUERIES, PROCESSED_SCHEMAS
+    from rental_analytics.car_rental.insights import query_text
+
+    crawler = CAR_RENTAL.resources["Crawler"]["Properties"]
+    paths = [target["Path"]["Sub"] for target in crawler["Targets"]["S3Targets"]]
+    tables = {path.rstrip("/").split("/")[-1]: path.rstrip("/").split("/")[-2] for path in paths}
+    assert len(paths) == len(tables)
+    assert tables == {**dict.fromkeys(PROCESSED_SCHEMAS, "processed"), **dict.fromkeys(ANALYTICS_SCHEMAS, "analytics")}
+    # Tables at zone/table: a crawl can never merge sibling folders into one partitioned table.
+    assert json.loads(crawler["Configuration"])["Grouping"] == {"TableLevelConfiguration": 2}
+    read = {table for name in INSIGHT_QUERIES for table in re.findall(r"FROM (\w+)", query_text(name))}
+    assert read <= set(tables)
+
+
+def test_the_glue_jobs_log_to_a_group_with_retention():
+    group = APARTMENTS.resources["GlueJobLogs"]["Properties"]
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    # AWSGlueServiceRole lets jobs write to log groups under /aws-glue/ only.
+    assert "/aws-glue/" in json.dumps(group["LogGroupName"])
+    for name, job in APARTMENTS.of_type("AWS::Glue::Job").items():
+        assert job["DefaultArguments"]["--continuous-log-logGroup"] == {"Ref": "GlueJobLogs"}, name

@@ -102,25 +102,28 @@ def test_every_job_retries_with_backoff_and_passes_the_load_date():
 
 
 def test_the_template_fills_every_placeholder_and_runs_each_job_from_the_shipped_scripts():
-    from tests.test_template import ROOT, TEMPLATE
+    from tests.repo import ROOT
+    from tests.templates import APARTMENTS, ROOT_STACK
 
-    resources = TEMPLATE["Resources"]
+    resources = APARTMENTS.resources
+    passed = ROOT_STACK.resources["Apartments"]["Properties"]["Parameters"]
     machine = resources["ApartmentsStateMachine"]["Properties"]
     assert placeholders(ASL) == set(machine["DefinitionSubstitutions"])
     shipped = {p.stem for p in (ROOT / "spark_scripts").glob("apartments_*.py")}
     for logical in ("ExtractJob", "QualityJob", "TransformJob", "LoadJob", "KpiJob"):
         job = resources[logical]["Properties"]
         assert job["GlueVersion"] == "5.0" and job["SecurityConfiguration"] == {"Ref": "GlueSecurityConfiguration"}
-        attribute = job["Command"]["ScriptLocation"]["GetAtt"].split(".", 1)[1]
+        attribute = passed[job["Command"]["ScriptLocation"]["Ref"]]["GetAtt"].split(".", 1)[1]
         stem = "_".join(re.findall(r"[A-Z][a-z]*", attribute.removesuffix("Script"))).lower()
         assert stem in shipped, attribute
-        assert job["DefaultArguments"]["--extra-py-files"] == {"GetAtt": "ShippedCode.CorePackage"}
+        assert job["DefaultArguments"]["--extra-py-files"] == {"Ref": "CorePackage"}
+    assert passed["CorePackage"] == {"GetAtt": "ShippedCode.CorePackage"}
 
 
 def test_the_documented_alarms_and_the_daily_schedule_are_in_the_template():
-    from tests.test_template import TEMPLATE
+    from tests.templates import APARTMENTS
 
-    resources = TEMPLATE["Resources"]
+    resources = APARTMENTS.resources
     alarms = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
     assert alarms["ApartmentsFailureAlarm"]["MetricName"] == "ExecutionsFailed"
     assert alarms["DataQualityBreachAlarm"]["MetricName"] == "DataQualityBreaches"
@@ -129,5 +132,5 @@ def test_the_documented_alarms_and_the_daily_schedule_are_in_the_template():
     assert (stale["Period"], stale["TreatMissingData"]) == (86400, "breaching")
     schedule = resources["ApartmentsDailySchedule"]["Properties"]
     assert json.loads(schedule["Target"]["Input"]) == {"scheduled_time": "<aws.scheduler.scheduled-time>"}
-    assert TEMPLATE["Parameters"]["WarehouseMode"]["Default"] == "serverless"
+    assert APARTMENTS.parameters["WarehouseMode"]["Default"] == "serverless"
     assert resources["RedshiftWorkgroup"]["Properties"]["PubliclyAccessible"] is False

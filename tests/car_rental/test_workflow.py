@@ -29,7 +29,7 @@ from tests.asl_harness import (
     scripted_definition,
     state_tables,
 )
-from tests.test_template import TEMPLATE
+from tests.templates import CAR_RENTAL, ROOT_STACK
 
 ASL = asl_text("car_rental_pipeline")
 CLUSTER = {"ClusterId": "j-SCRIPTED"}
@@ -62,7 +62,7 @@ def _terminations(entered: list[str]) -> int:
 
 
 def test_every_placeholder_comes_from_the_template():
-    machine = TEMPLATE["Resources"]["CarRentalStateMachine"]["Properties"]
+    machine = CAR_RENTAL.resources["CarRentalStateMachine"]["Properties"]
     assert placeholders(ASL) == set(machine["DefinitionSubstitutions"])
 
 
@@ -189,8 +189,11 @@ def test_the_workflow_runs_the_queries_and_the_job_the_local_run_runs():
     definition = json.loads(ASL)
     queries = definition["States"]["Set up the run"]["Parameters"]["queries"]
     assert [q["name"] for q in queries] == list(INSIGHT_QUERIES)
-    machine = TEMPLATE["Resources"]["CarRentalStateMachine"]["Properties"]["DefinitionSubstitutions"]
-    assert machine["JobScript"] == {"GetAtt": "ShippedCode.CarRentalJobScript"}
+    machine = CAR_RENTAL.resources["CarRentalStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    assert machine["JobScript"] == {"Ref": "CarRentalJobScript"}
+    assert ROOT_STACK.resources["CarRental"]["Properties"]["Parameters"]["CarRentalJobScript"] == {
+        "GetAtt": "ShippedCode.CarRentalJobScript"
+    }
     for camel in (q["id"][2:-1] for q in queries):
         assert machine[camel] == {"Ref": camel.removesuffix("Id")}
 
