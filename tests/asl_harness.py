@@ -186,6 +186,6 @@ def car_rental_stand_ins(data_bucket: str) -> dict[str, str]:
     values.update(
         AlertTopicArn=topic, CrawlerName="crawler", CrawlerPollSeconds="0", CrawlerMaxPolls="3",
         CoreInstanceCount="2", EmrIdleTimeoutSeconds="3600", DataBucket=data_bucket, AthenaWorkGroup="primary",
-        SparkStepTimeoutSeconds="14400",
+        SparkStepTimeoutSeconds="14400", ExecutionTimeoutSeconds="300",
     )  # fmt: skip
     return values
