@@ -2,7 +2,8 @@
 
 Each scenario swaps the states that moto cannot run (EMR, Athena `.sync`, the Lambda invoke) for scripted
 results: a Pass with the state's result, or a Task that fails, keeping the original Catch. The crawler start,
-the named-query reads and every SNS publish run for real against moto.
+the named-query reads and every SNS publish run for real against moto. A `Raise` fails a state with the error
+the real integration reports, under the state's own Retry.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rental_analytics.car_rental.contract import INSIGHT_QUERIES
 from tests.asl_harness import (
     FAIL,
     ROOT,
+    Raise,
     Run,
     asl_text,
     car_rental_stand_ins,
@@ -93,8 +95,21 @@ def test_a_run_started_by_hand_reads_the_raw_folder(aws):
     assert result.inputs["Run the Spark job"]["input_path"] == "s3://data/raw/2024-06-01/"
 
 
+THROTTLED = Raise(
+    "EMR.AmazonElasticMapReduceException",
+    "Rate exceeded (Service: AmazonElasticMapReduce; Status Code: 400; Error Code: ThrottlingException)",
+)
 FAILURES = {
     "the cluster cannot be created": ({"Create the cluster": FAIL}, "Create the cluster", False),
+    "EMR refuses the cluster request": (
+        {"Create the cluster": Raise("EMR.InvalidRequestException")},
+        "Create the cluster",
+        False,
+    ),
+    "EMR throttles every cluster request": ({"Create the cluster": THROTTLED}, "Create the cluster", False),
+    # The cluster id is known from here on: every failure below must end the cluster. The step's wait fails
+    # alike when the job fails, when it outlives its timeout (States.Timeout) and when the cluster never starts
+    # (EMR cancels the pending step): the one Catch takes them all.
     "the Spark step fails": ({"Run the Spark job": FAIL}, "Run the Spark job", True),
     "the cluster does not terminate": ({"Terminate the cluster": FAIL}, "Terminate the cluster", True),
     "the crawler cannot start": ({"Start the crawler": FAIL}, "Start the crawler", True),
@@ -122,6 +137,45 @@ def test_each_failure_terminates_the_cluster_alerts_once_and_fails(aws, scenario
     assert f"Car-rental batch 2024-06-01 failed in the state: {failed_state}." in message
     assert "test-emrloguri" in message and ":execution:machine-" in message  # where the logs are
     assert result.entered[-2:] == ["Alert the failure", "Fail the run"]
+
+
+def test_the_cluster_id_is_kept_before_anything_waits_on_the_cluster():
+    # createCluster.sync returns the id only once the cluster runs: a failed or timed-out wait left a cluster
+    # that no failure path knew of. RunJobFlow answers with the id at once; the step's .sync wait comes after.
+    states = json.loads(ASL)["States"]
+    create = states["Create the cluster"]
+    assert create["Resource"] == "arn:aws:states:::elasticmapreduce:createCluster"
+    assert create["ResultSelector"] == {"ClusterId.$": "$.ClusterId"} and create["ResultPath"] == "$.cluster"
+    assert states[create["Next"]]["Parameters"]["ClusterId.$"] == "$.cluster.ClusterId"
+
+
+def test_a_permanent_cluster_request_error_is_tried_once_and_alerts(aws):
+    error = "EMR.InvalidRequestException"  # EMR's API model: a request it will never accept
+    result = run_scenario(aws, **{"Create the cluster": Raise(error)})
+
+    assert result.attempts("Create the cluster") == 1
+    assert _terminations(result.entered) == 0  # no id, nothing to end
+    [(_, message)] = result.alerts
+    assert f"Error: {error}." in message
+
+
+def _retrier_for(state: dict[str, Any], error: str) -> dict[str, Any]:
+    """The first retrier that takes the error, as Step Functions picks it."""
+    return next(r for r in state["Retry"] if error in r["ErrorEquals"] or "States.ALL" in r["ErrorEquals"])
+
+
+@pytest.mark.parametrize("raised", [THROTTLED, Raise("EMR.InternalServerErrorException")], ids=lambda r: r.error)
+def test_a_throttled_cluster_request_is_retried_briefly_then_alerts(aws, raised: Raise):
+    retrier = _retrier_for(json.loads(ASL)["States"]["Create the cluster"], raised.error)
+    result = run_scenario(aws, **{"Create the cluster": raised})
+
+    assert result.attempts("Create the cluster") == 1 + retrier["MaxAttempts"] > 1
+    assert _terminations(result.entered) == 0
+    [(_, message)] = result.alerts
+    assert f"Error: {raised.error}." in message
+    # A permanent error can share the throttling error's name: the whole retry budget stays near a minute.
+    waits = [retrier["IntervalSeconds"] * retrier["BackoffRate"] ** n for n in range(retrier["MaxAttempts"])]
+    assert sum(waits) <= 120
 
 
 def test_a_run_that_outlives_the_execution_timeout_ends_timed_out(aws):
