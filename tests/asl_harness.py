@@ -1,7 +1,9 @@
 """Running an ASL definition under moto's interpreter with the states moto cannot run scripted per scenario.
 
-A scripted state is either a Pass with the state's result (keeping its ResultPath and Next) or, for FAIL, a
+A scripted state is either a Pass with the state's result (keeping its ResultPath and Next), or, for FAIL, a
 Task that moto rejects, keeping the original Catch: the failure travels the definition's own failure path.
+A `Raise` fails with a named error and keeps the state's Retry as well, so a scenario shows which errors the
+definition retries and how often.
 """
 
 from __future__ import annotations
@@ -20,6 +22,22 @@ from tests.repo import ROOT
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 FAIL = "fail"
+# A placeholder where ASL wants a number (a top-level TimeoutSeconds) stands bare in the file: the substituted
+# text is the number. Such a file is JSON only once filled.
+_BARE_PLACEHOLDER = re.compile(r"(:\s*)(\$\{\w+\})(\s*[,}\]])")
+
+
+@dataclass(frozen=True)
+class Raise:
+    """A scripted state that fails with this error, as the real integration would report it."""
+
+    error: str
+    cause: str = "scripted"
+
+    def __post_init__(self) -> None:
+        # A Fail state may not raise the interpreter's own errors; FAIL stands in for those.
+        if self.error.startswith("States."):
+            raise ValueError(f"a scripted error cannot be one of Step Functions' own: {self.error}")
 
 
 def asl_text(name: str) -> str:
@@ -30,12 +48,46 @@ def placeholders(text: str) -> set[str]:
     return set(re.findall(r"\$\{(\w+)\}", text))
 
 
+def readable(text: str) -> str:
+    """The definition with its bare placeholders quoted, so that it parses as JSON: for reading, not running."""
+    return _BARE_PLACEHOLDER.sub(r'\1"\2"\3', text)
+
+
+def attempt_name(state: str) -> str:
+    """The name a `Raise` stand-in enters once per attempt of the state it stands for."""
+    return f"{state}: attempt"
+
+
 def _failing_task(original: dict[str, Any]) -> dict[str, Any]:
     state = {
         "Type": "Task",
         "Resource": "arn:aws:states:::aws-sdk:sfn:describeExecution",
         "Parameters": {"ExecutionArn": f"arn:aws:states:{REGION}:{ACCOUNT}:execution:missing:missing"},
     }
+    for key in ("Catch", "Next", "End"):
+        if key in original:
+            state[key] = original[key]
+    return state
+
+
+def _raising(name: str, original: dict[str, Any], raised: Raise) -> dict[str, Any]:
+    # A Parallel whose one branch fails is retried and caught by the same rules as a Task, and its branch's
+    # state is entered once per attempt. The retry intervals shrink to a second (moto really sleeps them);
+    # which errors are retried, and how many times, stay the definition's.
+    state: dict[str, Any] = {
+        "Type": "Parallel",
+        "Branches": [
+            {
+                "StartAt": attempt_name(name),
+                "States": {attempt_name(name): {"Type": "Fail", "Error": raised.error, "Cause": raised.cause}},
+            }
+        ],
+        "Retry": [
+            {"ErrorEquals": r["ErrorEquals"], "MaxAttempts": r.get("MaxAttempts", 3), "IntervalSeconds": 1,
+             "BackoffRate": 1.0}
+            for r in original.get("Retry", [])
+        ],
+    }  # fmt: skip
     for key in ("Catch", "Next", "End"):
         if key in original:
             state[key] = original[key]
@@ -67,7 +119,12 @@ def scripted_definition(text: str, substitutions: dict[str, str], script: dict[s
         for name in list(states):
             if name in script:
                 result = script[name]
-                states[name] = _failing_task(states[name]) if result == FAIL else _scripted_pass(states[name], result)
+                if isinstance(result, Raise):
+                    states[name] = _raising(name, states[name], result)
+                elif result == FAIL:
+                    states[name] = _failing_task(states[name])
+                else:
+                    states[name] = _scripted_pass(states[name], result)
     return json.dumps(definition)
 
 
@@ -78,6 +135,10 @@ class Run:
     alerts: list[tuple[str, str]]
     output: Any
     inputs: dict[str, Any]  # the input each state was last entered with
+
+    def attempts(self, state: str) -> int:
+        """How many times a state scripted with `Raise` was tried."""
+        return self.entered.count(attempt_name(state))
 
 
 def run(definition: str, topic_arn: str, execution_input: dict[str, Any]) -> Run:
@@ -125,6 +186,6 @@ def car_rental_stand_ins(data_bucket: str) -> dict[str, str]:
     values.update(
         AlertTopicArn=topic, CrawlerName="crawler", CrawlerPollSeconds="0", CrawlerMaxPolls="3",
         CoreInstanceCount="2", EmrIdleTimeoutSeconds="3600", DataBucket=data_bucket, AthenaWorkGroup="primary",
-        SparkStepTimeoutSeconds="14400",
+        SparkStepTimeoutSeconds="14400", ExecutionTimeoutSeconds="300",
     )  # fmt: skip
     return values

@@ -2,7 +2,8 @@
 
 Each scenario swaps the states that moto cannot run (EMR, Athena `.sync`, the Lambda invoke) for scripted
 results: a Pass with the state's result, or a Task that fails, keeping the original Catch. The crawler start,
-the named-query reads and every SNS publish run for real against moto.
+the named-query reads and every SNS publish run for real against moto. A `Raise` fails a state with the error
+the real integration reports, under the state's own Retry.
 """
 
 from __future__ import annotations
@@ -21,17 +22,20 @@ from rental_analytics.car_rental.contract import INSIGHT_QUERIES
 from tests.asl_harness import (
     FAIL,
     ROOT,
+    Raise,
     Run,
     asl_text,
     car_rental_stand_ins,
     placeholders,
+    readable,
     run,
     scripted_definition,
     state_tables,
 )
 from tests.templates import CAR_RENTAL, ROOT_STACK
 
-ASL = asl_text("car_rental_pipeline")
+ASL_SOURCE = asl_text("car_rental_pipeline")  # what DefinitionSubstitutions fill: runs start from this
+ASL = readable(ASL_SOURCE)  # the same, parseable as JSON before it is filled: for reading the definition
 CLUSTER = {"ClusterId": "j-SCRIPTED"}
 REPORT = {"subject": "Rental analytics: batch 2024-06-01 succeeded", "message": "Batch 2024-06-01: SUCCEEDED."}
 CRAWL_OK = {"Crawler": {"State": "READY", "LastCrawl": {"Status": "SUCCEEDED"}}}
@@ -53,7 +57,7 @@ def aws() -> Iterator[dict[str, str]]:
 
 
 def run_scenario(values: dict[str, str], execution_input: dict[str, Any] | None = None, **overrides: Any) -> Run:
-    definition = scripted_definition(ASL, values, {**SCRIPTED_OK, **overrides})
+    definition = scripted_definition(ASL_SOURCE, values, {**SCRIPTED_OK, **overrides})
     return run(definition, values["AlertTopicArn"], execution_input or {"batch_id": "2024-06-01"})
 
 
@@ -91,8 +95,21 @@ def test_a_run_started_by_hand_reads_the_raw_folder(aws):
     assert result.inputs["Run the Spark job"]["input_path"] == "s3://data/raw/2024-06-01/"
 
 
+THROTTLED = Raise(
+    "EMR.AmazonElasticMapReduceException",
+    "Rate exceeded (Service: AmazonElasticMapReduce; Status Code: 400; Error Code: ThrottlingException)",
+)
 FAILURES = {
     "the cluster cannot be created": ({"Create the cluster": FAIL}, "Create the cluster", False),
+    "EMR refuses the cluster request": (
+        {"Create the cluster": Raise("EMR.InvalidRequestException")},
+        "Create the cluster",
+        False,
+    ),
+    "EMR throttles every cluster request": ({"Create the cluster": THROTTLED}, "Create the cluster", False),
+    # The cluster id is known from here on: every failure below must end the cluster. The step's wait fails
+    # alike when the job fails, when it outlives its timeout (States.Timeout) and when the cluster never starts
+    # (EMR cancels the pending step): the one Catch takes them all.
     "the Spark step fails": ({"Run the Spark job": FAIL}, "Run the Spark job", True),
     "the cluster does not terminate": ({"Terminate the cluster": FAIL}, "Terminate the cluster", True),
     "the crawler cannot start": ({"Start the crawler": FAIL}, "Start the crawler", True),
@@ -122,10 +139,57 @@ def test_each_failure_terminates_the_cluster_alerts_once_and_fails(aws, scenario
     assert result.entered[-2:] == ["Alert the failure", "Fail the run"]
 
 
+def test_the_cluster_id_is_kept_before_anything_waits_on_the_cluster():
+    # createCluster.sync returns the id only once the cluster runs: a failed or timed-out wait left a cluster
+    # that no failure path knew of. RunJobFlow answers with the id at once; the step's .sync wait comes after.
+    states = json.loads(ASL)["States"]
+    create = states["Create the cluster"]
+    assert create["Resource"] == "arn:aws:states:::elasticmapreduce:createCluster"
+    assert create["ResultSelector"] == {"ClusterId.$": "$.ClusterId"} and create["ResultPath"] == "$.cluster"
+    assert states[create["Next"]]["Parameters"]["ClusterId.$"] == "$.cluster.ClusterId"
+
+
+def test_a_permanent_cluster_request_error_is_tried_once_and_alerts(aws):
+    error = "EMR.InvalidRequestException"  # EMR's API model: a request it will never accept
+    result = run_scenario(aws, **{"Create the cluster": Raise(error)})
+
+    assert result.attempts("Create the cluster") == 1
+    assert _terminations(result.entered) == 0  # no id, nothing to end
+    [(_, message)] = result.alerts
+    assert f"Error: {error}." in message
+
+
+def _retrier_for(state: dict[str, Any], error: str) -> dict[str, Any]:
+    """The first retrier that takes the error, as Step Functions picks it."""
+    return next(r for r in state["Retry"] if error in r["ErrorEquals"] or "States.ALL" in r["ErrorEquals"])
+
+
+@pytest.mark.parametrize("raised", [THROTTLED, Raise("EMR.InternalServerErrorException")], ids=lambda r: r.error)
+def test_a_throttled_cluster_request_is_retried_briefly_then_alerts(aws, raised: Raise):
+    retrier = _retrier_for(json.loads(ASL)["States"]["Create the cluster"], raised.error)
+    result = run_scenario(aws, **{"Create the cluster": raised})
+
+    assert result.attempts("Create the cluster") == 1 + retrier["MaxAttempts"] > 1
+    assert _terminations(result.entered) == 0
+    [(_, message)] = result.alerts
+    assert f"Error: {raised.error}." in message
+    # A permanent error can share the throttling error's name: the whole retry budget stays near a minute.
+    waits = [retrier["IntervalSeconds"] * retrier["BackoffRate"] ** n for n in range(retrier["MaxAttempts"])]
+    assert sum(waits) <= 120
+
+
+def test_a_run_that_outlives_the_execution_timeout_ends_timed_out(aws):
+    # Three polls of two seconds outlast a one-second budget: Step Functions stops the run, whatever state it is in.
+    values = {**aws, "ExecutionTimeoutSeconds": "1", "CrawlerPollSeconds": "2"}
+    result = run_scenario(values, **{"Check the crawler": {"Crawler": {"State": "RUNNING"}}})
+    assert result.status == "TIMED_OUT"
+    assert "Note: the crawler timed out" not in result.entered
+
+
 def test_a_crawler_that_never_crawled_is_asked_for_real_and_alerts(aws):
     # moto answers getCrawler as AWS does for a crawler that has never run: READY, and no LastCrawl at all.
     script = {k: v for k, v in SCRIPTED_OK.items() if k != "Check the crawler"}
-    definition = scripted_definition(ASL, aws, {**script, "Start the crawler": None})
+    definition = scripted_definition(ASL_SOURCE, aws, {**script, "Start the crawler": None})
     result = run(definition, aws["AlertTopicArn"], {"batch_id": "2024-06-01"})
 
     assert result.status == "FAILED"
@@ -137,7 +201,7 @@ def test_a_crawler_that_never_crawled_is_asked_for_real_and_alerts(aws):
 def test_a_running_crawler_is_asked_for_real_until_the_polls_run_out(aws):
     # moto's crawler, once started, stays RUNNING: the poll counter ends the wait.
     script = {k: v for k, v in SCRIPTED_OK.items() if k != "Check the crawler"}
-    result = run(scripted_definition(ASL, aws, script), aws["AlertTopicArn"], {"batch_id": "2024-06-01"})
+    result = run(scripted_definition(ASL_SOURCE, aws, script), aws["AlertTopicArn"], {"batch_id": "2024-06-01"})
     assert result.status == "FAILED"
     assert result.entered.count("Check the crawler") == 3
     assert "Note: the crawler timed out" in result.entered
@@ -169,7 +233,7 @@ def test_the_crawler_is_polled_until_it_is_done(aws):
 
 
 def test_the_spark_step_gets_its_arguments_from_the_input_and_the_substitutions(aws):
-    definition = json.loads(scripted_definition(ASL, aws, {}))
+    definition = json.loads(scripted_definition(ASL_SOURCE, aws, {}))
     args = definition["States"]["Run the Spark job"]["Parameters"]["Step"]["HadoopJarStep"]["Args.$"]
     assert "$.input_path" in args and "$.batch_id" in args
     assert "'test-jobscript'" in args and "'test-corepackage'" in args
@@ -198,14 +262,18 @@ def test_the_workflow_runs_the_queries_and_the_job_the_local_run_runs():
         assert machine[camel] == {"Ref": camel.removesuffix("Id")}
 
 
-def test_the_definition_passes_statelint():
+def test_the_definition_passes_statelint(tmp_path: Path):
     import subprocess
     import sys
 
     linter = Path(sys.executable).with_name("statelint")
     for path in sorted((ROOT / "statemachine").glob("*.asl.json")):
-        checked = subprocess.run([str(linter), str(path)], capture_output=True, text=True)
-        assert checked.returncode == 0, checked.stdout + checked.stderr
+        # Lint what CloudFormation deploys: a number placeholder is JSON only once filled, and "1" fills both a
+        # string and a number.
+        filled = tmp_path / path.name
+        filled.write_text(re.sub(r"\$\{\w+\}", "1", path.read_text()))
+        checked = subprocess.run([str(linter), str(filled)], capture_output=True, text=True)
+        assert checked.returncode == 0, path.name + ": " + checked.stdout + checked.stderr
 
 
 def test_scripting_leaves_the_original_untouched():
