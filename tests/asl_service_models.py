@@ -50,12 +50,13 @@ def _cluster_kept_alive(parameters: dict[str, Any]) -> list[str]:
 #   EMR APIs; createCluster takes RunJobFlow's request without Steps and with KeepJobFlowAliveWhenNoSteps true;
 #   addStep takes ClusterId and one Step where AddJobFlowSteps takes JobFlowId and Steps; terminateCluster and
 #   setClusterTerminationProtection take ClusterId where the API takes JobFlowIds; cancelStep takes one StepId.
-# - Athena, https://docs.aws.amazon.com/step-functions/latest/dg/connect-athena.html: "The service integration
-#   APIs are the same as the corresponding Athena APIs".
+# - Athena, https://docs.aws.amazon.com/step-functions/latest/dg/connect-athena.html: the integration APIs are
+#   the Athena APIs unchanged.
 # - Glue, https://docs.aws.amazon.com/step-functions/latest/dg/connect-glue.html: StartJobRun only (startCrawler
 #   and getCrawler exist only as AWS SDK integrations); "Parameters in Step Functions are expressed in
 #   PascalCase", the API's own member names.
-# - SNS, https://docs.aws.amazon.com/step-functions/latest/dg/connect-sns.html: Publish with its own members.
+# - SNS, https://docs.aws.amazon.com/step-functions/latest/dg/connect-parameters.html: its sns:publish example
+#   passes Publish's own members (TopicArn, Message, MessageAttributes).
 # - Lambda, https://docs.aws.amazon.com/step-functions/latest/dg/connect-lambda.html: Invoke's request members;
 #   its example passes Payload as a JSON object, which Step Functions serializes into the blob.
 OPTIMIZED: dict[str, Integration] = {
@@ -197,7 +198,7 @@ class _Check:
             return []
         kind = shape.type_name
         if not _is_a(value, kind):
-            return [f"{path}: {type(value).__name__} literal where {shape.name} wants a {kind}"]
+            return [f"{path}: {type(value).__name__} literal where {shape.name} wants a {kind} value"]
         if kind == "structure":
             return self.members(value, shape.members, shape.required_members, path, shape.name)
         if kind == "list":

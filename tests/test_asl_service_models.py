@@ -100,19 +100,19 @@ def test_a_well_formed_request_passes() -> None:
         pytest.param(
             "arn:aws:states:::glue:startJobRun.sync",
             {"JobName": "job", "Arguments": {"--load-date": 20240601}},
-            ["Parameters.Arguments.--load-date: int literal where GenericString wants a string"],
+            ["Parameters.Arguments.--load-date: int literal where GenericString wants a string value"],
             id="number for a string",
         ),
         pytest.param(
             "arn:aws:states:::aws-sdk:ssm:putParameter",
             {"Name": "p", "Value": "v", "Overwrite": "true"},
-            ["Parameters.Overwrite: str literal where Boolean wants a boolean"],
+            ["Parameters.Overwrite: str literal where Boolean wants a boolean value"],
             id="string for a boolean",
         ),
         pytest.param(
             ADD_STEP,
             {"ClusterId": "j-1", "Step": [STEP]},
-            ["Parameters.Step: list literal where StepConfig wants a structure"],
+            ["Parameters.Step: list literal where StepConfig wants a structure value"],
             id="list for a structure",
         ),
         pytest.param(
