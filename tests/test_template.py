@@ -359,3 +359,12 @@ def test_the_glue_jobs_log_to_a_group_with_retention():
     assert "/aws-glue/" in json.dumps(group["LogGroupName"])
     for name, job in APARTMENTS.of_type("AWS::Glue::Job").items():
         assert job["DefaultArguments"]["--continuous-log-logGroup"] == {"Ref": "GlueJobLogs"}, name
+
+
+def test_a_timed_out_run_alerts_since_no_failure_path_runs():
+    alarm = CAR_RENTAL.resources["ExecutionTimedOutAlarm"]["Properties"]
+    assert alarm["MetricName"] == "ExecutionsTimedOut"
+    assert alarm["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": "CarRentalStateMachine"}}]
+    assert alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
+    machine = CAR_RENTAL.resources["CarRentalStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    assert machine["ExecutionTimeoutSeconds"] == {"Ref": "ExecutionTimeoutSeconds"}
