@@ -368,3 +368,11 @@ def test_a_timed_out_run_alerts_since_no_failure_path_runs():
     assert alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
     machine = CAR_RENTAL.resources["CarRentalStateMachine"]["Properties"]["DefinitionSubstitutions"]
     assert machine["ExecutionTimeoutSeconds"] == {"Ref": "ExecutionTimeoutSeconds"}
+
+
+def test_the_root_stack_exports_every_output_the_commands_read():
+    """verify-deployment, redrive-uploads and `make invoke-gate` read the root stack's outputs by name."""
+    from rental_analytics.car_rental.verify import REQUIRED_OUTPUTS
+
+    read = {*REQUIRED_OUTPUTS, "UploadGateFunctionName", "GateFailedEventsQueueUrl", "AlertTopicArn"}
+    assert read <= set(ROOT_STACK.outputs)
