@@ -2,6 +2,7 @@
 
 A scripted state is either a Pass with the state's result (keeping its ResultPath and Next) or, for FAIL, a
 Task that moto rejects, keeping the original Catch: the failure travels the definition's own failure path.
+A `Raise` fails with a named error, as an integration reports it, under the state's own Retry and Catch.
 """
 
 from __future__ import annotations
@@ -42,6 +43,65 @@ def _failing_task(original: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
+@dataclass(frozen=True)
+class Raise:
+    """A scripted state that fails with `error` (the first `times` attempts, or every attempt when None).
+
+    It becomes a Parallel whose branch ends in a Fail state: the Parallel reports the branch's error name, and
+    unlike a Fail state it keeps the original Retry and Catch. A limited failure counts its attempts in SSM
+    parameters (one per attempt, named after the execution), so a later attempt can succeed.
+    """
+
+    error: str
+    cause: str = "scripted failure"
+    times: int | None = None
+
+
+def _attempt_parameter(state_name: str, attempt: int) -> dict[str, Any]:
+    slug = re.sub(r"[^A-Za-z0-9_.-]", "_", state_name)
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::aws-sdk:ssm:putParameter",
+        "Parameters": {
+            "Name.$": f"States.Format('/harness/{{}}/{slug}/{attempt}', $.execution)",
+            "Value": "attempted",
+            "Type": "String",
+            "Overwrite": False,
+        },
+        "ResultPath": None,
+    }
+
+
+def _raising_state(name: str, original: dict[str, Any], script: Raise) -> dict[str, Any]:
+    states: dict[str, Any] = {"Fail": {"Type": "Fail", "Error": script.error, "Cause": script.cause}}
+    start = "Fail"
+    if script.times is not None:
+        # Attempt k creates parameter k and fails; when k exists already this is a later attempt: try k + 1.
+        # Once `times` attempts have failed, the next one succeeds.
+        states["Succeed"] = {"Type": "Succeed"}
+        for attempt in range(1, script.times + 1):
+            later = f"Attempt {attempt + 1}" if attempt < script.times else "Succeed"
+            states[f"Attempt {attempt}"] = {
+                **_attempt_parameter(name, attempt),
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": later}],
+                "Next": "Fail",
+            }
+        start = "Attempt 1"
+    state: dict[str, Any] = {
+        "Type": "Parallel",
+        "Branches": [{"StartAt": start, "States": states}],
+        # The context object is not there inside a branch: the execution's name comes in as the branch's input.
+        "Parameters": {"execution.$": "$$.Execution.Name"},
+        "ResultPath": None,
+    }
+    for key in ("Catch", "Next", "End"):
+        if key in original:
+            state[key] = original[key]
+    # Real backoff would keep a test waiting for minutes: the retriers keep their errors and counts, not their waits.
+    state["Retry"] = [{**r, "IntervalSeconds": 1, "BackoffRate": 1.0} for r in original.get("Retry", [])]
+    return state
+
+
 def _scripted_pass(original: dict[str, Any], result: Any) -> dict[str, Any]:
     state: dict[str, Any] = {"Type": "Pass", "Result": result}
     for key in ("ResultPath", "Next", "End"):
@@ -67,7 +127,12 @@ def scripted_definition(text: str, substitutions: dict[str, str], script: dict[s
         for name in list(states):
             if name in script:
                 result = script[name]
-                states[name] = _failing_task(states[name]) if result == FAIL else _scripted_pass(states[name], result)
+                if isinstance(result, Raise):
+                    states[name] = _raising_state(name, states[name], result)
+                elif result == FAIL:
+                    states[name] = _failing_task(states[name])
+                else:
+                    states[name] = _scripted_pass(states[name], result)
     return json.dumps(definition)
 
 
@@ -78,6 +143,7 @@ class Run:
     alerts: list[tuple[str, str]]
     output: Any
     inputs: dict[str, Any]  # the input each state was last entered with
+    attempts: dict[str, int]  # how often each `Raise` state ran, retries included
 
 
 def run(definition: str, topic_arn: str, execution_input: dict[str, Any]) -> Run:
@@ -97,10 +163,17 @@ def run(definition: str, topic_arn: str, execution_input: dict[str, Any]) -> Run
     entered_events = [e["stateEnteredEventDetails"] for e in events if "stateEnteredEventDetails" in e]
     entered = [details["name"] for details in entered_events]
     inputs = {details["name"]: json.loads(details.get("input") or "null") for details in entered_events}
+    attempts: dict[str, int] = {}
+    parallel = ""
+    for event in events:
+        if event["type"] == "ParallelStateEntered":
+            parallel = event["stateEnteredEventDetails"]["name"]
+        elif event["type"] == "ParallelStateStarted":  # once per attempt
+            attempts[parallel] = attempts.get(parallel, 0) + 1
     topic = sns_backends[ACCOUNT][REGION].topics[topic_arn]
     alerts = [(subject or "", message) for _, message, subject, *_ in topic.sent_notifications]
     output = json.loads(described["output"]) if described.get("output") else None
-    return Run(described["status"], entered, alerts, output, inputs)
+    return Run(described["status"], entered, alerts, output, inputs, attempts)
 
 
 def car_rental_stand_ins(data_bucket: str) -> dict[str, str]:
