@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rental_analytics.apartments.db_url import resolve_database_url
-from rental_analytics.apartments.job_args import MYSQL_ENV, job_parser, parse_job_args
+from rental_analytics.apartments.extract import require_driver
+from rental_analytics.apartments.job_args import job_parser, parse_job_args, source_url
 from rental_analytics.apartments.jobs import Zones, run_extract
+from rental_analytics.platform.command_line import EXIT_USAGE
+from rental_analytics.platform.errors import StageError
 from rental_analytics.platform.progress import job_log
 from rental_analytics.platform.spark_session import job_session
+
+DRIVER_HINT = "pass --mysql-driver mysql-connector-j on Glue 5.0, or mariadb where libmariadb-java is installed"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -21,17 +25,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
-    """Extract every table; exit 0 when all landed."""
+    """Extract every table; exit 0 when all landed, 2 when this runtime lacks the driver asked for."""
     args = parse_args(argv)
     say = job_log("extract")
-    secrets = None
-    if args.source_secret_id:
-        from rental_analytics.platform.aws import clients
-
-        secrets = clients().secretsmanager
-    source = resolve_database_url("mysql", args.mysql_url, args.source_secret_id, MYSQL_ENV, secrets)
-    say(f"from {source} for load date {args.load_date}")  # str() leaves the password out
+    source = source_url(args)
+    say(f"from {source} with {source.driver_class} for load date {args.load_date}")  # str() leaves the password out
     spark = job_session(f"apartments-extract-{args.load_date}")
+    try:
+        require_driver(spark, source, DRIVER_HINT)
+    except StageError as error:
+        say(error.line())
+        return EXIT_USAGE
     run_extract(spark, source, Zones(args.output), args.load_date, args.full, args.partitions, progress=say)
     return 0
 

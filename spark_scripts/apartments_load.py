@@ -1,4 +1,4 @@
-"""Glue job glue_to_redshift_job: apply the warehouse DDL, stage the curated model and merge it in one transaction."""
+"""Glue job glue_to_redshift_job: apply the DDL, bulk-load the curated model and merge it in one transaction."""
 
 from __future__ import annotations
 
@@ -9,19 +9,29 @@ from rental_analytics.apartments import warehouse
 from rental_analytics.apartments.contract import CURATED_SCHEMAS
 from rental_analytics.apartments.job_args import job_parser, parse_job_args, warehouse_url
 from rental_analytics.apartments.jobs import Zones
+from rental_analytics.platform.command_line import EXIT_USAGE
 from rental_analytics.platform.progress import job_log
 from rental_analytics.platform.spark_session import job_session
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The job's arguments."""
-    return parse_job_args(job_parser(__doc__, warehouse=True), argv)
+    parser = job_parser(__doc__, warehouse=True)
+    parser.add_argument(
+        "--copy-role-arn",
+        help="IAM role attached to the Redshift namespace or cluster that its COPY reads the curated zone with",
+    )
+    return parse_job_args(parser, argv)
 
 
 def main(argv: list[str]) -> int:
     """Load the curated model as of the load date."""
     args = parse_args(argv)
     say = job_log("load")
+    if args.dialect == "redshift" and not args.copy_role_arn:
+        # Checked before Spark starts and the secret is read: the load could not finish without it.
+        say("Redshift loads with COPY: pass --copy-role-arn, the IAM role attached to its namespace or cluster")
+        return EXIT_USAGE
     target = warehouse_url(args)
     say(f"into {target} for load date {args.load_date}")  # str() leaves the password out
     spark = job_session(f"apartments-load-{args.load_date}")
@@ -30,7 +40,7 @@ def main(argv: list[str]) -> int:
         applied = warehouse.migrate(connection)
         say(f"DDL applied: {', '.join(applied) or 'none new'}")
         curated = {name: zones.curated(name) for name in CURATED_SCHEMAS}
-        loaded = warehouse.load_model(spark, target, connection, curated, args.load_date)
+        loaded = warehouse.load_model(spark, connection, curated, args.load_date, args.copy_role_arn)
     say("loaded " + ", ".join(f"{table} {rows:,}" for table, rows in loaded.items()))
     return 0
 

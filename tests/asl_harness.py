@@ -2,8 +2,7 @@
 
 A scripted state is either a Pass with the state's result (keeping its ResultPath and Next), or, for FAIL, a
 Task that moto rejects, keeping the original Catch: the failure travels the definition's own failure path.
-A `Raise` fails with a named error and keeps the state's Retry as well, so a scenario shows which errors the
-definition retries and how often.
+A `Raise` fails with a named error, as an integration reports it, under the state's own Retry and Catch.
 """
 
 from __future__ import annotations
@@ -27,19 +26,6 @@ FAIL = "fail"
 _BARE_PLACEHOLDER = re.compile(r"(:\s*)(\$\{\w+\})(\s*[,}\]])")
 
 
-@dataclass(frozen=True)
-class Raise:
-    """A scripted state that fails with this error, as the real integration would report it."""
-
-    error: str
-    cause: str = "scripted"
-
-    def __post_init__(self) -> None:
-        # A Fail state may not raise the interpreter's own errors; FAIL stands in for those.
-        if self.error.startswith("States."):
-            raise ValueError(f"a scripted error cannot be one of Step Functions' own: {self.error}")
-
-
 def asl_text(name: str) -> str:
     return (ROOT / "statemachine" / f"{name}.asl.json").read_text()
 
@@ -51,11 +37,6 @@ def placeholders(text: str) -> set[str]:
 def readable(text: str) -> str:
     """The definition with its bare placeholders quoted, so that it parses as JSON: for reading, not running."""
     return _BARE_PLACEHOLDER.sub(r'\1"\2"\3', text)
-
-
-def attempt_name(state: str) -> str:
-    """The name a `Raise` stand-in enters once per attempt of the state it stands for."""
-    return f"{state}: attempt"
 
 
 def _failing_task(original: dict[str, Any]) -> dict[str, Any]:
@@ -70,27 +51,67 @@ def _failing_task(original: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
-def _raising(name: str, original: dict[str, Any], raised: Raise) -> dict[str, Any]:
-    # A Parallel whose one branch fails is retried and caught by the same rules as a Task, and its branch's
-    # state is entered once per attempt. The retry intervals shrink to a second (moto really sleeps them);
-    # which errors are retried, and how many times, stay the definition's.
+@dataclass(frozen=True)
+class Raise:
+    """A scripted state that fails with `error` (the first `times` attempts, or every attempt when None).
+
+    It becomes a Parallel whose branch ends in a Fail state: the Parallel reports the branch's error name, and
+    unlike a Fail state it keeps the original Retry and Catch. A limited failure counts its attempts in SSM
+    parameters (one per attempt, named after the execution), so a later attempt can succeed.
+    """
+
+    error: str
+    cause: str = "scripted failure"
+    times: int | None = None
+
+    def __post_init__(self) -> None:
+        # A Fail state may not raise the interpreter's own errors; FAIL stands in for those.
+        if self.error.startswith("States."):
+            raise ValueError(f"a scripted error cannot be one of Step Functions' own: {self.error}")
+
+
+def _attempt_parameter(state_name: str, attempt: int) -> dict[str, Any]:
+    slug = re.sub(r"[^A-Za-z0-9_.-]", "_", state_name)
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::aws-sdk:ssm:putParameter",
+        "Parameters": {
+            "Name.$": f"States.Format('/harness/{{}}/{slug}/{attempt}', $.execution)",
+            "Value": "attempted",
+            "Type": "String",
+            "Overwrite": False,
+        },
+        "ResultPath": None,
+    }
+
+
+def _raising_state(name: str, original: dict[str, Any], script: Raise) -> dict[str, Any]:
+    states: dict[str, Any] = {"Fail": {"Type": "Fail", "Error": script.error, "Cause": script.cause}}
+    start = "Fail"
+    if script.times is not None:
+        # Attempt k creates parameter k and fails; when k exists already this is a later attempt: try k + 1.
+        # Once `times` attempts have failed, the next one succeeds.
+        states["Succeed"] = {"Type": "Succeed"}
+        for attempt in range(1, script.times + 1):
+            later = f"Attempt {attempt + 1}" if attempt < script.times else "Succeed"
+            states[f"Attempt {attempt}"] = {
+                **_attempt_parameter(name, attempt),
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": later}],
+                "Next": "Fail",
+            }
+        start = "Attempt 1"
     state: dict[str, Any] = {
         "Type": "Parallel",
-        "Branches": [
-            {
-                "StartAt": attempt_name(name),
-                "States": {attempt_name(name): {"Type": "Fail", "Error": raised.error, "Cause": raised.cause}},
-            }
-        ],
-        "Retry": [
-            {"ErrorEquals": r["ErrorEquals"], "MaxAttempts": r.get("MaxAttempts", 3), "IntervalSeconds": 1,
-             "BackoffRate": 1.0}
-            for r in original.get("Retry", [])
-        ],
-    }  # fmt: skip
+        "Branches": [{"StartAt": start, "States": states}],
+        # The context object is not there inside a branch: the execution's name comes in as the branch's input.
+        "Parameters": {"execution.$": "$$.Execution.Name"},
+        "ResultPath": None,
+    }
     for key in ("Catch", "Next", "End"):
         if key in original:
             state[key] = original[key]
+    # Real backoff would keep a test waiting for minutes: the retriers keep their errors and counts, not their waits.
+    state["Retry"] = [{**r, "IntervalSeconds": 1, "BackoffRate": 1.0} for r in original.get("Retry", [])]
     return state
 
 
@@ -120,7 +141,7 @@ def scripted_definition(text: str, substitutions: dict[str, str], script: dict[s
             if name in script:
                 result = script[name]
                 if isinstance(result, Raise):
-                    states[name] = _raising(name, states[name], result)
+                    states[name] = _raising_state(name, states[name], result)
                 elif result == FAIL:
                     states[name] = _failing_task(states[name])
                 else:
@@ -135,10 +156,7 @@ class Run:
     alerts: list[tuple[str, str]]
     output: Any
     inputs: dict[str, Any]  # the input each state was last entered with
-
-    def attempts(self, state: str) -> int:
-        """How many times a state scripted with `Raise` was tried."""
-        return self.entered.count(attempt_name(state))
+    attempts: dict[str, int]  # how often each `Raise` state ran, retries included
 
 
 def run(definition: str, topic_arn: str, execution_input: dict[str, Any]) -> Run:
@@ -158,10 +176,17 @@ def run(definition: str, topic_arn: str, execution_input: dict[str, Any]) -> Run
     entered_events = [e["stateEnteredEventDetails"] for e in events if "stateEnteredEventDetails" in e]
     entered = [details["name"] for details in entered_events]
     inputs = {details["name"]: json.loads(details.get("input") or "null") for details in entered_events}
+    attempts: dict[str, int] = {}
+    parallel = ""
+    for event in events:
+        if event["type"] == "ParallelStateEntered":
+            parallel = event["stateEnteredEventDetails"]["name"]
+        elif event["type"] == "ParallelStateStarted":  # once per attempt
+            attempts[parallel] = attempts.get(parallel, 0) + 1
     topic = sns_backends[ACCOUNT][REGION].topics[topic_arn]
     alerts = [(subject or "", message) for _, message, subject, *_ in topic.sent_notifications]
     output = json.loads(described["output"]) if described.get("output") else None
-    return Run(described["status"], entered, alerts, output, inputs)
+    return Run(described["status"], entered, alerts, output, inputs, attempts)
 
 
 def car_rental_stand_ins(data_bucket: str) -> dict[str, str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from enum import Enum
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -13,16 +14,40 @@ from rental_analytics.platform.config import ConfigError
 from rental_analytics.platform.errors import CHECKS, DB_HINTS, StageError, database_problem
 
 _JDBC = {
-    # MariaDB's Connector/J (Debian's libmariadb-java) speaks to MySQL, Aurora MySQL and MariaDB alike. The
-    # URL says jdbc:mysql so that Spark picks its MySQL dialect (backquoted names); Connector/J 3 accepts
-    # that scheme only with permitMysqlScheme.
-    "mysql": ("jdbc:mysql", "org.mariadb.jdbc.Driver", 3306),
+    # The driver class of mysql:// is the MySqlDriver's; the URL says jdbc:mysql so that Spark picks its MySQL
+    # dialect (backquoted names) whichever driver reads it.
+    "mysql": ("jdbc:mysql", "", 3306),
     "postgresql": ("jdbc:postgresql", "org.postgresql.Driver", 5432),
     # Glue 5.0 ships Amazon's Redshift JDBC driver.
     "redshift": ("jdbc:redshift", "com.amazon.redshift.Driver", 5439),
 }
 # Other spellings people and tools use for the same schemes.
 _SPELLINGS = {"mariadb": "mysql", "postgres": "postgresql"}
+
+
+class MySqlDriver(Enum):
+    """Which Connector/J reads a mysql:// database: where the job runs decides, and the job is told which."""
+
+    # MariaDB's (Debian's libmariadb-java), on laptops and in the tests; it speaks to MySQL, Aurora MySQL and
+    # MariaDB alike.
+    MARIADB = "mariadb"
+    # Oracle's MySQL Connector/J, the only MySQL driver Glue 5.0 ships (8.0.33); MariaDB's is not there.
+    CONNECTOR_J = "mysql-connector-j"
+
+    @property
+    def driver_class(self) -> str:
+        """The JDBC driver's class."""
+        return "org.mariadb.jdbc.Driver" if self is MySqlDriver.MARIADB else "com.mysql.cj.jdbc.Driver"
+
+    @property
+    def url_options(self) -> str:
+        """The query string the driver needs on a jdbc:mysql URL."""
+        if self is MySqlDriver.MARIADB:
+            # MariaDB's Connector/J 3 accepts the jdbc:mysql scheme only when told to.
+            return "?permitMysqlScheme=true"
+        # Without cursor fetching Oracle's driver reads a whole result set into memory and ignores Spark's
+        # fetchsize: one large table would exhaust the executor.
+        return "?useCursorFetch=true"
 
 
 @dataclass(frozen=True)
@@ -35,6 +60,7 @@ class DatabaseUrl:
     port: int
     database: str
     password: str = field(default="", repr=False)
+    mysql_driver: MySqlDriver = MySqlDriver.MARIADB  # mysql:// only
 
     @classmethod
     def parse(cls, url: str, password_env: str | None = None) -> DatabaseUrl:
@@ -80,12 +106,12 @@ class DatabaseUrl:
     def jdbc_url(self) -> str:
         """The JDBC URL, without credentials."""
         url = f"{_JDBC[self.scheme][0]}://{self.host}:{self.port}/{self.database}"
-        return f"{url}?permitMysqlScheme=true" if self.scheme == "mysql" else url
+        return f"{url}{self.mysql_driver.url_options}" if self.scheme == "mysql" else url
 
     @property
     def driver_class(self) -> str:
         """The JDBC driver's class."""
-        return _JDBC[self.scheme][1]
+        return self.mysql_driver.driver_class if self.scheme == "mysql" else _JDBC[self.scheme][1]
 
     def jdbc_options(self) -> dict[str, str]:
         """Options for Spark's JDBC source and sink."""
@@ -93,7 +119,11 @@ class DatabaseUrl:
 
     def with_database(self, database: str) -> DatabaseUrl:
         """The same server and login, another database (tests make their own)."""
-        return DatabaseUrl(self.scheme, self.user, self.host, self.port, database, self.password)
+        return replace(self, database=database)
+
+    def read_with(self, driver: MySqlDriver) -> DatabaseUrl:
+        """The same database, read with another MySQL driver."""
+        return replace(self, mysql_driver=driver)
 
 
 def resolve_database_url(

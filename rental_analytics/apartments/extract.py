@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from rental_analytics.apartments.contract import SourceTable
 from rental_analytics.apartments.db_url import DatabaseUrl
+from rental_analytics.platform.errors import CHECKS, DB_DRIVER, StageError, database_problem
 
 # Rows fetched per round trip: the drivers' defaults (MariaDB: all rows at once) either crawl or flood memory.
 FETCH_SIZE = 10_000
+
+
+def require_driver(spark: SparkSession, url: DatabaseUrl, hint: str) -> None:
+    """Load the URL's JDBC driver in Spark's JVM now: a runtime without it fails before any table is read.
+
+    Otherwise the ClassNotFoundException comes from the first read, deep in a stack trace.
+    """
+    jvm: Any = spark.sparkContext._jvm  # py4j gateway attributes are untyped
+    try:
+        jvm.org.apache.spark.sql.execution.datasources.jdbc.DriverRegistry.register(url.driver_class)
+    except Exception as error:
+        problem = database_problem(error)
+        if problem is None or problem[0] != DB_DRIVER:
+            raise
+        raise StageError(CHECKS, f"{DB_DRIVER} {url}: {url.driver_class} is not on the classpath", hint) from error
 
 
 def _above(table: SourceTable, watermark: int | None) -> str:

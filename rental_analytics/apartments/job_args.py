@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import date, datetime, timezone
 
-from rental_analytics.apartments.db_url import DatabaseUrl, resolve_database_url
+from rental_analytics.apartments.db_url import DatabaseUrl, MySqlDriver, resolve_database_url
 
 # Where a local run finds the source database when no URL is given (its password may be in ..._PASSWORD).
 MYSQL_ENV = "RENTAL_ANALYTICS_MYSQL_URL"
@@ -36,6 +36,14 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--mysql-url", help="mysql://USER[:PASSWORD]@HOST:PORT/DATABASE (or RENTAL_ANALYTICS_MYSQL_URL)")
     where.add_argument("--source-secret-id", help="Secrets Manager secret with username, password, host, port, dbname")
+    # No default: the driver that exists depends on where the job runs (Glue 5.0 has Oracle's only), and a
+    # wrong guess surfaces as a ClassNotFoundException deep inside Spark.
+    parser.add_argument(
+        "--mysql-driver",
+        required=True,
+        choices=[driver.value for driver in MySqlDriver],
+        help="the Connector/J on the classpath: mysql-connector-j on Glue 5.0, mariadb locally (libmariadb-java)",
+    )
 
 
 def add_warehouse_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +55,17 @@ def add_warehouse_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warehouse-port", type=int, help="port, when the secret does not hold it")
     parser.add_argument("--warehouse-database", help="database, when the secret does not hold it")
     parser.add_argument("--dialect", choices=["postgresql", "redshift"], default="redshift")
+
+
+def source_url(args: argparse.Namespace) -> DatabaseUrl:
+    """The source database the arguments name, to be read with the driver they name."""
+    secrets = None
+    if args.source_secret_id:
+        from rental_analytics.platform.aws import clients
+
+        secrets = clients().secretsmanager
+    source = resolve_database_url("mysql", args.mysql_url, args.source_secret_id, MYSQL_ENV, secrets)
+    return source.read_with(MySqlDriver(args.mysql_driver))
 
 
 def warehouse_url(args: argparse.Namespace) -> DatabaseUrl:

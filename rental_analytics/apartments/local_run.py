@@ -87,7 +87,7 @@ def _run_stages(
         if applied:
             run.lines.append("Warehouse DDL applied: " + ", ".join(applied))
         curated = {name: zones.curated(name) for name in CURATED_SCHEMAS}
-        loaded = warehouse.load_model(spark, target, connection, curated, load_date)
+        loaded = warehouse.load_model(spark, connection, curated, load_date)
         stages["loaded"] = loaded
         run.lines.append("Loaded: " + ", ".join(f"{t} {n:,}" for t, n in loaded.items()))
         progress("refresh the KPI tables")

@@ -1,26 +1,30 @@
 """The warehouse: versioned DDL, the staged load of the curated model, and the KPI refresh, in two SQL dialects.
 
 Amazon Redshift is the warehouse in AWS and PostgreSQL stands in for it locally. The SQL files are written
-once; the few spellings that differ (date arithmetic) are macros that `Dialect.render` expands, here and
-nowhere else. Spark's JDBC writer fills the staging tables, and the other statements run over a JDBC
-connection that Spark's JVM opens, so the same code runs in a Glue job and on a laptop.
+once; the few spellings that differ (date arithmetic, and how a stage is bulk-loaded) live here and nowhere
+else. Every statement runs over a JDBC connection that Spark's JVM opens, so the same code runs in a Glue
+job and on a laptop: Redshift COPYs the curated Parquet from S3 itself, PostgreSQL takes it as CSV through
+the driver's COPY FROM STDIN.
 """
 
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from pyspark.sql import SparkSession
 
 from rental_analytics.apartments.contract import CURATED_SCHEMAS
 from rental_analytics.apartments.db_url import DatabaseUrl
+from rental_analytics.platform.config import ConfigError
 
 SCHEMA = "analytics"
 KEYS = {
@@ -119,6 +123,11 @@ class Connection:
         self.dialect = dialect
         self._connection.setAutoCommit(False)
 
+    @property
+    def java(self) -> Any:
+        """The driver's own connection, for what JDBC has no call for (PostgreSQL's COPY API)."""
+        return self._connection
+
     def execute(self, sql: str) -> int:
         """Run one statement (macros expanded); the count of rows it changed."""
         statement = self._connection.createStatement()
@@ -204,32 +213,99 @@ def migrate(connection: Connection) -> list[str]:
     return done
 
 
+def _columns(table: str) -> list[str]:
+    return [part.split()[0] for part in CURATED_SCHEMAS[table].split(", ")]
+
+
 def _merge(connection: Connection, table: str) -> None:
     """Make the table equal its stage: drop rows the stage no longer has, replace and add the others by key."""
     key, stage, target = KEYS[table], f"{SCHEMA}.stage_{table}", f"{SCHEMA}.{table}"
-    columns = ", ".join(name.split()[0] for name in CURATED_SCHEMAS[table].split(", "))
+    columns = ", ".join(_columns(table))
     connection.execute(f"DELETE FROM {target} WHERE {key} NOT IN (SELECT {key} FROM {stage})")
     connection.execute(f"DELETE FROM {target} USING {stage} s WHERE {target}.{key} = s.{key}")
     connection.execute(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {stage}")
 
 
-def load_model(
-    spark: SparkSession, url: DatabaseUrl, connection: Connection, curated: dict[str, str], load_date: date
-) -> dict[str, int]:
-    """glue_to_redshift_job: stage every curated table, then merge them all in one transaction.
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
+_S3_PATH = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[\w!.*()/=-]*)?")
 
-    The stage holds each table whole, so loading the same load date again leaves the same rows.
+
+def redshift_copy_sql(table: str, parquet_path: str, role_arn: str) -> str:
+    """Redshift's COPY of one curated table's Parquet folder into its stage, read with the namespace's role.
+
+    COPY maps Parquet columns to the stage's by position, and the stage is LIKE the table, whose DDL lists the
+    columns in the curated schema's order. Files whose names start with "_" (Spark's _SUCCESS) are skipped.
     """
-    options = url.jdbc_options()
-    counts = {}
-    for table, path in curated.items():
-        frame = spark.read.parquet(path)
-        counts[table] = frame.count()
-        # truncate keeps the stage's column types (from the DDL) instead of Spark's guesses.
-        frame.write.format("jdbc").options(**options).option("dbtable", f"{SCHEMA}.stage_{table}").option(
-            "truncate", "true"
-        ).mode("overwrite").save()
+    if not _S3_PATH.fullmatch(parquet_path):
+        raise ConfigError(f"Redshift loads from S3 only: {parquet_path!r} is not an s3://bucket/prefix path")
+    if not _ROLE_ARN.fullmatch(role_arn):
+        raise ConfigError(f"the COPY role must be an IAM role ARN, not {role_arn!r}")
+    # The trailing slash keeps a prefix from also matching a sibling folder that starts with the same name.
+    return f"COPY {SCHEMA}.stage_{table} FROM '{parquet_path.rstrip('/')}/' IAM_ROLE '{role_arn}' FORMAT AS PARQUET"
+
+
+# Spark's CSV as PostgreSQL's COPY reads it: quotes doubled, NULL as an empty field and an empty string as "",
+# whitespace kept, timestamps in a form PostgreSQL parses without a zone (the session is UTC).
+_CSV_FOR_POSTGRESQL = {
+    "header": "false",
+    "quote": '"',
+    "escape": '"',
+    "nullValue": "",
+    "emptyValue": '""',
+    "ignoreLeadingWhiteSpace": "false",
+    "ignoreTrailingWhiteSpace": "false",
+    "dateFormat": "yyyy-MM-dd",
+    "timestampFormat": "yyyy-MM-dd HH:mm:ss.SSSSSS",
+    "encoding": "UTF-8",
+    "lineSep": "\n",
+}
+
+
+def _copy_into_postgresql(spark: SparkSession, connection: Connection, table: str, parquet_path: str) -> None:
+    """PostgreSQL's bulk path: the Parquet as CSV files on this machine, streamed by the JVM into COPY FROM STDIN.
+
+    It runs on the connection's own transaction, which Spark's JDBC writer (a connection per partition,
+    each committing) cannot.
+    """
+    copy_api = connection.java.getCopyAPI()  # the PostgreSQL driver's CopyManager
+    jvm: Any = spark.sparkContext._jvm  # py4j gateway attributes are untyped
+    sql = f"COPY {SCHEMA}.stage_{table} ({', '.join(_columns(table))}) FROM STDIN WITH (FORMAT csv)"
+    with tempfile.TemporaryDirectory(prefix=f"stage-{table}-") as folder:
+        spark.read.parquet(parquet_path).write.options(**_CSV_FOR_POSTGRESQL).mode("overwrite").csv(
+            Path(folder).as_uri()
+        )
+        for part in sorted(Path(folder).glob("part-*")):
+            stream = jvm.java.io.FileInputStream(str(part))
+            try:
+                copy_api.copyIn(sql, stream)
+            finally:
+                stream.close()
+
+
+def load_model(
+    spark: SparkSession,
+    connection: Connection,
+    curated: dict[str, str],
+    load_date: date,
+    copy_role_arn: str | None = None,
+) -> dict[str, int]:
+    """glue_to_redshift_job: bulk-load every curated table into its stage and merge them all, in one transaction.
+
+    The stage holds each table whole, so loading the same load date again leaves the same rows. Redshift
+    COPYs from S3 with `copy_role_arn`, a role attached to its namespace or cluster.
+    """
+    if connection.dialect is REDSHIFT and not copy_role_arn:
+        raise ConfigError("loading Redshift needs the IAM role its COPY reads S3 with (--copy-role-arn)")
+    counts = {table: spark.read.parquet(path).count() for table, path in curated.items()}
+    # Filling the stages inside the merge's transaction: a load that fails anywhere leaves stages and tables
+    # as they were.
     with connection.transaction():
+        for table, path in curated.items():
+            connection.execute(f"DELETE FROM {SCHEMA}.stage_{table}")
+            if connection.dialect is REDSHIFT:
+                connection.execute(redshift_copy_sql(table, path, str(copy_role_arn)))
+            else:
+                _copy_into_postgresql(spark, connection, table, path)
         for table in curated:
             _merge(connection, table)
         connection.execute(f"DELETE FROM {SCHEMA}.load_history WHERE load_date = DATE '{load_date.isoformat()}'")
@@ -238,7 +314,6 @@ def load_model(
                 f"INSERT INTO {SCHEMA}.load_history VALUES "
                 f"(DATE '{load_date.isoformat()}', '{table}', {rows}, CURRENT_TIMESTAMP)"
             )
-    with connection.transaction():
         for table in curated:
             connection.execute(f"DELETE FROM {SCHEMA}.stage_{table}")
     return counts

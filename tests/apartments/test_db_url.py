@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rental_analytics.apartments.db_url import DatabaseUrl, resolve_database_url
+from rental_analytics.apartments.db_url import DatabaseUrl, MySqlDriver, resolve_database_url
 from rental_analytics.platform.config import ConfigError
 
 
@@ -22,6 +22,21 @@ def test_a_url_becomes_jdbc_options_without_showing_the_password():
     }
     assert "s@cret" not in str(url) and "s@cret" not in repr(url)
     assert DatabaseUrl.parse("postgresql://etl@wh/analytics").jdbc_url == "jdbc:postgresql://wh:5432/analytics"
+
+
+def test_on_glue_mysql_is_read_with_oracles_connector_j_and_cursor_fetching():
+    url = DatabaseUrl.parse("mysql://app:pw@aurora.internal/market").read_with(MySqlDriver.CONNECTOR_J)
+    assert url.jdbc_options() == {
+        "url": "jdbc:mysql://aurora.internal:3306/market?useCursorFetch=true",
+        "driver": "com.mysql.cj.jdbc.Driver",
+        "user": "app",
+        "password": "pw",
+    }
+    assert url.with_database("other").driver_class == "com.mysql.cj.jdbc.Driver"
+    assert (
+        url.read_with(MySqlDriver.MARIADB).jdbc_options()
+        == DatabaseUrl.parse("mysql://app:pw@aurora.internal/market").jdbc_options()
+    )
 
 
 @pytest.mark.parametrize("bad", ["oracle://u@h/d", "mysql://h/d", "mysql://u@h/", "not a url"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -77,7 +77,7 @@ def write_model(spark, root: Path, model: dict[str, list]) -> dict[str, str]:
 def load(spark, url: DatabaseUrl, paths: dict[str, str], load_date: date) -> dict[str, int]:
     with warehouse.connect(spark, url, warehouse.POSTGRESQL) as connection:
         warehouse.migrate(connection)
-        loaded = warehouse.load_model(spark, url, connection, paths, load_date)
+        loaded = warehouse.load_model(spark, connection, paths, load_date)
         warehouse.refresh_kpis(connection)
     return loaded
 
@@ -232,6 +232,85 @@ def test_a_quality_breach_stops_the_local_run_before_the_warehouse(source, targe
     assert code == 1
     assert "FAILED in data quality: Data Quality Breach:" in capsys.readouterr().out
     assert rows(target, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'analytics'") == [[0]]
+
+
+def test_redshift_copies_each_curated_folder_into_its_stage_with_the_namespaces_role():
+    role = "arn:aws:iam::123456789012:role/rental-analytics-copy"
+    assert warehouse.redshift_copy_sql("fact_bookings", "s3://data-bucket/curated/fact_bookings", role) == (
+        "COPY analytics.stage_fact_bookings FROM 's3://data-bucket/curated/fact_bookings/' "
+        "IAM_ROLE 'arn:aws:iam::123456789012:role/rental-analytics-copy' FORMAT AS PARQUET"
+    )
+    china = "arn:aws-cn:iam::123456789012:role/service-role/copy"
+    assert f"IAM_ROLE '{china}'" in warehouse.redshift_copy_sql("dim_users", "s3://b.example/curated/dim_users/", china)
+
+
+@pytest.mark.parametrize(
+    ("path", "role", "refused"),
+    [
+        ("/tmp/curated/dim_users", "arn:aws:iam::123456789012:role/copy", "from S3 only"),
+        ("s3://b/curated/x' IAM_ROLE 'other", "arn:aws:iam::123456789012:role/copy", "from S3 only"),
+        ("s3://bucket/curated/dim_users", "copy-role", "IAM role ARN"),
+        ("s3://bucket/curated/dim_users", "arn:aws:iam::123456789012:user/someone", "IAM role ARN"),
+        ("s3://bucket/curated/dim_users", "arn:aws:iam::123456789012:role/a' CREDENTIALS 'x", "IAM role ARN"),
+    ],
+)
+def test_the_copy_text_takes_only_an_s3_path_and_a_role_arn(path: str, role: str, refused: str):
+    from rental_analytics.platform.config import ConfigError
+
+    with pytest.raises(ConfigError, match=refused):
+        warehouse.redshift_copy_sql("dim_users", path, role)
+
+
+def test_a_redshift_load_without_its_copy_role_stops_before_spark(tmp_path: Path, capsys, monkeypatch):
+    from spark_scripts import apartments_load
+
+    monkeypatch.setattr(apartments_load, "job_session", None)  # a call would raise: Spark must not start
+    argv = ["--output", str(tmp_path), "--warehouse-url", "redshift://loader@wg.example:5439/dev"]
+    assert apartments_load.main([*argv, "--dialect", "redshift"]) == 2
+    assert "pass --copy-role-arn" in capsys.readouterr().out
+    role = ["--copy-role-arn", "arn:aws:iam::123456789012:role/copy"]
+    assert apartments_load.parse_args([*argv, *role]).copy_role_arn == role[1]
+
+
+def test_the_postgresql_copy_keeps_every_value_as_it_was(spark, target, tmp_path: Path):
+    awkward = ["", " leading and trailing ", 'say "hi", then go', "two\nlines", "back\\slash", "Zürich, 5°"]
+    model = {
+        **MODEL,
+        "dim_locations": [(i + 1, name) for i, name in enumerate(awkward)],
+        "fact_viewings": [
+            (1, 7001, 2, 2, None),
+            (2, 7002, None, 1, datetime(2024, 6, 1, 23, 59, 59, 123456)),
+        ],
+    }
+    load(spark, target, write_model(spark, tmp_path, model), D1)
+
+    assert rows(target, "SELECT location_key, location_name FROM analytics.dim_locations ORDER BY 1") == [
+        [i + 1, name] for i, name in enumerate(awkward)
+    ]
+    assert rows(target, "SELECT COUNT(*) FROM analytics.dim_locations WHERE location_name IS NULL") == [[0]]
+    assert rows(target, "SELECT viewing_key, apartment_key, viewing_date FROM analytics.fact_viewings ORDER BY 1") == [
+        [1, 2, None],
+        [2, None, datetime(2024, 6, 1, 23, 59, 59, 123456)],
+    ]
+    assert rows(target, "SELECT current_price, is_current FROM analytics.dim_apartments ORDER BY apartment_key") == [
+        [Decimal("100.00"), False],
+        [Decimal("80.00"), True],
+        [Decimal("120.00"), True],
+    ]
+
+
+def test_a_load_that_fails_leaves_the_stages_and_the_tables_as_they_were(spark, target, tmp_path: Path):
+    load(spark, target, write_model(spark, tmp_path / "good", MODEL), D1)
+    before = {t: rows(target, f"SELECT * FROM analytics.{t} ORDER BY 1") for t in CURATED_SCHEMAS}
+    # Two rows with one key: the merge's insert breaks the primary key after every stage has been filled.
+    broken = {**MODEL, "fact_viewings": [(1, 7001, 2, 2, None), (1, 7002, 2, 1, None)]}
+    with pytest.raises(Exception, match="duplicate key"):
+        load(spark, target, write_model(spark, tmp_path / "broken", broken), D2)
+
+    assert {t: rows(target, f"SELECT * FROM analytics.{t} ORDER BY 1") for t in CURATED_SCHEMAS} == before
+    for table in CURATED_SCHEMAS:
+        assert rows(target, f"SELECT COUNT(*) FROM analytics.stage_{table}") == [[0]], table
+    assert rows(target, "SELECT DISTINCT load_date FROM analytics.load_history") == [[D1]]
 
 
 def test_values_from_jdbc_keep_their_python_types():

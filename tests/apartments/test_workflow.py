@@ -11,7 +11,16 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.asl_harness import FAIL, REGION, asl_text, placeholders, run, scripted_definition, state_tables
+from tests.asl_harness import (
+    FAIL,
+    REGION,
+    Raise,
+    asl_text,
+    placeholders,
+    run,
+    scripted_definition,
+    state_tables,
+)
 
 ASL = asl_text("apartments_pipeline")
 JOBS = {
@@ -90,6 +99,68 @@ def test_a_retry_without_an_earlier_run_or_with_an_unknown_job_alerts(aws):
     assert unknown.status == "FAILED" and "failed_job must be one of" in unknown.alerts[-1][1]
 
 
+@pytest.mark.parametrize(
+    "retry_input",
+    [{"retry": True}, {"retry": True, "failed_job": None}, {"retry": True, "failed_job": ["kpi_job"]}],
+    ids=["missing", "null", "not-a-string"],
+)
+def test_a_retry_without_a_valid_failed_job_alerts_and_fails_cleanly(aws, retry_input: dict[str, Any]):
+    run_with(aws, {"load_date": "2024-06-02"})
+    result = run_with(aws, retry_input)
+
+    # FAILED through the workflow's own failure path, not a States.Runtime error that skips every alert.
+    assert result.status == "FAILED"
+    assert result.entered[-1] == "Refuse the retry request"
+    [(subject, message)] = result.alerts[1:]
+    assert subject == "Rental analytics: apartments retry refused"
+    assert "failed_job must be one of RDS_TO_S3_job, data_quality_job, transform_job" in message
+    assert not set(JOBS.values()) & set(result.entered)
+
+
+# What Step Functions' Glue integration reports when Glue itself is busy or briefly unwell.
+TRANSIENT = (
+    "Glue.ConcurrentRunsExceededException",
+    "Glue.ThrottlingException",
+    "Glue.InternalServiceException",
+    "Glue.OperationTimeoutException",
+    "Glue.ResourceNumberLimitExceededException",
+)
+
+
+@pytest.mark.parametrize("error", TRANSIENT)
+def test_a_transient_glue_error_is_retried_and_the_run_goes_on(aws, error: str):
+    result = run_with(aws, {"load_date": "2024-06-02"}, **{JOBS["transform_job"]: Raise(error, times=1)})
+
+    assert result.status == "SUCCEEDED"
+    assert result.attempts == {JOBS["transform_job"]: 2}
+    assert [s for s in result.entered if s in JOBS.values()] == list(JOBS.values())
+
+
+@pytest.mark.parametrize(
+    "error", ["Glue.EntityNotFoundException", "Glue.InvalidInputException", "Glue.AccessDeniedException"]
+)
+def test_a_permanent_error_is_not_retried(aws, error: str):
+    # A job run that ends FAILED (a quality breach exits 1) is States.TaskFailed, which a scripted Fail state
+    # may not raise (States.* names are reserved); test_every_job_retries_... checks no Retry names it. These
+    # stand for it: errors that the same request meets again however often it is sent.
+    result = run_with(aws, {"load_date": "2024-06-02"}, **{JOBS["data_quality_job"]: Raise(error, "for good")})
+
+    assert result.status == "FAILED"
+    assert result.attempts == {JOBS["data_quality_job"]: 1}
+    [(subject, message)] = result.alerts
+    assert subject == "Rental analytics: apartments job data_quality_job failed"
+    assert f"Error: {error}. Cause: for good." in message
+
+
+def test_transient_errors_that_outlast_the_retries_alert_naming_the_job(aws):
+    result = run_with(aws, {"load_date": "2024-06-02"}, **{JOBS["kpi_job"]: Raise("Glue.ThrottlingException")})
+
+    assert result.status == "FAILED"
+    assert result.attempts == {JOBS["kpi_job"]: 3}  # the first run and two retries
+    [(subject, _)] = result.alerts
+    assert subject == "Rental analytics: apartments job kpi_job failed"
+
+
 def test_every_job_retries_with_backoff_and_passes_the_load_date():
     definition = json.loads(ASL)
     for states in state_tables(definition):
@@ -98,6 +169,7 @@ def test_every_job_retries_with_backoff_and_passes_the_load_date():
             assert state["Resource"] == "arn:aws:states:::glue:startJobRun.sync"
             assert state["Parameters"]["Arguments"] == {"--load-date.$": "$.load_date"}
             assert all(r["BackoffRate"] > 1 for r in state["Retry"])
+            assert {e for r in state["Retry"] for e in r["ErrorEquals"]} == set(TRANSIENT)
             assert state["Catch"][0]["ErrorEquals"] == ["States.ALL"]
 
 

@@ -153,7 +153,7 @@ def test_a_permanent_cluster_request_error_is_tried_once_and_alerts(aws):
     error = "EMR.InvalidRequestException"  # EMR's API model: a request it will never accept
     result = run_scenario(aws, **{"Create the cluster": Raise(error)})
 
-    assert result.attempts("Create the cluster") == 1
+    assert result.attempts["Create the cluster"] == 1
     assert _terminations(result.entered) == 0  # no id, nothing to end
     [(_, message)] = result.alerts
     assert f"Error: {error}." in message
@@ -169,7 +169,7 @@ def test_a_throttled_cluster_request_is_retried_briefly_then_alerts(aws, raised:
     retrier = _retrier_for(json.loads(ASL)["States"]["Create the cluster"], raised.error)
     result = run_scenario(aws, **{"Create the cluster": raised})
 
-    assert result.attempts("Create the cluster") == 1 + retrier["MaxAttempts"] > 1
+    assert result.attempts["Create the cluster"] == 1 + retrier["MaxAttempts"] > 1
     assert _terminations(result.entered) == 0
     [(_, message)] = result.alerts
     assert f"Error: {raised.error}." in message
