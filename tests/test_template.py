@@ -307,7 +307,8 @@ def test_a_pipeline_left_off_needs_none_of_its_parameters():
     demanded: dict[str, set[str]] = {}
     for rule in ROOT_STACK.body["Rules"].values():
         [switch] = re.findall(r"Deploy\w+", str(rule["RuleCondition"]))
-        demanded.setdefault(switch, set()).update(re.findall(r"'Ref': '(\w+)'", str(rule["Assertions"])))
+        if rule["RuleCondition"] == {"Equals": [{"Ref": switch}, "true"]}:  # not the narrower rules
+            demanded.setdefault(switch, set()).update(re.findall(r"'Ref': '(\w+)'", str(rule["Assertions"])))
     for switch, nested in (("DeployCarRental", CAR_RENTAL), ("DeployApartments", APARTMENTS)):
         without_default = {
             value["Ref"]
@@ -376,3 +377,23 @@ def test_the_root_stack_exports_every_output_the_commands_read():
 
     read = {*REQUIRED_OUTPUTS, "UploadGateFunctionName", "GateFailedEventsQueueUrl", "AlertTopicArn"}
     assert read <= set(ROOT_STACK.outputs)
+
+
+def test_an_existing_warehouse_must_come_with_its_login_and_the_role_its_copy_reads_with():
+    rule = ROOT_STACK.body["Rules"]["AnExistingWarehouseNeedsItsLoginAndCopyRole"]
+    assert {"Equals": [{"Ref": "WarehouseMode"}, "existing"]} in rule["RuleCondition"]["And"]
+    demanded = set(re.findall(r"'Ref': '(\w+)'", str(rule["Assertions"])))
+    assert demanded == {"ExistingWarehouseHost", "ExistingWarehouseSecretArn", "ExistingWarehouseCopyRoleArn"}
+    load = APARTMENTS.resources["LoadJob"]["Properties"]["DefaultArguments"]
+    assert load["--copy-role-arn"] == {
+        "If": ["ManagedWarehouse", {"GetAtt": "RedshiftCopyRole.Arn"}, {"Ref": "ExistingWarehouseCopyRoleArn"}]
+    }
+    for warehouse in ("RedshiftNamespace", "RedshiftCluster"):
+        assert APARTMENTS.resources[warehouse]["Properties"]["IamRoles"] == [{"GetAtt": "RedshiftCopyRole.Arn"}]
+
+
+def test_the_extract_on_glue_uses_the_mysql_driver_glue_ships():
+    from rental_analytics.apartments.db_url import MySqlDriver
+
+    extract = APARTMENTS.resources["ExtractJob"]["Properties"]["DefaultArguments"]
+    assert MySqlDriver(extract["--mysql-driver"]).driver_class == "com.mysql.cj.jdbc.Driver"
