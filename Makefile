@@ -1,7 +1,7 @@
 # Every target creates the virtual environment first when it is missing or older than pyproject.toml.
 VENV ?= .venv
 PYTHON ?= python3
-RENTALS ?= 1000000
+RENTALS ?= 1000000 5000000 10000000
 STAMP := $(VENV)/.installed
 BIN := $(VENV)/bin
 
@@ -57,7 +57,7 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) ## Time `run car-rental` against the DuckDB reference (RENTALS=1000000)
+bench: $(STAMP) ## Time `run car-rental` beside the DuckDB and plain PySpark references (RENTALS="1000000 5000000 10000000")
 	$(BIN)/python -m benchmarks.car_rental --rentals $(RENTALS)
 
 clean: ## Remove the virtual environment and local outputs

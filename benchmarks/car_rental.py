@@ -1,7 +1,7 @@
-"""Benchmark: `rental-analytics run car-rental` against the DuckDB reference on the same generated batch.
+"""Benchmark: `rental-analytics run car-rental` beside a DuckDB reference and a plain PySpark job, same batch.
 
-Each side runs as its own process; peak memory is the largest sum of resident memory over that process
-and its children (the JVM is a child of the Python driver), sampled every 0.2 s.
+Each runs as its own process, one after another; peak memory is the largest sum of resident memory over
+that process and its children (the JVM is a child of the Python driver), sampled every 0.2 s.
 """
 
 from __future__ import annotations
@@ -55,44 +55,56 @@ def measure(command: list[str]) -> tuple[float, int]:
     return elapsed, peak
 
 
-def main() -> None:
-    """Generate (or reuse) a batch, time both sides, print and save the figures."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rentals", type=int, default=1_000_000)
-    parser.add_argument("--workdir", type=Path, default=Path("bench-output"))
-    args = parser.parse_args()
-    batch = args.workdir / f"batch-{args.rentals}"
+def _side_by_side(rentals: int, workdir: Path) -> dict[str, object]:
+    """Generate (or reuse) a batch of `rentals` and time the three implementations on it, one after another."""
+    batch = workdir / f"batch-{rentals}"
     if not (batch / "rental_transactions.csv").exists():
         subprocess.run(
             [sys.executable, "-m", "rental_analytics.cli", "generate", "car-rental", "--output", str(batch),
-             "--rentals", str(args.rentals)],
+             "--rentals", str(rentals)],
             check=True,
         )  # fmt: skip
-    out = args.workdir / f"out-{args.rentals}"
-    shutil.rmtree(out, ignore_errors=True)
-    spark_seconds, spark_peak = measure(
-        [sys.executable, "-m", "rental_analytics.cli", "run", "car-rental", "--input", str(batch),
-         "--output", str(out), "--batch-id", "bench"]
-    )  # fmt: skip
+    outputs = {name: workdir / f"{name}-{rentals}" for name in ("spark", "plain", "reference")}
+    for folder in outputs.values():
+        shutil.rmtree(folder, ignore_errors=True)
     reference_seconds, reference_peak = measure(
         [sys.executable, "-c",
          "import sys; from pathlib import Path; from benchmarks.duckdb_reference import reference_tables; "
-         "reference_tables(Path(sys.argv[1]), Path(sys.argv[2]))", str(batch), str(args.workdir / "reference")]
+         "reference_tables(Path(sys.argv[1]), Path(sys.argv[2]))", str(batch), str(outputs["reference"])]
     )  # fmt: skip
-    result = {
-        "rentals": args.rentals,
+    plain_seconds, plain_peak = measure(
+        [sys.executable, "-m", "benchmarks.plain_pyspark", "--input", str(batch), "--output", str(outputs["plain"])]
+    )
+    spark_seconds, spark_peak = measure(
+        [sys.executable, "-m", "rental_analytics.cli", "run", "car-rental", "--input", str(batch),
+         "--output", str(outputs["spark"]), "--batch-id", "bench"]
+    )  # fmt: skip
+    return {
+        "rentals": rentals,
         "input_mb": round(sum(p.stat().st_size for p in batch.iterdir()) / 1e6, 1),
-        "spark_seconds": round(spark_seconds, 1),
-        "spark_rows_per_second": round(args.rentals / spark_seconds),
-        "spark_peak_gib": round(spark_peak / 2**30, 2),
         "duckdb_seconds": round(reference_seconds, 1),
-        "duckdb_rows_per_second": round(args.rentals / reference_seconds),
         "duckdb_peak_gib": round(reference_peak / 2**30, 2),
-        "ratio_to_duckdb": round(spark_seconds / reference_seconds, 2),
+        "plain_pyspark_seconds": round(plain_seconds, 1),
+        "plain_pyspark_peak_gib": round(plain_peak / 2**30, 2),
+        "run_seconds": round(spark_seconds, 1),
+        "run_rows_per_second": round(rentals / spark_seconds),
+        "run_peak_gib": round(spark_peak / 2**30, 2),
+        "run_to_duckdb": round(spark_seconds / reference_seconds, 2),
+        "run_to_plain_pyspark": round(spark_seconds / plain_seconds, 2),
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
     }
-    print(json.dumps(result, indent=2))
-    (args.workdir / f"result-{args.rentals}.json").write_text(json.dumps(result, indent=2))
+
+
+def main() -> None:
+    """Time the DuckDB reference, the plain PySpark job and `run car-rental` on each batch size; print and save."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rentals", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--workdir", type=Path, default=Path("bench-output"))
+    args = parser.parse_args()
+    for rentals in args.rentals:
+        result = _side_by_side(rentals, args.workdir)
+        print(json.dumps(result, indent=2), flush=True)
+        (args.workdir / f"result-{rentals}.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,9 @@ from rental_analytics.platform.progress import Progress
 from rental_analytics.platform.publication import Publication, commit, recover
 
 OUTCOME_FILE = "job_outcome.json"
+# Reference id sets up to this many rows go whole to every task (a few tens of MB of short strings), so the
+# rentals are checked against them without being shuffled by each id in turn.
+BROADCAST_ID_ROWS = 2_000_000
 
 
 class BatchInputError(Exception):
@@ -180,6 +183,12 @@ def _write_table(frame: DataFrame, path: str, partitions: tuple[str, ...] = ()) 
     frame.coalesce(1).write.mode("overwrite").partitionBy(*partitions).parquet(path)
 
 
+def _write_by_date(rentals: DataFrame, path: str) -> None:
+    # One task per date writes that date's file: without the shuffle every task writes a small file into
+    # every date it holds (tasks x dates files), and writing and reading them back costs more than the shuffle.
+    rentals.repartition("rental_date").write.mode("overwrite").partitionBy("rental_date").parquet(path)
+
+
 def stage_merged_transactions(job: BatchJob, publication: Publication, batch_rows: DataFrame) -> DataFrame:
     """Merge the batch's valid rentals into the processed history by rental_id; the later batch wins.
 
@@ -191,7 +200,7 @@ def stage_merged_transactions(job: BatchJob, publication: Publication, batch_row
     schema = struct_type(PROCESSED_SCHEMAS["rental_transactions"])
     if not hadoop_fs.exists(spark, target):
         staged = publication.stage("processed/rental_transactions", target)
-        batch_rows.write.mode("overwrite").partitionBy("rental_date").parquet(staged)
+        _write_by_date(batch_rows, staged)
         return spark.read.schema(schema).parquet(staged)
     history = spark.read.schema(schema).parquet(target)
     batch_ids = batch_rows.select("rental_id")
@@ -206,7 +215,7 @@ def stage_merged_transactions(job: BatchJob, publication: Publication, batch_row
         .unionByName(batch_rows)
     )
     staged = f"{publication.root}/processed/rental_transactions"
-    merged.write.mode("overwrite").partitionBy("rental_date").parquet(staged)
+    _write_by_date(merged, staged)
     partitions = {name for name in hadoop_fs.list_names(spark, staged) if name.startswith("rental_date=")}
     for day in affected:
         partition = f"rental_date={day}"
@@ -264,6 +273,7 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
         rules.kept(reference_tags[USERS.name]),
         rules.kept(reference_tags[VEHICLES.name]),
         rules.kept(reference_tags[LOCATIONS.name]),
+        broadcast={name for name, rows in outcome.reference_rows.items() if rows <= BROADCAST_ID_ROWS},
     ).persist(StorageLevel.MEMORY_AND_DISK_DESER)
     outcome.transaction_rows, outcome.rejected_by_reason = _count(tagged, RENTAL_TRANSACTIONS.name, outcome)
     outcome.valid_transactions = outcome.transaction_rows - outcome.rejected_transactions

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Window
@@ -59,21 +59,25 @@ def _is_blank(column: Column) -> Column:
     return column.isNull() | (column == "")
 
 
-def _trimmed_with_original(frame: DataFrame, dataset: Dataset) -> DataFrame:
-    """Trimmed values under the contract's names, and the values as they arrived in an `original` struct.
+def _distinct_rows(frame: DataFrame, dataset: Dataset) -> DataFrame:
+    """Trimmed values under the contract's names, one row per distinct trimmed row, with `copies` and `original`.
 
-    Rows identical in every trimmed column count as one row (contract, section 2), so they collapse here;
-    `copies` says how many rows of the file each one stands for.
+    Rows identical in every trimmed column count as one row (contract, section 2); `copies` says how many rows
+    of the file each one stands for. `original` keeps the values as they arrived only where trimming changed
+    one, so clean rows carry no second copy of themselves; `rejected_rows` rebuilds the rest from the trimmed
+    values. The rows are shuffled once, by the dataset's id: that one exchange serves both the collapse here
+    and the per-id count the rules take next.
     """
     kept = [c for c in dataset.columns if c not in PERSONAL_COLUMNS]
+    trimming_changed = reduce(lambda a, b: a | b, [~F.col(c).eqNullSafe(F.trim(F.col(c))) for c in kept])
     return (
         frame.select(
             *[F.trim(F.col(c)).alias(c) for c in dataset.columns],
-            F.struct(*[F.col(c) for c in kept]).alias(ORIGINAL),
+            F.when(trimming_changed, F.struct(*[F.col(c) for c in kept])).alias(ORIGINAL),
         )
+        .repartition(dataset.id_column)
         .groupBy(*dataset.columns)
-        # The same aggregation counts the copies, so the rows read are known without another pass.
-        .agg(F.count(F.lit(1)).alias(COPIES), F.first(ORIGINAL).alias(ORIGINAL))
+        .agg(F.count(F.lit(1)).alias(COPIES), F.first(ORIGINAL, ignorenulls=True).alias(ORIGINAL))
     )
 
 
@@ -92,7 +96,7 @@ def tag_reference(raw: DataFrame, dataset: Dataset) -> DataFrame:
     An empty id is `missing_required`; an id on several rows that are not identical is `duplicate_id`,
     and every one of those rows is dropped, since none can be trusted over the others.
     """
-    rows = _trimmed_with_original(raw, dataset)
+    rows = _distinct_rows(raw, dataset)
     key = dataset.id_column
     per_id = F.count(F.lit(1)).over(Window.partitionBy(key))
     return rows.withColumn(
@@ -102,19 +106,19 @@ def tag_reference(raw: DataFrame, dataset: Dataset) -> DataFrame:
 
 
 def _timestamp(text: Column) -> Column:
-    """Parse a contract timestamp; anything that is not a real wall-clock time becomes null."""
-    part = [F.regexp_extract(text, TIMESTAMP_REGEX, group) for group in range(1, 7)]
-    seconds = F.when(part[5] == "", F.lit("00")).otherwise(part[5])
+    """Parse a contract timestamp; anything that is not a real wall-clock time becomes null.
+
+    The pattern fixes every field's width, so once one match has checked the shape the fields are read by
+    position: one regular expression per value instead of one per field.
+    """
+
+    def field(start: int) -> Column:
+        return F.substring(text, start, 2).cast("int")
+
+    seconds = F.when(F.length(text) == 19, field(18)).otherwise(F.lit(0))
     # make_timestamp_ntz reads second 60 as the next minute; the contract's HH:MM:SS stops at 59.
-    valid_shape = text.rlike(TIMESTAMP_REGEX) & (seconds.cast("int") < 60)
-    built = F.make_timestamp_ntz(
-        part[0].cast("int"),
-        part[1].cast("int"),
-        part[2].cast("int"),
-        part[3].cast("int"),
-        part[4].cast("int"),
-        seconds.cast("int"),
-    )
+    valid_shape = text.rlike(TIMESTAMP_REGEX) & (seconds < 60)
+    built = F.make_timestamp_ntz(F.substring(text, 1, 4).cast("int"), field(6), field(9), field(12), field(15), seconds)
     return F.when(valid_shape, built)
 
 
@@ -123,19 +127,30 @@ def _amount(text: Column) -> Column:
     return F.when(text.rlike(DECIMAL_REGEX), text.cast("decimal(12,2)"))
 
 
-def tag_transactions(raw: DataFrame, users: DataFrame, vehicles: DataFrame, locations: DataFrame) -> DataFrame:
+def tag_transactions(
+    raw: DataFrame,
+    users: DataFrame,
+    vehicles: DataFrame,
+    locations: DataFrame,
+    broadcast: Collection[str] = (),
+) -> DataFrame:
     """Tag every distinct transaction row with the first rule it breaks (contract, section 2), or null.
 
-    `users`, `vehicles` and `locations` are the batch's kept reference rows. The result carries the
-    trimmed columns, the parsed `start`, `end` and `amount`, the `original` values and the `reason`.
+    `users`, `vehicles` and `locations` are the batch's kept reference rows; the id sets of the datasets
+    named in `broadcast` are sent whole to every task, so the rentals need no shuffle to be checked against
+    them. The result carries the trimmed columns, the parsed `start`, `end` and `amount`, the `original`
+    values and the `reason`.
     """
-    rows = _trimmed_with_original(raw, RENTAL_TRANSACTIONS)
+    rows = _distinct_rows(raw, RENTAL_TRANSACTIONS)
+
+    def ids(frame: DataFrame, dataset: Dataset, column: str, flag: str) -> DataFrame:
+        known = frame.select(F.col(dataset.id_column).alias(column), F.lit(True).alias(flag))
+        return F.broadcast(known) if dataset.name in broadcast else known
+
     known = {
-        "user_known": users.select(F.col("user_id"), F.lit(True).alias("user_known")),
-        "vehicle_known": vehicles.select(F.col("vehicle_id"), F.lit(True).alias("vehicle_known")),
-        "location_known": locations.select(
-            F.col("location_id").alias("pickup_location"), F.lit(True).alias("location_known")
-        ),
+        "user_known": ids(users, USERS, "user_id", "user_known"),
+        "vehicle_known": ids(vehicles, VEHICLES, "vehicle_id", "vehicle_known"),
+        "location_known": ids(locations, LOCATIONS, "pickup_location", "location_known"),
     }
     rid = F.col("rental_id")
     tagged = (
@@ -173,8 +188,11 @@ def kept(tagged: DataFrame) -> DataFrame:
 
 def rejected_rows(tagged: DataFrame, dataset: Dataset) -> DataFrame:
     """Rejected rows for the quarantine: the original values as strings, with `dataset` and `reason`."""
+    kept = [c for c in dataset.columns if c not in PERSONAL_COLUMNS]
+    # No `original` means trimming changed nothing: the trimmed values are the ones that arrived.
+    original = F.coalesce(F.col(ORIGINAL), F.struct(*[F.col(c) for c in kept]))
     return tagged.where(F.col(REASON).isNotNull()).select(
-        f"{ORIGINAL}.*", F.lit(dataset.name).alias("dataset"), F.col(REASON)
+        *[original[c].alias(c) for c in kept], F.lit(dataset.name).alias("dataset"), F.col(REASON)
     )
 
 

@@ -98,7 +98,7 @@ def local_session(
     driver_memory: str | None = None,
     log_dir: Path | None = None,
 ) -> SparkSession:
-    """A local-mode session using every core; memory comes from RENTAL_ANALYTICS_SPARK_MEMORY or 4g.
+    """A local-mode session using every core; its heap comes from RENTAL_ANALYTICS_SPARK_MEMORY or 2g.
 
     With `log_dir`, Spark's log (warnings included) goes to `log_dir/spark.log` instead of the terminal.
     """
@@ -114,7 +114,9 @@ def local_session(
     builder = (
         SparkSession.builder.master(os.environ.get("RENTAL_ANALYTICS_SPARK_MASTER", "local[*]"))
         .appName(app_name)
-        .config("spark.driver.memory", driver_memory or os.environ.get("RENTAL_ANALYTICS_SPARK_MEMORY", "4g"))
+        # 2g keeps the whole process tree, JVM included, under 4 GiB (docs/benchmarks.md); cached rows spill
+        # to disk rather than grow the heap.
+        .config("spark.driver.memory", driver_memory or os.environ.get("RENTAL_ANALYTICS_SPARK_MEMORY", "2g"))
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
