@@ -59,6 +59,11 @@ def _is_blank(column: Column) -> Column:
     return column.isNull() | (column == "")
 
 
+def _quarantined_columns(dataset: Dataset) -> list[str]:
+    """The columns `original` keeps and the quarantine writes: every one but the personal data."""
+    return [c for c in dataset.columns if c not in PERSONAL_COLUMNS]
+
+
 def _distinct_rows(frame: DataFrame, dataset: Dataset) -> DataFrame:
     """Trimmed values under the contract's names, one row per distinct trimmed row, with `copies` and `original`.
 
@@ -68,7 +73,7 @@ def _distinct_rows(frame: DataFrame, dataset: Dataset) -> DataFrame:
     values. The rows are shuffled once, by the dataset's id: that one exchange serves both the collapse here
     and the per-id count the rules take next.
     """
-    kept = [c for c in dataset.columns if c not in PERSONAL_COLUMNS]
+    kept = _quarantined_columns(dataset)
     trimming_changed = reduce(lambda a, b: a | b, [~F.col(c).eqNullSafe(F.trim(F.col(c))) for c in kept])
     return (
         frame.select(
@@ -188,7 +193,7 @@ def kept(tagged: DataFrame) -> DataFrame:
 
 def rejected_rows(tagged: DataFrame, dataset: Dataset) -> DataFrame:
     """Rejected rows for the quarantine: the original values as strings, with `dataset` and `reason`."""
-    kept = [c for c in dataset.columns if c not in PERSONAL_COLUMNS]
+    kept = _quarantined_columns(dataset)
     # No `original` means trimming changed nothing: the trimmed values are the ones that arrived.
     original = F.coalesce(F.col(ORIGINAL), F.struct(*[F.col(c) for c in kept]))
     return tagged.where(F.col(REASON).isNotNull()).select(
