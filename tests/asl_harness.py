@@ -124,11 +124,12 @@ def _scripted_pass(original: dict[str, Any], result: Any) -> dict[str, Any]:
 
 
 def state_tables(definition: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """The States of a definition and of every Map inside it."""
+    """The States of a definition and of every Map (ItemProcessor or the older Iterator) and Parallel in it."""
     yield definition["States"]
     for state in definition["States"].values():
-        if "ItemProcessor" in state:
-            yield from state_tables(state["ItemProcessor"])
+        for inner in (state.get("ItemProcessor"), state.get("Iterator"), *state.get("Branches", [])):
+            if inner:
+                yield from state_tables(inner)
 
 
 def scripted_definition(text: str, substitutions: dict[str, str], script: dict[str, Any]) -> str:
@@ -136,7 +137,8 @@ def scripted_definition(text: str, substitutions: dict[str, str], script: dict[s
     for name, value in substitutions.items():
         text = text.replace("${" + name + "}", value)
     definition = json.loads(text)
-    for states in state_tables(definition):
+    # Walked before anything is replaced: a Raise stand-in is a Parallel whose branch must not be scripted.
+    for states in list(state_tables(definition)):
         for name in list(states):
             if name in script:
                 result = script[name]

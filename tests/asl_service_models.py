@@ -12,6 +12,8 @@ from typing import Any, Callable
 from botocore.model import OperationModel, Shape
 from botocore.session import Session
 
+from tests.asl_harness import state_tables
+
 STATES_PREFIX = "arn:aws:states:::"
 # The suffixes that choose an integration pattern; they do not change the request.
 PATTERNS = (".sync:2", ".sync", ".waitForTaskToken")
@@ -118,12 +120,8 @@ def operation_model(service: str, operation: str) -> OperationModel:
 
 def task_states(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every Task state of a definition, inside Map and Parallel states too."""
-    for name, state in definition["States"].items():
-        if state["Type"] == "Task":
-            yield name, state
-        for inner in (state.get("ItemProcessor"), state.get("Iterator"), *state.get("Branches", [])):
-            if inner:
-                yield from task_states(inner)
+    for states in state_tables(definition):
+        yield from ((name, state) for name, state in states.items() if state["Type"] == "Task")
 
 
 def _plausible(name: str) -> str:
