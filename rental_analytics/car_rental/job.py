@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
+from functools import reduce
 from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
 
 from rental_analytics.car_rental import kpis, rules
 from rental_analytics.car_rental.contract import (
@@ -44,6 +46,14 @@ class BatchInputError(Exception):
 
 
 @dataclass(frozen=True)
+class FileLayout:
+    """How many fields a file's header has, and where each of the contract's columns sits among them."""
+
+    fields: int
+    positions: Mapping[str, int]
+
+
+@dataclass(frozen=True)
 class BatchJob:
     """Where one batch comes from and where its results go (local folders or s3:// prefixes)."""
 
@@ -55,6 +65,8 @@ class BatchJob:
     expected_rows: Mapping[str, int] | None = None
     # Per dataset, whether the gate saw a line break inside a quoted field; unknown datasets read multi-line.
     multiline: Mapping[str, bool] | None = None
+    # Per dataset, the file's layout as the gate read its header; Spark reads the header of any other.
+    layouts: Mapping[str, FileLayout] | None = None
 
     def reads_multiline(self, dataset: str) -> bool:
         """Whether the dataset's file must be read multi-line: yes unless the gate saw no quoted line break."""
@@ -99,12 +111,18 @@ def manifest_verdicts(manifest_text: str) -> dict[str, Mapping[str, Any]]:
 
 
 def held_to_the_gate(job: BatchJob, verdicts: Mapping[str, Mapping[str, Any]]) -> BatchJob:
-    """The job held to the gate's verdicts: its row count per dataset, and a multi-line read only where needed."""
+    """The job held to the gate's verdicts: row count and header per dataset, multi-line reads only where needed."""
     return replace(
         job,
         expected_rows={dataset: int(verdict["rows"]) for dataset, verdict in verdicts.items()},
         # A verdict from before the gate reported line breaks says nothing: read that file multi-line.
         multiline={dataset: bool(verdict.get("multiline_fields", True)) for dataset, verdict in verdicts.items()},
+        # A verdict from before the gate reported the layout leaves Spark to read that file's header.
+        layouts={
+            dataset: FileLayout(int(verdict["header_fields"]), dict(verdict["columns"]))
+            for dataset, verdict in verdicts.items()
+            if verdict.get("header_fields")
+        },
     )
 
 
@@ -113,39 +131,63 @@ def _silent(_: str) -> None:
 
 
 def read_dataset(
-    spark: SparkSession, input_dir: str, dataset: Dataset, present: set[str], multiline: bool = True
+    spark: SparkSession,
+    input_dir: str,
+    dataset: Dataset,
+    present: set[str],
+    multiline: bool = True,
+    layout: FileLayout | None = None,
 ) -> DataFrame:
     """Read one dataset of the batch as strings under the contract's column names.
 
     `present` is the batch folder's listing, taken once per batch. A multi-line read makes each file one
     task on one core; a file with no line break inside a quoted field is read line by line, in splits.
+    With the file's `layout` known, Spark is given the schema and skips the job that would read the header.
     """
     names = [name for name in dataset.file_names if name in present]
     if not names:
         raise BatchInputError(f"{input_dir} has no {dataset.name}.csv or {dataset.name}.csv.gz")
-    raw = spark.read.csv(
+    reader = spark.read
+    if layout is not None:
+        reader = reader.schema(StructType([StructField(f"_c{i}", StringType()) for i in range(layout.fields)]))
+    raw = reader.csv(
         f"{input_dir.rstrip('/')}/{names[0]}",
-        header=True,
+        header=True,  # with a schema given, the header line is skipped and not compared
         inferSchema=False,
         multiLine=multiline,  # RFC 4180 allows line breaks inside quoted fields
         escape='"',  # RFC 4180 doubles a quote inside a quoted field
         encoding="UTF-8",
         mode="PERMISSIVE",
     )
-    return rules.canonical_columns(raw, dataset)
+    return rules.canonical_columns(raw, dataset, layout.positions if layout is not None else None)
 
 
-def _count(tagged: DataFrame, name: str, outcome: BatchOutcome) -> tuple[int, dict[str, int]]:
-    """Distinct rows and rejections per reason; notes the rows read and how many identical ones collapsed."""
-    totals = tagged.groupBy(rules.REASON).agg(F.count(F.lit(1)).alias("rows"), F.sum(rules.COPIES).alias("read"))
-    counts, read = {}, 0
+def _count(tagged: Mapping[str, DataFrame], outcome: BatchOutcome) -> dict[str, dict[str | None, int]]:
+    """Distinct rows per reason for every dataset, in one Spark job; notes the rows read and the collapsed ones.
+
+    The reason None counts the kept rows.
+    """
+    totals = reduce(
+        DataFrame.unionByName,
+        [
+            frame.groupBy(rules.REASON).agg(
+                F.lit(name).alias("dataset"), F.count(F.lit(1)).alias("rows"), F.sum(rules.COPIES).alias("read")
+            )
+            for name, frame in tagged.items()
+        ],
+    )
+    counts: dict[str, dict[str | None, int]] = {name: {} for name in tagged}
     for row in totals.collect():
-        counts[row[rules.REASON]] = row["rows"]
-        read += row["read"]
-    distinct = sum(counts.values())
-    outcome.rows_read[name] = read
-    outcome.identical_rows_collapsed[name] = read - distinct
-    return distinct, {reason: counts[reason] for reason in sorted(r for r in counts if r is not None)}
+        counts[row["dataset"]][row[rules.REASON]] = row["rows"]
+        outcome.rows_read[row["dataset"]] = outcome.rows_read.get(row["dataset"], 0) + row["read"]
+    for name, by_reason in counts.items():
+        outcome.rows_read.setdefault(name, 0)
+        outcome.identical_rows_collapsed[name] = outcome.rows_read[name] - sum(by_reason.values())
+    return counts
+
+
+def _rejections(by_reason: Mapping[str | None, int]) -> dict[str, int]:
+    return {reason: by_reason[reason] for reason in sorted(r for r in by_reason if r is not None)}
 
 
 def _row_count_mismatch(job: BatchJob, outcome: BatchOutcome) -> str | None:
@@ -231,10 +273,13 @@ def stage_merged_transactions(job: BatchJob, publication: Publication, batch_row
 def stage_analytics(
     job: BatchJob, publication: Publication, history: DataFrame, references: dict[str, DataFrame]
 ) -> int:
-    """The four analytics tables over the whole history to be published; returns the history's row count."""
-    history = history.persist(StorageLevel.MEMORY_AND_DISK_DESER)
-    window = kpis.rental_window_hours(history).first()
-    window_hours = float(window["window_hours"] or 0.0) if window else 0.0
+    """The four analytics tables over the whole history to be published; returns the history's row count.
+
+    The history is read from its files by each table rather than cached: each reads only the columns it
+    needs, and filling a cache would cost a pass of its own.
+    """
+    summary = kpis.history_summary(history).first()
+    window_hours = float(summary["window_hours"] or 0.0) if summary else 0.0
     tables = {
         LOCATION_PERFORMANCE: kpis.location_performance(history, references[LOCATIONS.name], window_hours),
         USER_METRICS: kpis.user_metrics(history, references[USERS.name]),
@@ -243,9 +288,7 @@ def stage_analytics(
     }
     for name, frame in tables.items():
         _write_table(frame, publication.stage(f"analytics/{name}", job.path("analytics", name)))
-    count = history.count()
-    history.unpersist()
-    return count
+    return int(summary["rentals"]) if summary else 0
 
 
 def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) -> BatchOutcome:
@@ -259,23 +302,32 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
     publication = Publication(f"{staging}/{job.batch_id}")
     progress("reading the batch and applying the row rules")
     present = set(hadoop_fs.list_names(spark, job.input_dir))
+
+    def read(dataset: Dataset) -> DataFrame:
+        layouts = job.layouts or {}
+        return read_dataset(
+            spark, job.input_dir, dataset, present, job.reads_multiline(dataset.name), layouts.get(dataset.name)
+        )
+
     reference_tags = {
-        d.name: rules.tag_reference(
-            read_dataset(spark, job.input_dir, d, present, job.reads_multiline(d.name)), d
-        ).persist(StorageLevel.MEMORY_AND_DISK_DESER)
-        for d in REFERENCE_DATASETS
+        d.name: rules.tag_reference(read(d), d).persist(StorageLevel.MEMORY_AND_DISK_DESER) for d in REFERENCE_DATASETS
     }
-    outcome = BatchOutcome(job.batch_id, False, "", max_reject_rate=job.max_reject_rate)
-    for name, frame in reference_tags.items():
-        outcome.reference_rows[name], outcome.reference_rejected[name] = _count(frame, name, outcome)
+    # Sized by the gate's count, so the decision needs no Spark job; AQE still broadcasts small sets it meets.
+    broadcast = {name for name, rows in (job.expected_rows or {}).items() if rows <= BROADCAST_ID_ROWS}
     tagged = rules.tag_transactions(
-        read_dataset(spark, job.input_dir, RENTAL_TRANSACTIONS, present, job.reads_multiline(RENTAL_TRANSACTIONS.name)),
+        read(RENTAL_TRANSACTIONS),
         rules.kept(reference_tags[USERS.name]),
         rules.kept(reference_tags[VEHICLES.name]),
         rules.kept(reference_tags[LOCATIONS.name]),
-        broadcast={name for name, rows in outcome.reference_rows.items() if rows <= BROADCAST_ID_ROWS},
+        broadcast=broadcast & set(reference_tags),
     ).persist(StorageLevel.MEMORY_AND_DISK_DESER)
-    outcome.transaction_rows, outcome.rejected_by_reason = _count(tagged, RENTAL_TRANSACTIONS.name, outcome)
+    outcome = BatchOutcome(job.batch_id, False, "", max_reject_rate=job.max_reject_rate)
+    counts = _count({**reference_tags, RENTAL_TRANSACTIONS.name: tagged}, outcome)
+    for name in reference_tags:
+        outcome.reference_rows[name] = sum(counts[name].values())
+        outcome.reference_rejected[name] = _rejections(counts[name])
+    outcome.transaction_rows = sum(counts[RENTAL_TRANSACTIONS.name].values())
+    outcome.rejected_by_reason = _rejections(counts[RENTAL_TRANSACTIONS.name])
     outcome.valid_transactions = outcome.transaction_rows - outcome.rejected_transactions
     if outcome.transaction_rows:
         outcome.reject_rate = outcome.rejected_transactions / outcome.transaction_rows

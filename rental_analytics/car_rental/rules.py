@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Window
@@ -36,19 +36,26 @@ COPIES = "copies"
 REASON = "reason"
 
 
-def canonical_columns(raw: DataFrame, dataset: Dataset) -> DataFrame:
-    """Rename a CSV read with its own header to the contract's names; absent optional columns are null.
+def canonical_columns(raw: DataFrame, dataset: Dataset, positions: Mapping[str, int] | None = None) -> DataFrame:
+    """Rename a CSV read to the contract's names; absent optional columns are null.
 
-    Unknown extra columns are dropped here: the contract ignores them.
+    `positions` says which of the frame's columns holds each contract column, as the gate read the header;
+    without it the columns are matched by the names Spark read from the file. Unknown extra columns are
+    dropped here: the contract ignores them.
     """
-    mapping = map_header(dataset, raw.columns)
-    if not mapping.usable:
-        problem = mapping.missing or mapping.repeated
-        raise ValueError(f"{dataset.name}: header does not fit the contract ({', '.join(problem)})")
+    if positions is None:
+        mapping = map_header(dataset, raw.columns)
+        if not mapping.usable:
+            problem = mapping.missing or mapping.repeated
+            raise ValueError(f"{dataset.name}: header does not fit the contract ({', '.join(problem)})")
+        positions = mapping.positions
+    absent = [c for c in dataset.required if not 0 <= positions.get(c, -1) < len(raw.columns)]
+    if absent:
+        raise ValueError(f"{dataset.name}: header does not fit the contract ({', '.join(absent)})")
     return raw.select(
         *[
-            F.col(f"`{raw.columns[mapping.positions[name]]}`").cast("string").alias(name)
-            if name in mapping.positions
+            F.col(f"`{raw.columns[positions[name]]}`").cast("string").alias(name)
+            if name in positions
             else F.lit(None).cast("string").alias(name)
             for name in dataset.columns
         ]

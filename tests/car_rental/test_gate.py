@@ -98,6 +98,13 @@ def test_verdicts_keep_the_multiline_flag_through_a_marker(multiline: bool):
     assert verdict.as_dict()["multiline_fields"] is multiline
 
 
+def test_the_verdict_gives_the_header_layout_the_job_reads_with():
+    header = b"\xef\xbb\xbfnotes,Location_Name,LOCATION_ID,city\n"
+    verdict = validate_stream("locations.csv", io.BytesIO(header + b"x,Airport,L1,Austin\n"))
+    assert (verdict.header_fields, verdict.columns) == (4, {"location_name": 1, "location_id": 2, "city": 3})
+    assert FileVerdict.from_dict(json.loads(json.dumps(verdict.as_dict()))) == verdict
+
+
 def test_a_marker_written_before_the_flag_asks_for_a_multiline_read():
     old = validate_stream("users.csv", io.BytesIO(b"user_id\nU1\n")).as_dict()
     del old["multiline_fields"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import gzip
+import io
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +15,7 @@ from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from rental_analytics.car_rental.contract import ANALYTICS_SCHEMAS
-from rental_analytics.car_rental.job import BatchJob, run_batch
+from rental_analytics.car_rental.job import BatchJob, FileLayout, run_batch
 from rental_analytics.car_rental.spark_types import struct_type
 from tests.car_rental import sample_batch
 
@@ -234,13 +236,47 @@ def test_files_without_quoted_line_breaks_read_line_by_line_give_the_same_tables
     assert _analytics_snapshot(spark, tmp_path / "split") == _analytics_snapshot(spark, tmp_path / "whole")
 
 
+def _reordered(text: str) -> str:
+    """The same CSV with its columns reversed and an unknown column in front."""
+    rows = list(csv.reader(io.StringIO(text)))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for number, row in enumerate(rows):
+        writer.writerow(["notes" if number == 0 else f"note {number}", *reversed(row)])
+    return out.getvalue()
+
+
+def test_a_batch_read_with_the_gates_layouts_gives_what_spark_reads_from_the_headers(spark, write_batch, tmp_path):
+    from rental_analytics.car_rental.gate.files import validate_folder
+    from rental_analytics.car_rental.job import held_to_the_gate
+
+    files = {name: _reordered(text) for name, text in sample_batch.files().items()}
+    files["users"] = "\ufeff" + files["users"]
+    batch = write_batch(files)
+    verdicts = {f.dataset: f.as_dict() for f in validate_folder(batch).files if f.dataset}
+    gated = held_to_the_gate(BatchJob(str(batch), str(tmp_path / "gated"), "b1", 0.5), verdicts)
+    assert gated.layouts is not None and gated.layouts["users"].positions["user_id"] == 7
+
+    with_layouts = run_batch(spark, gated)
+    from_headers = run_batch(spark, BatchJob(str(batch), str(tmp_path / "headers"), "b1", 0.5))
+
+    assert with_layouts.succeeded and with_layouts.as_dict() == from_headers.as_dict()
+    assert _analytics_snapshot(spark, tmp_path / "gated") == _analytics_snapshot(spark, tmp_path / "headers")
+    quarantine = "quarantine/b1/rows/rental_transactions"
+    assertDataFrameEqual(
+        spark.read.parquet(str(tmp_path / "gated" / quarantine)),
+        spark.read.parquet(str(tmp_path / "headers" / quarantine)),
+    )
+
+
 def test_the_gate_manifest_sets_the_counts_and_the_reads():
     from rental_analytics.car_rental.job import held_to_the_gate, manifest_verdicts
 
     manifest = {"files": {"users": {"verdict": {"rows": 3, "multiline_fields": False}},
-                          "locations": {"verdict": {"rows": 2}}}}  # fmt: skip
+                          "locations": {"verdict": {"rows": 2, "header_fields": 4, "columns": {"location_id": 1}}}}}  # fmt: skip
     job = held_to_the_gate(BatchJob("in", "out", "b1"), manifest_verdicts(json.dumps(manifest)))
     assert job.expected_rows == {"users": 3, "locations": 2}
+    assert job.layouts == {"locations": FileLayout(4, {"location_id": 1})}  # users: a verdict from before layouts
     assert (job.reads_multiline("users"), job.reads_multiline("locations"), job.reads_multiline("vehicles")) == (
         False,
         True,

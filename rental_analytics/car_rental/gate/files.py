@@ -68,6 +68,10 @@ class FileVerdict:
     # Whether a quoted field holds a line break, so that Spark must read the file with multiLine. True
     # unless the gate has read the file and found none: a line-by-line read would split such rows.
     multiline_fields: bool = True
+    # The header's field count and where each contract column sits in it, so that the Spark job is given
+    # the file's layout instead of reading the header again.
+    header_fields: int = 0
+    columns: dict[str, int] = field(default_factory=dict)
 
     @property
     def has_data_rows(self) -> bool:
@@ -507,6 +511,8 @@ def validate_stream(
         row_issues=dict(sorted(tally.issues.items())),
         row_examples=tuple(tally.examples),
         multiline_fields=source.scan.multiline,
+        header_fields=len(header),
+        columns=dict(mapping.positions),
     )
 
 
