@@ -24,6 +24,8 @@ os.environ.update(
     }
 )
 os.environ.setdefault("RENTAL_ANALYTICS_SPARK_MASTER", "local[2]")
+# A class-data archive is ~140 MB written as a JVM exits: tests that want one ask for it in a folder of their own.
+os.environ.setdefault("RENTAL_ANALYTICS_CLASS_CACHE", "off")
 
 _real_connect = socket.socket.connect
 

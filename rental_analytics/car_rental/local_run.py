@@ -13,6 +13,10 @@ from rental_analytics.car_rental.insights import run_insights
 from rental_analytics.car_rental.report import build_summary, summary_lines, write_reports
 from rental_analytics.platform.progress import Progress, follow_spark
 
+# Below this many rows in the batch, the JVM's optimising compiler costs more time than it saves
+# (docs/benchmarks.md: the demo and 1M rentals, with and without it).
+QUICK_START_ROWS = 200_000
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -52,7 +56,8 @@ def run_car_rental(
     from rental_analytics.car_rental.job import BatchJob, held_to_the_gate, run_batch
     from rental_analytics.platform.spark_session import local_session
 
-    spark = local_session(log_dir=output_dir / "logs")
+    rows = sum(file.rows for file in verdict.files)
+    spark = local_session(log_dir=output_dir / "logs", quick_start=rows < QUICK_START_ROWS)
     follow_spark(progress, spark)
     verdicts = {f.dataset: f.as_dict() for f in verdict.files if f.dataset}
     job = held_to_the_gate(BatchJob(str(input_dir), str(output_dir), batch_id, max_reject_rate), verdicts)
