@@ -42,12 +42,19 @@ def _tree_rss(root: int) -> int:
 
 
 def measure(command: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak resident bytes of a command and its children."""
+    """Wall seconds and peak resident bytes of a command and its children.
+
+    A peak counts only when two samples in a row reach it. When the JVM starts a process (Hadoop runs
+    `chmod` for local files), the child shares the JVM's memory until it has started the new program and
+    shows the JVM's whole resident size: caught in one sample, it would count the JVM twice.
+    """
     started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    peak = 0
+    peak = previous = 0
     while process.poll() is None:
-        peak = max(peak, _tree_rss(process.pid))
+        current = _tree_rss(process.pid)
+        peak = max(peak, min(previous, current))
+        previous = current
         time.sleep(0.2)
     elapsed = time.monotonic() - started
     if process.returncode != 0:
