@@ -15,10 +15,11 @@ import pyspark
 CACHE_ENV = "RENTAL_ANALYTICS_CLASS_CACHE"  # a folder, or "off"
 # Writing an archive reports every class it leaves out (thousands of lines) on the terminal.
 QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
-# These put folders on Spark's class path, and a JVM cannot write an archive with a folder on it: a Spark
-# set up by hand is left as it is.
+# A leftover archive is only taken up once this long has passed since it last changed.
 SETTLE_SECONDS = 30
 EXIT_SECONDS = 120  # writing an archive of a Spark run's classes takes a second or two
+# These put folders on Spark's class path, and a JVM cannot write an archive with a folder on it: a Spark
+# set up by hand is left as it is.
 CLASS_PATH_ENV = ("SPARK_HOME", "SPARK_CONF_DIR", "HADOOP_CONF_DIR", "YARN_CONF_DIR", "SPARK_DIST_CLASSPATH")
 
 
