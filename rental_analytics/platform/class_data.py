@@ -17,6 +17,7 @@ CACHE_ENV = "RENTAL_ANALYTICS_CLASS_CACHE"  # a folder, or "off"
 QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 # A leftover archive is only taken up once this long has passed since it last changed.
 SETTLE_SECONDS = 30
+UNUSED_DAYS = 30
 EXIT_SECONDS = 120  # writing an archive of a Spark run's classes takes a second or two
 # These put folders on Spark's class path, and a JVM cannot write an archive with a folder on it: a Spark
 # set up by hand is left as it is.
@@ -98,9 +99,11 @@ def _promote_finished_archive(folder: Path, name: str, java: Path) -> None:
 
 
 def _remove_stale_archives(folder: Path, name: str) -> None:
-    # Archives of another JDK or Spark are of no use to this one, and each takes about 140 MB.
+    # Each archive fits one JDK and one Spark install (two checkouts have two) and takes about 140 MB: one
+    # that no run has used for UNUSED_DAYS is of an install that is gone or out of use.
+    unused_since = time.time() - UNUSED_DAYS * 86400
     for other in folder.glob("spark-*.jsa"):
-        if other.name != name:
+        if other.name != name and other.stat().st_mtime < unused_since:
             other.unlink(missing_ok=True)
 
 
@@ -125,6 +128,7 @@ def java_options() -> str:
         return ""  # an unusable cache folder only costs the speed-up
     archive = folder / name
     if archive.is_file():
+        os.utime(archive)  # marks it in use, for _remove_stale_archives
         return f"-XX:SharedArchiveFile={archive} {QUIET}"
     # Named by this process, so that concurrent first runs write separate files and no reader takes a half-written one.
     candidate = folder / f"{name}.{os.getpid()}"

@@ -95,14 +95,26 @@ def test_an_archive_still_being_written_is_left_alone(folder: Path):
     assert by_a_live_process.read_bytes() == just_changed.read_bytes() == b"half written"
 
 
-def test_archives_of_another_jdk_or_spark_are_removed(folder: Path):
+def test_archives_of_other_installs_go_once_unused_for_a_month(folder: Path):
     folder.mkdir()
-    stale = folder / "spark-0000000000000000.jsa"
-    stale.write_bytes(b"an archive of an older install")
+    stale, in_use = folder / "spark-0000000000000000.jsa", folder / "spark-1111111111111111.jsa"
+    stale.write_bytes(b"an archive of an install gone since")
+    _age(stale, class_data.UNUSED_DAYS * 86400 + 60)
+    in_use.write_bytes(b"an archive of another checkout, used last week")
+    _age(in_use, 7 * 86400)
 
     class_data.java_options()
 
-    assert not stale.exists()
+    assert (stale.exists(), in_use.exists()) == (False, True)
+
+
+def test_using_an_archive_marks_it_in_use(folder: Path):
+    folder.mkdir()
+    _write_archive(folder / _archive_name(), age_seconds=class_data.UNUSED_DAYS * 86400)
+
+    class_data.java_options()
+
+    assert time.time() - (folder / _archive_name()).stat().st_mtime < 60
 
 
 @pytest.mark.parametrize("setting", ["off", "/tmp/a folder with spaces"])
