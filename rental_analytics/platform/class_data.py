@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -147,12 +148,20 @@ def _finish_archive(candidate: Path, archive: Path) -> None:
     if process is None or process.stdin is None:
         return
     context = SparkContext._active_spark_context
+    # It takes several seconds, even after Ctrl-C: say why the command has not ended yet.
+    print(
+        "rental-analytics: saving Spark's classes so that later runs start faster (Ctrl-C to skip)",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         if context is not None:
             context.stop()
         process.stdin.close()  # the JVM exits when its standard input closes
         process.wait(timeout=EXIT_SECONDS)
-    except Exception:  # at exit, whatever stops this only costs the speed-up: a later run writes one again
+    except (Exception, KeyboardInterrupt):
+        # The JVM goes on writing its archive by itself and a later run takes it up; any other failure here
+        # only costs the speed-up, and a later run writes one again.
         return
     if process.returncode == 0 and candidate.is_file() and not archive.exists():
         os.replace(candidate, archive)

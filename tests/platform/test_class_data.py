@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -156,3 +158,28 @@ def test_a_spark_run_leaves_the_archive_the_next_run_starts_from(folder: Path):
 
     second = spark_run()
     assert f"-XX:SharedArchiveFile={folder / _archive_name()}" in second[0] and second[1] == "45"
+
+
+class _JvmStillWriting:
+    """A JVM process handle whose wait is cut short by a second Ctrl-C."""
+
+    def __init__(self) -> None:
+        self.stdin = io.BytesIO()
+        self.returncode = None
+
+    def wait(self, timeout: float) -> int:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_the_archive_is_written_leaves_at_once(folder: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    from pyspark import SparkContext
+
+    folder.mkdir()
+    candidate = folder / f"{_archive_name()}.{os.getpid()}"
+    monkeypatch.setattr(SparkContext, "_gateway", types.SimpleNamespace(proc=_JvmStillWriting()))
+    monkeypatch.setattr(SparkContext, "_active_spark_context", None)
+
+    class_data._finish_archive(candidate, folder / _archive_name())  # raises nothing
+
+    assert "Ctrl-C" in capsys.readouterr().err  # the wait was announced, and how to skip it
+    assert not (folder / _archive_name()).exists()  # the JVM finishes on its own; a later run takes it up
