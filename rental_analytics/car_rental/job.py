@@ -72,6 +72,10 @@ class BatchJob:
         """Whether the dataset's file must be read multi-line: yes unless the gate saw no quoted line break."""
         return True if self.multiline is None else self.multiline.get(dataset, True)
 
+    def layout(self, dataset: str) -> FileLayout | None:
+        """The dataset's file layout as the gate read its header, or None for Spark to read the header."""
+        return None if self.layouts is None else self.layouts.get(dataset)
+
     def path(self, *parts: str) -> str:
         """A path below the output root."""
         return "/".join([self.output_dir.rstrip("/"), *parts])
@@ -111,7 +115,7 @@ def manifest_verdicts(manifest_text: str) -> dict[str, Mapping[str, Any]]:
 
 
 def held_to_the_gate(job: BatchJob, verdicts: Mapping[str, Mapping[str, Any]]) -> BatchJob:
-    """The job held to the gate's verdicts: row count and header per dataset, multi-line reads only where needed."""
+    """The job held to the gate's verdicts: row count and header layout per dataset, multi-line reads where needed."""
     return replace(
         job,
         expected_rows={dataset: int(verdict["rows"]) for dataset, verdict in verdicts.items()},
@@ -304,9 +308,8 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
     present = set(hadoop_fs.list_names(spark, job.input_dir))
 
     def read(dataset: Dataset) -> DataFrame:
-        layouts = job.layouts or {}
         return read_dataset(
-            spark, job.input_dir, dataset, present, job.reads_multiline(dataset.name), layouts.get(dataset.name)
+            spark, job.input_dir, dataset, present, job.reads_multiline(dataset.name), job.layout(dataset.name)
         )
 
     reference_tags = {
