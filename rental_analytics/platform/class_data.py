@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import os
 import shutil
@@ -129,7 +130,8 @@ def java_options() -> str:
         return ""  # an unusable cache folder only costs the speed-up
     archive = folder / name
     if archive.is_file():
-        os.utime(archive)  # marks it in use, for _remove_stale_archives
+        with contextlib.suppress(OSError):  # another user's archive in a shared folder is used all the same
+            os.utime(archive)  # marks it in use, for _remove_stale_archives
         return f"-XX:SharedArchiveFile={archive} {QUIET}"
     # Named by this process, so that concurrent first runs write separate files and no reader takes a half-written one.
     candidate = folder / f"{name}.{os.getpid()}"

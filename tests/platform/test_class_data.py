@@ -183,3 +183,16 @@ def test_ctrl_c_while_the_archive_is_written_leaves_at_once(folder: Path, monkey
 
     assert "Ctrl-C" in capsys.readouterr().err  # the wait was announced, and how to skip it
     assert not (folder / _archive_name()).exists()  # the JVM finishes on its own; a later run takes it up
+
+
+def test_an_archive_this_user_cannot_touch_is_still_used(folder: Path, monkeypatch: pytest.MonkeyPatch):
+    # A cache folder shared with another user: their archive can be read, not marked in use.
+    folder.mkdir()
+    _write_archive(folder / _archive_name())
+
+    def refused(*_: object) -> None:
+        raise PermissionError("not the owner")
+
+    monkeypatch.setattr(class_data.os, "utime", refused)
+
+    assert class_data.java_options() == f"-XX:SharedArchiveFile={folder / _archive_name()} {class_data.QUIET}"
