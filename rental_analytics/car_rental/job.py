@@ -166,6 +166,27 @@ def read_dataset(
     return rules.canonical_columns(raw, dataset, layout.positions if layout is not None else None)
 
 
+def _repeated_ids(raw: Mapping[str, DataFrame]) -> tuple[DataFrame, dict[str, DataFrame]]:
+    """Per dataset, the ids whose rows must be compared (`rules.repeated_ids`), found for all of them in one job.
+
+    Usually there are none, and the dataset gets an empty local frame: Spark then drops the comparison from
+    the plan, so every row is read once and never shuffled. A few ids are sent whole to every task. The
+    first frame returned holds them all, cached until the caller unpersists it.
+    """
+    found = reduce(
+        DataFrame.unionByName,
+        [rules.repeated_ids(frame, DATASETS[name]).withColumn("dataset", F.lit(name)) for name, frame in raw.items()],
+    ).persist(StorageLevel.MEMORY_AND_DISK_DESER)
+    counts = {row["dataset"]: row["count"] for row in found.groupBy("dataset").count().collect()}
+    repeated: dict[str, DataFrame] = {}
+    for name in raw:
+        rows = counts.get(name, 0)
+        # A constant false filter is what Spark's optimiser knows to be empty; a cached frame it must run first.
+        of_dataset = found.where(F.col("dataset") == name if rows else F.lit(False)).select(rules.ID_KEY)
+        repeated[name] = F.broadcast(of_dataset) if rows <= BROADCAST_ID_ROWS else of_dataset
+    return found, repeated
+
+
 def _count(tagged: Mapping[str, DataFrame], outcome: BatchOutcome) -> dict[str, dict[str | None, int]]:
     """Distinct rows per reason for every dataset, in one Spark job; notes the rows read and the collapsed ones.
 
@@ -226,7 +247,9 @@ def _stage_quarantine(
 
 
 def _write_table(frame: DataFrame, path: str, partitions: tuple[str, ...] = ()) -> None:
-    frame.coalesce(1).write.mode("overwrite").partitionBy(*partitions).parquet(path)
+    # One file per table (per partition), gathered by a shuffle: coalescing to one partition instead would run
+    # the aggregation and joins before it in a single task, on one core.
+    frame.repartition(1).write.mode("overwrite").partitionBy(*partitions).parquet(path)
 
 
 def _write_by_date(rentals: DataFrame, path: str) -> None:
@@ -312,18 +335,24 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
             spark, job.input_dir, dataset, present, job.reads_multiline(dataset.name), job.layout(dataset.name)
         )
 
+    raw = {d.name: read(d) for d in DATASETS.values()}
+    found, repeated = _repeated_ids(raw)
     reference_tags = {
-        d.name: rules.tag_reference(read(d), d).persist(StorageLevel.MEMORY_AND_DISK_DESER) for d in REFERENCE_DATASETS
+        d.name: rules.tag_reference(raw[d.name], d, repeated[d.name]).persist(StorageLevel.MEMORY_AND_DISK_DESER)
+        for d in REFERENCE_DATASETS
     }
     # Sized by the gate's count, so the decision needs no Spark job; AQE still broadcasts small sets it meets.
     broadcast = {name for name, rows in (job.expected_rows or {}).items() if rows <= BROADCAST_ID_ROWS}
+    # Not cached: building a cache of every rental took longer than reading and tagging them again for each of
+    # the two or three jobs that use them (docs/benchmarks.md).
     tagged = rules.tag_transactions(
-        read(RENTAL_TRANSACTIONS),
+        raw[RENTAL_TRANSACTIONS.name],
         rules.kept(reference_tags[USERS.name]),
         rules.kept(reference_tags[VEHICLES.name]),
         rules.kept(reference_tags[LOCATIONS.name]),
         broadcast=broadcast & set(reference_tags),
-    ).persist(StorageLevel.MEMORY_AND_DISK_DESER)
+        repeated=repeated[RENTAL_TRANSACTIONS.name],
+    )
     outcome = BatchOutcome(job.batch_id, False, "", max_reject_rate=job.max_reject_rate)
     counts = _count({**reference_tags, RENTAL_TRANSACTIONS.name: tagged}, outcome)
     for name in reference_tags:
@@ -359,7 +388,6 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
                 _write_table(frame, staged, PROCESSED_PARTITIONS[name])
             progress("merging rentals into the processed history")
             history = stage_merged_transactions(job, publication, rules.processed_transactions(tagged, job.batch_id))
-            tagged.unpersist()  # the batch's rows are written; the history is read from the files from here on
             progress("computing analytics tables")
             outcome.history_transactions = stage_analytics(job, publication, history, references)
             outcome.succeeded = True
@@ -370,7 +398,7 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
     if mismatch is None:
         progress("publishing the new tables")
         commit(spark, publication)
-    for frame in [*reference_tags.values(), tagged]:
+    for frame in [*reference_tags.values(), found]:
         frame.unpersist()
     hadoop_fs.write_text(
         spark,

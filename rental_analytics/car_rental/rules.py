@@ -34,6 +34,8 @@ from rental_analytics.car_rental.spark_types import conform
 ORIGINAL = "original"
 COPIES = "copies"
 REASON = "reason"
+ROWS_WITH_ID = "rows_with_id"
+ID_KEY = "_id"
 
 
 def canonical_columns(raw: DataFrame, dataset: Dataset, positions: Mapping[str, int] | None = None) -> DataFrame:
@@ -71,26 +73,62 @@ def _quarantined_columns(dataset: Dataset) -> list[str]:
     return [c for c in dataset.columns if c not in PERSONAL_COLUMNS]
 
 
-def _distinct_rows(frame: DataFrame, dataset: Dataset) -> DataFrame:
-    """Trimmed values under the contract's names, one row per distinct trimmed row, with `copies` and `original`.
+def _id_key(dataset: Dataset) -> Column:
+    """The trimmed id a row is compared by; every blank id is the one key ""."""
+    return F.coalesce(F.trim(F.col(dataset.id_column)), F.lit(""))
+
+
+def repeated_ids(raw: DataFrame, dataset: Dataset) -> DataFrame:
+    """The ids (column `_id`) whose rows must be compared with one another.
+
+    They are every trimmed id on more than one row, and "" if any row's id is blank. A row whose id no other
+    row carries is identical to no other row and shares its id with none, so only the rows of these ids need
+    the shuffle that `_distinct_rows` gives them. Only the ids are read here, not the rows.
+    """
+    return (
+        raw.select(_id_key(dataset).alias(ID_KEY))
+        .groupBy(ID_KEY)
+        .agg(F.count(F.lit(1)).alias("rows"))
+        .where((F.col("rows") > 1) | (F.col(ID_KEY) == ""))
+        .select(ID_KEY)
+    )
+
+
+def _distinct_rows(frame: DataFrame, dataset: Dataset, repeated: DataFrame | None) -> DataFrame:
+    """Trimmed values under the contract's names, one row per distinct trimmed row.
 
     Rows identical in every trimmed column count as one row (contract, section 2); `copies` says how many rows
-    of the file each one stands for. `original` keeps the values as they arrived only where trimming changed
-    one, so clean rows carry no second copy of themselves; `rejected_rows` rebuilds the rest from the trimmed
-    values. The rows are shuffled once, by the dataset's id: that one exchange serves both the collapse here
-    and the per-id count the rules take next.
+    of the file each one stands for, and `rows_with_id` how many distinct rows carry its id (null for a blank
+    id). `original` keeps the values as they arrived only where trimming changed one, so clean rows carry no
+    second copy of themselves; `rejected_rows` rebuilds the rest from the trimmed values.
+
+    Only the rows of `repeated` ids (`repeated_ids`, computed here when not given) are shuffled, by id, to be
+    collapsed and counted; every other row stands alone and stays where it was read.
     """
+    key = dataset.id_column
     kept = _quarantined_columns(dataset)
     trimming_changed = reduce(lambda a, b: a | b, [~F.col(c).eqNullSafe(F.trim(F.col(c))) for c in kept])
-    return (
-        frame.select(
-            *[F.trim(F.col(c)).alias(c) for c in dataset.columns],
-            F.when(trimming_changed, F.struct(*[F.col(c) for c in kept])).alias(ORIGINAL),
-        )
-        .repartition(dataset.id_column)
+    trimmed = frame.select(
+        *[F.trim(F.col(c)).alias(c) for c in dataset.columns],
+        F.when(trimming_changed, F.struct(*[F.col(c) for c in kept])).alias(ORIGINAL),
+        _id_key(dataset).alias(ID_KEY),
+    )
+    if repeated is None:
+        repeated = repeated_ids(frame, dataset)
+    alone = trimmed.join(repeated, ID_KEY, "left_anti").select(
+        *dataset.columns,
+        F.lit(1).cast("long").alias(COPIES),
+        ORIGINAL,
+        F.lit(1).cast("long").alias(ROWS_WITH_ID),
+    )
+    compared = (
+        trimmed.join(repeated, ID_KEY, "left_semi")
+        .repartition(key)
         .groupBy(*dataset.columns)
         .agg(F.count(F.lit(1)).alias(COPIES), F.first(ORIGINAL, ignorenulls=True).alias(ORIGINAL))
+        .withColumn(ROWS_WITH_ID, F.when(~_is_blank(F.col(key)), F.count(F.lit(1)).over(Window.partitionBy(key))))
     )
+    return alone.unionByName(compared)
 
 
 def _first_reason(rules: Sequence[tuple[str, Column]]) -> Column:
@@ -102,36 +140,29 @@ def _first_reason(rules: Sequence[tuple[str, Column]]) -> Column:
     )
 
 
-def tag_reference(raw: DataFrame, dataset: Dataset) -> DataFrame:
+def tag_reference(raw: DataFrame, dataset: Dataset, repeated: DataFrame | None = None) -> DataFrame:
     """Tag each distinct row of a reference dataset with a rejection reason, or null when it is kept.
 
     An empty id is `missing_required`; an id on several rows that are not identical is `duplicate_id`,
-    and every one of those rows is dropped, since none can be trusted over the others.
+    and every one of those rows is dropped, since none can be trusted over the others. `repeated` is
+    `repeated_ids(raw, dataset)` when the caller has it already.
     """
-    rows = _distinct_rows(raw, dataset)
-    key = dataset.id_column
-    per_id = F.count(F.lit(1)).over(Window.partitionBy(key))
+    rows = _distinct_rows(raw, dataset, repeated)
     return rows.withColumn(
         REASON,
-        _first_reason([(MISSING_REQUIRED, _is_blank(F.col(key))), (DUPLICATE_ID, per_id > 1)]),
-    )
+        _first_reason(
+            [(MISSING_REQUIRED, _is_blank(F.col(dataset.id_column))), (DUPLICATE_ID, F.col(ROWS_WITH_ID) > 1)]
+        ),
+    ).drop(ROWS_WITH_ID)
 
 
 def _timestamp(text: Column) -> Column:
     """Parse a contract timestamp; anything that is not a real wall-clock time becomes null.
 
-    The pattern fixes every field's width, so once one match has checked the shape the fields are read by
-    position: one regular expression per value instead of one per field.
+    The pattern admits only the contract's shapes; within them Spark's cast gives null for a date or time
+    that does not exist (February 30th, hour 24, second 60), as the contract wants.
     """
-
-    def field(start: int) -> Column:
-        return F.substring(text, start, 2).cast("int")
-
-    seconds = F.when(F.length(text) == 19, field(18)).otherwise(F.lit(0))
-    # make_timestamp_ntz reads second 60 as the next minute; the contract's HH:MM:SS stops at 59.
-    valid_shape = text.rlike(TIMESTAMP_REGEX) & (seconds < 60)
-    built = F.make_timestamp_ntz(F.substring(text, 1, 4).cast("int"), field(6), field(9), field(12), field(15), seconds)
-    return F.when(valid_shape, built)
+    return F.when(text.rlike(TIMESTAMP_REGEX), text.cast("timestamp_ntz"))
 
 
 def _amount(text: Column) -> Column:
@@ -145,15 +176,16 @@ def tag_transactions(
     vehicles: DataFrame,
     locations: DataFrame,
     broadcast: Collection[str] = (),
+    repeated: DataFrame | None = None,
 ) -> DataFrame:
     """Tag every distinct transaction row with the first rule it breaks (contract, section 2), or null.
 
     `users`, `vehicles` and `locations` are the batch's kept reference rows; the id sets of the datasets
     named in `broadcast` are sent whole to every task, so the rentals need no shuffle to be checked against
-    them. The result carries the trimmed columns, the parsed `start`, `end` and `amount`, the `original`
-    values and the `reason`.
+    them. `repeated` is `repeated_ids(raw, RENTAL_TRANSACTIONS)` when the caller has it already. The result
+    carries the trimmed columns, the parsed `start`, `end` and `amount`, the `original` values and the `reason`.
     """
-    rows = _distinct_rows(raw, RENTAL_TRANSACTIONS)
+    rows = _distinct_rows(raw, RENTAL_TRANSACTIONS, repeated)
 
     def ids(frame: DataFrame, dataset: Dataset, column: str, flag: str) -> DataFrame:
         known = frame.select(F.col(dataset.id_column).alias(column), F.lit(True).alias(flag))
@@ -164,13 +196,8 @@ def tag_transactions(
         "vehicle_known": ids(vehicles, VEHICLES, "vehicle_id", "vehicle_known"),
         "location_known": ids(locations, LOCATIONS, "pickup_location", "location_known"),
     }
-    rid = F.col("rental_id")
     tagged = (
-        rows.withColumn(
-            "rows_with_id",
-            F.when(~_is_blank(rid), F.count(F.lit(1)).over(Window.partitionBy(rid))),
-        )
-        .withColumn("start", _timestamp(F.col("rental_start_time")))
+        rows.withColumn("start", _timestamp(F.col("rental_start_time")))
         .withColumn("end", _timestamp(F.col("rental_end_time")))
         .withColumn("amount", _amount(F.col("total_amount")))
         .join(known["user_known"], "user_id", "left")
@@ -181,7 +208,7 @@ def tag_transactions(
     reason = _first_reason(
         [
             (MISSING_REQUIRED, missing),
-            (DUPLICATE_RENTAL_ID, F.col("rows_with_id") > 1),
+            (DUPLICATE_RENTAL_ID, F.col(ROWS_WITH_ID) > 1),
             (BAD_TIMESTAMP, F.col("start").isNull() | F.col("end").isNull()),
             (END_BEFORE_START, F.col("end") < F.col("start")),
             (BAD_AMOUNT, F.col("amount").isNull() | (F.col("amount") < 0)),
@@ -190,7 +217,7 @@ def tag_transactions(
             (UNKNOWN_LOCATION, F.col("location_known").isNull()),
         ]
     )
-    return tagged.withColumn(REASON, reason).drop("rows_with_id", "user_known", "vehicle_known", "location_known")
+    return tagged.withColumn(REASON, reason).drop(ROWS_WITH_ID, "user_known", "vehicle_known", "location_known")
 
 
 def kept(tagged: DataFrame) -> DataFrame:

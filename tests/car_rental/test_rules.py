@@ -177,6 +177,59 @@ def test_every_reason_in_the_contracts_order(references: dict[str, DataFrame], s
     assertDataFrameEqual(processed, expected_processed)
 
 
+def test_repeated_ids_are_those_on_several_rows_and_the_blank_one(spark):
+    raw = frame(
+        spark,
+        RENTAL_TRANSACTIONS,
+        [rental("T1"), rental(" T2"), rental("T2 "), rental("T3"), rental("T4"), rental("T4"), rental("  ")],
+    )
+    expected = spark.createDataFrame([("T2",), ("T4",), ("",)], f"{rules.ID_KEY} string")
+    assertDataFrameEqual(rules.repeated_ids(raw, RENTAL_TRANSACTIONS), expected)
+
+
+def test_rows_with_blank_ids_are_collapsed_among_themselves_and_rejected(references: dict[str, DataFrame], spark):
+    raw = frame(
+        spark,
+        RENTAL_TRANSACTIONS,
+        [rental(""), rental(" "), rental("", total_amount="11.00"), {**rental("T1"), "rental_id": None}],
+    )
+    tagged = rules.tag_transactions(
+        raw,
+        rules.kept(references["users"]),
+        rules.kept(references["vehicles"]),
+        rules.kept(references["locations"]),
+    )
+    expected = spark.createDataFrame(
+        [
+            ("", "10.00", 2, "missing_required"),
+            ("", "11.00", 1, "missing_required"),
+            (None, "10.00", 1, "missing_required"),
+        ],
+        "rental_id string, total_amount string, copies long, reason string",
+    )
+    assertDataFrameEqual(tagged.select("rental_id", "total_amount", rules.COPIES, rules.REASON), expected)
+
+
+def test_rentals_whose_ids_no_other_row_carries_are_tagged_without_a_shuffle(spark):
+    raw = frame(spark, RENTAL_TRANSACTIONS, [rental("T1"), rental("T2", total_amount="-1")])
+    none_repeated = rules.repeated_ids(raw, RENTAL_TRANSACTIONS).where(rules.F.lit(False))
+    tagged = rules.tag_transactions(
+        raw,
+        frame(spark, USERS, [{"user_id": "U1"}]),
+        frame(spark, VEHICLES, [{"vehicle_id": "V1"}]),
+        frame(spark, LOCATIONS, [{"location_id": "L1"}]),
+        broadcast={"users", "vehicles", "locations"},
+        repeated=none_repeated,
+    )
+    assertDataFrameEqual(
+        tagged.select("rental_id", rules.COPIES, rules.REASON),
+        spark.createDataFrame(
+            [("T1", 1, None), ("T2", 1, "bad_amount")], "rental_id string, copies long, reason string"
+        ),
+    )
+    assert "Exchange hashpartitioning" not in tagged._jdf.queryExecution().executedPlan().toString()
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -192,6 +245,29 @@ def test_every_reason_in_the_contracts_order(references: dict[str, DataFrame], s
 def test_amounts_round_half_up_to_cents(spark, text, expected):
     value = spark.createDataFrame([(text,)], "t string").select(rules._amount(rules.F.col("t")).alias("a"))
     assert value.first()["a"] == expected
+
+
+def test_timestamps_are_read_only_in_the_contracts_shapes_and_only_when_they_exist(spark):
+    texts = {
+        "2024-06-01 08:00:00": dt.datetime(2024, 6, 1, 8, 0),
+        "2024-06-01T08:00": dt.datetime(2024, 6, 1, 8, 0),
+        "2024-02-29 23:59:59": dt.datetime(2024, 2, 29, 23, 59, 59),
+        "0001-01-01 00:00": dt.datetime(1, 1, 1, 0, 0),
+        "2023-02-29 10:00:00": None,
+        "2024-04-31 10:00:00": None,
+        "2024-13-01 10:00:00": None,
+        "2024-06-01 24:00:00": None,
+        "2024-06-01 10:60:00": None,
+        "2024-06-01 10:00:60": None,
+        "2024-06-01": None,
+        "2024-6-01 10:00:00": None,
+        "+024-06-01 10:00:00": None,
+        "2024-06-01 10:00:00.5": None,
+        "2024-06-01 10:00:00Z": None,
+    }
+    frame = spark.createDataFrame([(t,) for t in texts], "t string")
+    got = frame.select("t", rules._timestamp(rules.F.col("t")).alias("at"))
+    assert {row["t"]: row["at"] for row in got.collect()} == texts
 
 
 def test_users_lose_personal_columns_and_gain_registration_year(spark):
