@@ -222,6 +222,7 @@ def test_a_file_spark_reads_short_fails_the_batch_and_changes_nothing(spark, wri
     assert _analytics_snapshot(spark, out) == before
     assert not (out / "quarantine" / "b2").exists()
     assert json.loads((out / "reports" / "b2" / "job_outcome.json").read_text())["succeeded"] is False
+    assert list((out / "tmp" / "publish").iterdir()) == []  # the run's scratch is gone too
 
 
 def test_files_without_quoted_line_breaks_read_line_by_line_give_the_same_tables(spark, write_batch, tmp_path):

@@ -63,6 +63,12 @@ def references(spark: SparkSession) -> dict[str, DataFrame]:
     }
 
 
+def tag(raw: DataFrame, references: dict[str, DataFrame]) -> DataFrame:
+    """Transactions tagged against the kept rows of the fixture's references."""
+    kept = {name: rules.kept(frame) for name, frame in references.items()}
+    return rules.tag_transactions(raw, kept["users"], kept["vehicles"], kept["locations"])
+
+
 def test_reference_rows_get_missing_required_and_duplicate_id(references: dict[str, DataFrame], spark):
     got = references["users"].select("user_id", "first_name", "reason")
     expected = spark.createDataFrame(
@@ -105,12 +111,7 @@ def test_every_reason_in_the_contracts_order(references: dict[str, DataFrame], s
             rental("0e672a709e", user_id="U3", rental_start_time="2024-06-01T08:00", total_amount="7"),
         ],
     )
-    tagged = rules.tag_transactions(
-        raw,
-        rules.kept(references["users"]),
-        rules.kept(references["vehicles"]),
-        rules.kept(references["locations"]),
-    )
+    tagged = tag(raw, references)
     expected = spark.createDataFrame(
         [
             ("T01", None),
@@ -193,12 +194,7 @@ def test_rows_with_blank_ids_are_collapsed_among_themselves_and_rejected(referen
         RENTAL_TRANSACTIONS,
         [rental(""), rental(" "), rental("", total_amount="11.00"), {**rental("T1"), "rental_id": None}],
     )
-    tagged = rules.tag_transactions(
-        raw,
-        rules.kept(references["users"]),
-        rules.kept(references["vehicles"]),
-        rules.kept(references["locations"]),
-    )
+    tagged = tag(raw, references)
     expected = spark.createDataFrame(
         [
             ("", "10.00", 2, "missing_required"),
