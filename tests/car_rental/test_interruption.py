@@ -16,13 +16,13 @@ from tests.repo import ROOT
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 
-# Progress lines of `run car-rental`, in order; the kill lands somewhere in the stage each one starts.
+# Progress lines of `run car-rental`; the kill lands somewhere in the stage each one starts. One stage of each
+# kind a kill can meet: nothing staged yet; folders staged and one being written (the quarantine, the processed
+# tables and the analytics are staged the same way); the journal written and the folders being moved. Each
+# case costs two runs of the pipeline, so the stages between are not repeated.
 STAGES = [
     "reading the batch and applying the row rules",
-    "writing rejected rows to the quarantine",
-    "writing processed tables",
     "merging rentals into the processed history",
-    "computing analytics tables",
     "publishing the new tables",
 ]
 
