@@ -169,9 +169,10 @@ def read_dataset(
 def _repeated_ids(raw: Mapping[str, DataFrame]) -> tuple[DataFrame, dict[str, DataFrame]]:
     """Per dataset, the ids whose rows must be compared (`rules.repeated_ids`), found for all of them in one job.
 
-    Usually there are none, and the dataset gets an empty local frame: Spark then drops the comparison from
-    the plan, so every row is read once and never shuffled. A few ids are sent whole to every task. The
-    first frame returned holds them all, cached until the caller unpersists it.
+    Usually there are none, and the dataset gets a frame filtered by a constant false: Spark knows it is empty
+    and drops the comparison from the plan, so every row is read once and never shuffled. Up to
+    BROADCAST_ID_ROWS ids are sent whole to every task. The first frame returned holds them all, cached until
+    the caller unpersists it.
     """
     found = reduce(
         DataFrame.unionByName,
