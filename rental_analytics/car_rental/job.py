@@ -39,6 +39,9 @@ OUTCOME_FILE = "job_outcome.json"
 # Reference id sets up to this many rows go whole to every task (a few tens of MB of short strings), so the
 # rentals are checked against them without being shuffled by each id in turn.
 BROADCAST_ID_ROWS = 2_000_000
+# Datasets up to this many rows skip the job that finds their repeated ids, and tagged rentals up to this many
+# are cached: on a small batch each Spark job's fixed cost outweighs the rows it saves (docs/benchmarks.md).
+SMALL_DATASET_ROWS = 200_000
 
 
 class BatchInputError(Exception):
@@ -75,6 +78,11 @@ class BatchJob:
     def layout(self, dataset: str) -> FileLayout | None:
         """The dataset's file layout as the gate read its header, or None for Spark to read the header."""
         return None if self.layouts is None else self.layouts.get(dataset)
+
+    def is_small(self, dataset: str) -> bool:
+        """Whether the gate counted the dataset's file at up to SMALL_DATASET_ROWS rows; unknown counts are large."""
+        rows = None if self.expected_rows is None else self.expected_rows.get(dataset)
+        return rows is not None and rows <= SMALL_DATASET_ROWS
 
     def path(self, *parts: str) -> str:
         """A path below the output root."""
@@ -166,21 +174,25 @@ def read_dataset(
     return rules.canonical_columns(raw, dataset, layout.positions if layout is not None else None)
 
 
-def _repeated_ids(raw: Mapping[str, DataFrame]) -> tuple[DataFrame, dict[str, DataFrame]]:
+def _repeated_ids(job: BatchJob, raw: Mapping[str, DataFrame]) -> tuple[DataFrame | None, dict[str, DataFrame | None]]:
     """Per dataset, the ids whose rows must be compared (`rules.repeated_ids`), found for all of them in one job.
 
-    Usually there are none, and the dataset gets a frame filtered by a constant false: Spark knows it is empty
-    and drops the comparison from the plan, so every row is read once and never shuffled. Up to
-    BROADCAST_ID_ROWS ids are sent whole to every task. The first frame returned holds them all, cached until
-    the caller unpersists it.
+    A small dataset (`BatchJob.is_small`) gets None instead: comparing all its rows in
+    one shuffle costs less than a job to find the ids first. Usually a large dataset has no repeated ids, and
+    gets a frame filtered by a constant false: Spark knows it is empty and drops the comparison from the plan,
+    so every row is read once and never shuffled. Up to BROADCAST_ID_ROWS ids are sent whole to every task.
+    The first frame returned holds them all, cached until the caller unpersists it; None when no job ran.
     """
+    repeated: dict[str, DataFrame | None] = dict.fromkeys(raw)
+    large = [name for name in raw if not job.is_small(name)]
+    if not large:
+        return None, repeated
     found = reduce(
         DataFrame.unionByName,
-        [rules.repeated_ids(frame, DATASETS[name]).withColumn("dataset", F.lit(name)) for name, frame in raw.items()],
+        [rules.repeated_ids(raw[name], DATASETS[name]).withColumn("dataset", F.lit(name)) for name in large],
     ).persist(StorageLevel.MEMORY_AND_DISK_DESER)
     counts = {row["dataset"]: row["count"] for row in found.groupBy("dataset").count().collect()}
-    repeated: dict[str, DataFrame] = {}
-    for name in raw:
+    for name in large:
         rows = counts.get(name, 0)
         # A constant false filter is what Spark's optimiser knows to be empty; a cached frame it must run first.
         of_dataset = found.where(F.col("dataset") == name if rows else F.lit(False)).select(rules.ID_KEY)
@@ -337,15 +349,13 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
         )
 
     raw = {d.name: read(d) for d in DATASETS.values()}
-    found, repeated = _repeated_ids(raw)
+    found, repeated = _repeated_ids(job, raw)
     reference_tags = {
         d.name: rules.tag_reference(raw[d.name], d, repeated[d.name]).persist(StorageLevel.MEMORY_AND_DISK_DESER)
         for d in REFERENCE_DATASETS
     }
     # Sized by the gate's count, so the decision needs no Spark job; AQE still broadcasts small sets it meets.
     broadcast = {name for name, rows in (job.expected_rows or {}).items() if rows <= BROADCAST_ID_ROWS}
-    # Not cached: building a cache of every rental took longer than reading and tagging them again for each of
-    # the two or three jobs that use them (docs/benchmarks.md).
     tagged = rules.tag_transactions(
         raw[RENTAL_TRANSACTIONS.name],
         rules.kept(reference_tags[USERS.name]),
@@ -354,6 +364,10 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
         broadcast=broadcast & set(reference_tags),
         repeated=repeated[RENTAL_TRANSACTIONS.name],
     )
+    # Many rentals are tagged again by each of the two or three jobs that use them: building a cache of them
+    # took longer (docs/benchmarks.md). A few are cached, which spares those jobs the shuffles above.
+    if job.is_small(RENTAL_TRANSACTIONS.name):
+        tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK_DESER)
     outcome = BatchOutcome(job.batch_id, False, "", max_reject_rate=job.max_reject_rate)
     counts = _count({**reference_tags, RENTAL_TRANSACTIONS.name: tagged}, outcome)
     for name in reference_tags:
@@ -399,8 +413,9 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
     if mismatch is None:
         progress("publishing the new tables")
         commit(spark, publication)
-    for frame in [*reference_tags.values(), found]:
-        frame.unpersist()
+    for cached in [*reference_tags.values(), tagged, found]:
+        if cached is not None:
+            cached.unpersist()
     hadoop_fs.write_text(
         spark,
         job.path("reports", job.batch_id, OUTCOME_FILE),

@@ -102,10 +102,10 @@ def _distinct_rows(frame: DataFrame, dataset: Dataset, repeated: DataFrame | Non
     id). `original` keeps the values as they arrived only where trimming changed one, so clean rows carry no
     second copy of themselves; `rejected_rows` rebuilds the rest from the trimmed values.
 
-    Only the rows of `repeated` ids (`repeated_ids`, computed here when not given) are shuffled, by id, to be
-    collapsed and counted; every other row stands alone and stays where it was read.
+    Given the `repeated` ids (`repeated_ids`), only their rows are shuffled, by id, to be collapsed and counted;
+    every other row stands alone and stays where it was read. Without them every row is compared, in one
+    shuffle: on a small batch that costs less than the job that would find the repeated ids first.
     """
-    key = dataset.id_column
     kept = _quarantined_columns(dataset)
     trimming_changed = reduce(lambda a, b: a | b, [~F.col(c).eqNullSafe(F.trim(F.col(c))) for c in kept])
     trimmed = frame.select(
@@ -114,21 +114,25 @@ def _distinct_rows(frame: DataFrame, dataset: Dataset, repeated: DataFrame | Non
         _id_key(dataset).alias(ID_KEY),
     )
     if repeated is None:
-        repeated = repeated_ids(frame, dataset)
+        return _compared(trimmed, dataset)
     alone = trimmed.join(repeated, ID_KEY, "left_anti").select(
         *dataset.columns,
         F.lit(1).cast("long").alias(COPIES),
         ORIGINAL,
         F.lit(1).cast("long").alias(ROWS_WITH_ID),
     )
-    compared = (
-        trimmed.join(repeated, ID_KEY, "left_semi")
-        .repartition(key)
+    return alone.unionByName(_compared(trimmed.join(repeated, ID_KEY, "left_semi"), dataset))
+
+
+def _compared(trimmed: DataFrame, dataset: Dataset) -> DataFrame:
+    """Rows shuffled by id, collapsed where identical, and counted per id: one exchange serves both."""
+    key = dataset.id_column
+    return (
+        trimmed.repartition(key)
         .groupBy(*dataset.columns)
         .agg(F.count(F.lit(1)).alias(COPIES), F.first(ORIGINAL, ignorenulls=True).alias(ORIGINAL))
         .withColumn(ROWS_WITH_ID, F.when(~_is_blank(F.col(key)), F.count(F.lit(1)).over(Window.partitionBy(key))))
     )
-    return alone.unionByName(compared)
 
 
 def _first_reason(rules: Sequence[tuple[str, Column]]) -> Column:
@@ -145,7 +149,7 @@ def tag_reference(raw: DataFrame, dataset: Dataset, repeated: DataFrame | None =
 
     An empty id is `missing_required`; an id on several rows that are not identical is `duplicate_id`,
     and every one of those rows is dropped, since none can be trusted over the others. `repeated` is
-    `repeated_ids(raw, dataset)` when the caller has it already.
+    `repeated_ids(raw, dataset)`, or None to compare every row (`_distinct_rows`).
     """
     rows = _distinct_rows(raw, dataset, repeated)
     return rows.withColumn(
@@ -182,7 +186,7 @@ def tag_transactions(
 
     `users`, `vehicles` and `locations` are the batch's kept reference rows; the id sets of the datasets
     named in `broadcast` are sent whole to every task, so the rentals need no shuffle to be checked against
-    them. `repeated` is `repeated_ids(raw, RENTAL_TRANSACTIONS)` when the caller has it already. The result
+    them. `repeated` is `repeated_ids(raw, RENTAL_TRANSACTIONS)`, or None to compare every row. The result
     carries the trimmed columns, the parsed `start`, `end` and `amount`, the `original` values and the `reason`.
     """
     rows = _distinct_rows(raw, RENTAL_TRANSACTIONS, repeated)

@@ -7,6 +7,7 @@ import datetime as dt
 import gzip
 import io
 import json
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -283,3 +284,40 @@ def test_the_gate_manifest_sets_the_counts_and_the_reads():
         True,
         True,
     )
+
+
+def test_small_and_large_batches_take_their_own_paths_to_the_same_tables(spark, write_batch, tmp_path):
+    from rental_analytics.car_rental import job as job_module
+    from rental_analytics.car_rental.contract import DATASETS
+    from rental_analytics.car_rental.gate.files import validate_folder
+    from rental_analytics.car_rental.job import held_to_the_gate, read_dataset
+
+    files = sample_batch.files()
+    rentals = files["rental_transactions"].splitlines()
+    # An identical row, a second row under one rental id, and a blank id: every kind of comparison.
+    files["rental_transactions"] += (
+        f"{rentals[1]}\n{rentals[2].replace(',50', ',51', 1)}\n{rentals[3].replace('R3', ' ', 1)}\n"
+    )
+    files["users"] += files["users"].splitlines()[1] + "\n"
+    batch = write_batch(files)
+    verdicts = {f.dataset: f.as_dict() for f in validate_folder(batch).files if f.dataset}
+    gated = held_to_the_gate(BatchJob(str(batch), str(tmp_path / "small"), "b1", 0.9), verdicts)
+    large = replace(gated, output_dir=str(tmp_path / "large"), expected_rows=None)
+
+    raw = {d.name: read_dataset(spark, str(batch), d, {f"{n}.csv" for n in files}) for d in DATASETS.values()}
+    assert job_module._repeated_ids(gated, raw) == (None, dict.fromkeys(raw))  # no job runs for a small batch
+    found, _ = job_module._repeated_ids(large, raw)
+    assert found is not None and sorted(found.select("dataset").distinct().toPandas()["dataset"]) == [
+        "rental_transactions",
+        "users",
+    ]
+    found.unpersist()
+
+    small_outcome, large_outcome = run_batch(spark, gated), run_batch(spark, large)
+    assert small_outcome.succeeded and small_outcome.identical_rows_collapsed["rental_transactions"] == 1
+    assert small_outcome.as_dict() == large_outcome.as_dict()
+    assert _analytics_snapshot(spark, tmp_path / "small") == _analytics_snapshot(spark, tmp_path / "large")
+    for folder in ["quarantine/b1/rows/rental_transactions", "processed/rental_transactions"]:
+        assertDataFrameEqual(
+            spark.read.parquet(str(tmp_path / "small" / folder)), spark.read.parquet(str(tmp_path / "large" / folder))
+        )

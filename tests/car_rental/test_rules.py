@@ -40,8 +40,18 @@ def rental(rental_id: str, **overrides: str) -> dict[str, str]:
     return row
 
 
+@pytest.fixture(params=["every_row_compared", "repeated_ids_compared"])
+def compare(request: pytest.FixtureRequest) -> str:
+    """Both ways to find identical rows and shared ids: the tests below must pass with either."""
+    return request.param
+
+
+def repeated(raw: DataFrame, dataset: Dataset, compare: str) -> DataFrame | None:
+    return rules.repeated_ids(raw, dataset) if compare == "repeated_ids_compared" else None
+
+
 @pytest.fixture
-def references(spark: SparkSession) -> dict[str, DataFrame]:
+def references(spark: SparkSession, compare: str) -> dict[str, DataFrame]:
     users = frame(
         spark,
         USERS,
@@ -57,16 +67,25 @@ def references(spark: SparkSession) -> dict[str, DataFrame]:
     vehicles = frame(spark, VEHICLES, [{"vehicle_id": "V1", "vehicle_type": "SUV"}])
     locations = frame(spark, LOCATIONS, [{"location_id": "L1", "location_name": "Airport"}])
     return {
-        "users": rules.tag_reference(users, USERS),
-        "vehicles": rules.tag_reference(vehicles, VEHICLES),
-        "locations": rules.tag_reference(locations, LOCATIONS),
+        name: rules.tag_reference(raw, dataset, repeated(raw, dataset, compare))
+        for name, raw, dataset in [
+            ("users", users, USERS),
+            ("vehicles", vehicles, VEHICLES),
+            ("locations", locations, LOCATIONS),
+        ]
     }
 
 
-def tag(raw: DataFrame, references: dict[str, DataFrame]) -> DataFrame:
+def tag(raw: DataFrame, references: dict[str, DataFrame], compare: str) -> DataFrame:
     """Transactions tagged against the kept rows of the fixture's references."""
     kept = {name: rules.kept(frame) for name, frame in references.items()}
-    return rules.tag_transactions(raw, kept["users"], kept["vehicles"], kept["locations"])
+    return rules.tag_transactions(
+        raw,
+        kept["users"],
+        kept["vehicles"],
+        kept["locations"],
+        repeated=repeated(raw, RENTAL_TRANSACTIONS, compare),
+    )
 
 
 def test_reference_rows_get_missing_required_and_duplicate_id(references: dict[str, DataFrame], spark):
@@ -84,7 +103,7 @@ def test_reference_rows_get_missing_required_and_duplicate_id(references: dict[s
     assertDataFrameEqual(got, expected)
 
 
-def test_every_reason_in_the_contracts_order(references: dict[str, DataFrame], spark):
+def test_every_reason_in_the_contracts_order(references: dict[str, DataFrame], compare: str, spark):
     raw = frame(
         spark,
         RENTAL_TRANSACTIONS,
@@ -111,7 +130,7 @@ def test_every_reason_in_the_contracts_order(references: dict[str, DataFrame], s
             rental("0e672a709e", user_id="U3", rental_start_time="2024-06-01T08:00", total_amount="7"),
         ],
     )
-    tagged = tag(raw, references)
+    tagged = tag(raw, references, compare)
     expected = spark.createDataFrame(
         [
             ("T01", None),
@@ -188,13 +207,15 @@ def test_repeated_ids_are_those_on_several_rows_and_the_blank_one(spark):
     assertDataFrameEqual(rules.repeated_ids(raw, RENTAL_TRANSACTIONS), expected)
 
 
-def test_rows_with_blank_ids_are_collapsed_among_themselves_and_rejected(references: dict[str, DataFrame], spark):
+def test_rows_with_blank_ids_are_collapsed_among_themselves_and_rejected(
+    references: dict[str, DataFrame], compare: str, spark
+):
     raw = frame(
         spark,
         RENTAL_TRANSACTIONS,
         [rental(""), rental(" "), rental("", total_amount="11.00"), {**rental("T1"), "rental_id": None}],
     )
-    tagged = tag(raw, references)
+    tagged = tag(raw, references, compare)
     expected = spark.createDataFrame(
         [
             ("", "10.00", 2, "missing_required"),
