@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import reduce
 from typing import Any
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
@@ -23,7 +23,9 @@ from rental_analytics.car_rental.contract import (
     PROCESSED_PARTITIONS,
     PROCESSED_SCHEMAS,
     REFERENCE_DATASETS,
+    REFERENCE_REASONS,
     RENTAL_TRANSACTIONS,
+    TRANSACTION_REASONS,
     USER_METRICS,
     USERS,
     VEHICLE_TYPE_PERFORMANCE,
@@ -200,32 +202,37 @@ def _repeated_ids(job: BatchJob, raw: Mapping[str, DataFrame]) -> tuple[DataFram
     return found, repeated
 
 
-def _count(tagged: Mapping[str, DataFrame], outcome: BatchOutcome) -> dict[str, dict[str | None, int]]:
-    """Distinct rows per reason for every dataset, in one Spark job; notes the rows read and the collapsed ones.
+def _tallies(reasons: Sequence[str]) -> list[Column]:
+    """Aggregates that count a tagged dataset: the rows read, and the distinct rows kept and of each reason."""
+    return [
+        F.coalesce(F.sum(rules.COPIES), F.lit(0)).alias("read"),
+        F.count_if(F.col(rules.REASON).isNull()).alias("kept"),
+        *[F.count_if(F.col(rules.REASON) == reason).alias(reason) for reason in reasons],
+    ]
 
-    The reason None counts the kept rows.
-    """
+
+def _note_counts(outcome: BatchOutcome, name: str, tally: Mapping[str, Any], reasons: Sequence[str]) -> None:
+    """Record one dataset's `_tallies` in the outcome: rows read, identical rows collapsed, rows per reason."""
+    rejected = {reason: int(tally[reason]) for reason in sorted(reasons) if tally[reason]}
+    rows = int(tally["kept"]) + sum(rejected.values())
+    outcome.rows_read[name] = int(tally["read"])
+    outcome.identical_rows_collapsed[name] = outcome.rows_read[name] - rows
+    if name == RENTAL_TRANSACTIONS.name:
+        outcome.transaction_rows, outcome.rejected_by_reason = rows, rejected
+        outcome.valid_transactions = rows - outcome.rejected_transactions
+        outcome.reject_rate = outcome.rejected_transactions / rows if rows else 0.0
+    else:
+        outcome.reference_rows[name], outcome.reference_rejected[name] = rows, rejected
+
+
+def _count_references(references: Mapping[str, DataFrame], outcome: BatchOutcome) -> None:
+    """Count every reference dataset's rows, in one Spark job."""
     totals = reduce(
         DataFrame.unionByName,
-        [
-            frame.groupBy(rules.REASON).agg(
-                F.lit(name).alias("dataset"), F.count(F.lit(1)).alias("rows"), F.sum(rules.COPIES).alias("read")
-            )
-            for name, frame in tagged.items()
-        ],
+        [frame.agg(F.lit(name).alias("dataset"), *_tallies(REFERENCE_REASONS)) for name, frame in references.items()],
     )
-    counts: dict[str, dict[str | None, int]] = {name: {} for name in tagged}
     for row in totals.collect():
-        counts[row["dataset"]][row[rules.REASON]] = row["rows"]
-        outcome.rows_read[row["dataset"]] = outcome.rows_read.get(row["dataset"], 0) + row["read"]
-    for name, by_reason in counts.items():
-        outcome.rows_read.setdefault(name, 0)
-        outcome.identical_rows_collapsed[name] = outcome.rows_read[name] - sum(by_reason.values())
-    return counts
-
-
-def _rejections(by_reason: Mapping[str | None, int]) -> dict[str, int]:
-    return {reason: by_reason[reason] for reason in sorted(r for r in by_reason if r is not None)}
+        _note_counts(outcome, row["dataset"], row.asDict(), REFERENCE_REASONS)
 
 
 def _row_count_mismatch(job: BatchJob, outcome: BatchOutcome) -> str | None:
@@ -242,21 +249,36 @@ def _row_count_mismatch(job: BatchJob, outcome: BatchOutcome) -> str | None:
 
 
 def _stage_quarantine(
-    job: BatchJob, publication: Publication, tagged: dict[str, DataFrame], outcome: BatchOutcome
+    job: BatchJob,
+    publication: Publication,
+    references: Mapping[str, DataFrame],
+    rentals: DataFrame,
+    outcome: BatchOutcome,
 ) -> None:
-    """The batch's rejected rows; a re-run replaces the rows an earlier run of this batch rejected."""
+    """Stage the batch's rejected rows, counting the rentals as they are written; the reference counts are known.
+
+    The rentals are counted on their way to the quarantine rather than in a pass of their own: reading and
+    tagging them is most of a pass's cost. A re-run replaces the rows an earlier run of this batch rejected.
+    """
+    spark = rentals.sparkSession
     target = job.path("quarantine", job.batch_id, "rows")
-    rejected = {
-        name: frame
-        for name, frame in tagged.items()
-        if (outcome.rejected_by_reason if name == RENTAL_TRANSACTIONS.name else outcome.reference_rejected[name])
-    }
-    if not rejected:
-        publication.delete(target)
-        return
     staged = publication.stage("quarantine-rows", target)
-    for name, frame in rejected.items():
-        rules.rejected_rows(frame, DATASETS[name]).coalesce(1).write.mode("overwrite").parquet(f"{staged}/{name}")
+    counted = Observation()  # a name of its own: Spark matches metrics to an observation by name
+    observed = rentals.observe(counted, *_tallies(TRANSACTION_REASONS))
+    # Each task writes the rejected rows it holds. Not gathered into one file by a shuffle: when the shuffle
+    # would carry no row, adaptive execution drops the plan above it and the counts with it.
+    rejected = rules.rejected_rows(observed, RENTAL_TRANSACTIONS)
+    rejected.write.mode("overwrite").parquet(f"{staged}/{RENTAL_TRANSACTIONS.name}")
+    _note_counts(outcome, RENTAL_TRANSACTIONS.name, counted.get, TRANSACTION_REASONS)
+    if not outcome.rejected_by_reason:
+        hadoop_fs.delete(spark, f"{staged}/{RENTAL_TRANSACTIONS.name}")
+    for name, frame in references.items():
+        if outcome.reference_rejected[name]:
+            _write_table(rules.rejected_rows(frame, DATASETS[name]), f"{staged}/{name}")
+    if not outcome.rejected_by_reason and not any(outcome.reference_rejected.values()):
+        publication.drop(staged)
+        hadoop_fs.delete(spark, staged)
+        publication.delete(target)
 
 
 def _write_table(frame: DataFrame, path: str, partitions: tuple[str, ...] = ()) -> None:
@@ -364,52 +386,44 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
         broadcast=broadcast & set(reference_tags),
         repeated=repeated[RENTAL_TRANSACTIONS.name],
     )
-    # Many rentals are tagged again by each of the two or three jobs that use them: building a cache of them
-    # took longer (docs/benchmarks.md). A few are cached, which spares those jobs the shuffles above.
+    # Many rentals are read and tagged again by each of the two jobs that use them (the quarantine, which counts
+    # them, and the merge): building a cache of them took longer (docs/benchmarks.md). A few are cached, which
+    # spares those jobs the shuffles above.
     if job.is_small(RENTAL_TRANSACTIONS.name):
         tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK_DESER)
     outcome = BatchOutcome(job.batch_id, False, "", max_reject_rate=job.max_reject_rate)
-    counts = _count({**reference_tags, RENTAL_TRANSACTIONS.name: tagged}, outcome)
-    for name in reference_tags:
-        outcome.reference_rows[name] = sum(counts[name].values())
-        outcome.reference_rejected[name] = _rejections(counts[name])
-    outcome.transaction_rows = sum(counts[RENTAL_TRANSACTIONS.name].values())
-    outcome.rejected_by_reason = _rejections(counts[RENTAL_TRANSACTIONS.name])
-    outcome.valid_transactions = outcome.transaction_rows - outcome.rejected_transactions
-    if outcome.transaction_rows:
-        outcome.reject_rate = outcome.rejected_transactions / outcome.transaction_rows
-
+    _count_references(reference_tags, outcome)
+    progress("writing rejected rows to the quarantine")
+    _stage_quarantine(job, publication, reference_tags, tagged, outcome)
     mismatch = _row_count_mismatch(job, outcome)
     if mismatch is not None:
         outcome.message = mismatch
+        hadoop_fs.delete(spark, publication.root)
+    elif outcome.reject_rate > job.max_reject_rate:
+        outcome.message = (
+            f"{outcome.rejected_transactions} of {outcome.transaction_rows} transaction rows were rejected "
+            f"({outcome.reject_rate:.2%}), above max_reject_rate {job.max_reject_rate:.2%}; "
+            "processed/ and analytics/ were not changed"
+        )
     else:
-        progress("writing rejected rows to the quarantine")
-        _stage_quarantine(job, publication, {**reference_tags, RENTAL_TRANSACTIONS.name: tagged}, outcome)
-        if outcome.reject_rate > job.max_reject_rate:
-            outcome.message = (
-                f"{outcome.rejected_transactions} of {outcome.transaction_rows} transaction rows were rejected "
-                f"({outcome.reject_rate:.2%}), above max_reject_rate {job.max_reject_rate:.2%}; "
-                "processed/ and analytics/ were not changed"
-            )
-        else:
-            progress("writing processed tables")
-            references = {
-                USERS.name: rules.processed_users(reference_tags[USERS.name]),
-                LOCATIONS.name: rules.processed_locations(reference_tags[LOCATIONS.name]),
-                VEHICLES.name: rules.processed_vehicles(reference_tags[VEHICLES.name]),
-            }
-            for name, frame in references.items():
-                staged = publication.stage(f"processed/{name}", job.path("processed", name))
-                _write_table(frame, staged, PROCESSED_PARTITIONS[name])
-            progress("merging rentals into the processed history")
-            history = stage_merged_transactions(job, publication, rules.processed_transactions(tagged, job.batch_id))
-            progress("computing analytics tables")
-            outcome.history_transactions = stage_analytics(job, publication, history, references)
-            outcome.succeeded = True
-            outcome.message = (
-                f"{outcome.valid_transactions} of {outcome.transaction_rows} transaction rows accepted; "
-                f"analytics recomputed over {outcome.history_transactions} rentals"
-            )
+        progress("writing processed tables")
+        references = {
+            USERS.name: rules.processed_users(reference_tags[USERS.name]),
+            LOCATIONS.name: rules.processed_locations(reference_tags[LOCATIONS.name]),
+            VEHICLES.name: rules.processed_vehicles(reference_tags[VEHICLES.name]),
+        }
+        for name, frame in references.items():
+            staged = publication.stage(f"processed/{name}", job.path("processed", name))
+            _write_table(frame, staged, PROCESSED_PARTITIONS[name])
+        progress("merging rentals into the processed history")
+        history = stage_merged_transactions(job, publication, rules.processed_transactions(tagged, job.batch_id))
+        progress("computing analytics tables")
+        outcome.history_transactions = stage_analytics(job, publication, history, references)
+        outcome.succeeded = True
+        outcome.message = (
+            f"{outcome.valid_transactions} of {outcome.transaction_rows} transaction rows accepted; "
+            f"analytics recomputed over {outcome.history_transactions} rentals"
+        )
     if mismatch is None:
         progress("publishing the new tables")
         commit(spark, publication)

@@ -155,6 +155,8 @@ def test_rerun_changes_nothing_and_a_later_batch_wins(spark, write_batch, tmp_pa
         "2024-06-05": (1, Decimal("40.00")),
     }
     assert list((out / "tmp" / "publish").iterdir()) == []
+    assert outcome.rejected_by_reason == {} and not (out / "quarantine" / "b2").exists()  # nothing to keep
+    assert (out / "quarantine" / "b1" / "rows" / "rental_transactions").is_dir()  # R5 of the first batch
 
 
 def test_a_partition_left_empty_by_a_move_is_removed(spark, write_batch, tmp_path):
