@@ -266,7 +266,8 @@ def _stage_quarantine(
     counted = Observation()  # a name of its own: Spark matches metrics to an observation by name
     observed = rentals.observe(counted, *_tallies(TRANSACTION_REASONS))
     # Each task writes the rejected rows it holds. Not gathered into one file by a shuffle: when the shuffle
-    # would carry no row, adaptive execution drops the plan above it and the counts with it.
+    # would carry no row, adaptive execution drops the plan above it and the counts with it. Without one, the
+    # counts are taken in the write's own tasks, whose updates Spark applies once even when a task is retried.
     rejected = rules.rejected_rows(observed, RENTAL_TRANSACTIONS)
     rejected.write.mode("overwrite").parquet(f"{staged}/{RENTAL_TRANSACTIONS.name}")
     _note_counts(outcome, RENTAL_TRANSACTIONS.name, counted.get, TRANSACTION_REASONS)
