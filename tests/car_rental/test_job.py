@@ -323,3 +323,16 @@ def test_small_and_large_batches_take_their_own_paths_to_the_same_tables(spark, 
         assertDataFrameEqual(
             spark.read.parquet(str(tmp_path / "small" / folder)), spark.read.parquet(str(tmp_path / "large" / folder))
         )
+
+
+@pytest.mark.parametrize("counted_by_the_gate", [True, False], ids=["small_path", "large_path"])
+def test_a_rentals_file_with_only_its_header_is_counted_as_empty(spark, write_batch, tmp_path, counted_by_the_gate):
+    files = sample_batch.files()
+    files["rental_transactions"] = files["rental_transactions"].splitlines()[0] + "\n"
+    counts = {"locations": 2, "vehicles": 3, "users": 2, "rental_transactions": 0} if counted_by_the_gate else None
+    out = tmp_path / "out"
+    outcome = run_batch(spark, BatchJob(str(write_batch(files)), str(out), "b1", 0.5, expected_rows=counts))
+
+    assert outcome.succeeded and outcome.history_transactions == 0
+    assert (outcome.transaction_rows, outcome.rows_read["rental_transactions"], outcome.reject_rate) == (0, 0, 0.0)
+    assert not (out / "quarantine").exists()
