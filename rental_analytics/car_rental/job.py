@@ -81,10 +81,10 @@ class BatchJob:
         """The dataset's file layout as the gate read its header, or None for Spark to read the header."""
         return None if self.layouts is None else self.layouts.get(dataset)
 
-    def is_small(self, dataset: str) -> bool:
-        """Whether the gate counted the dataset's file at up to SMALL_DATASET_ROWS rows; unknown counts are large."""
-        rows = None if self.expected_rows is None else self.expected_rows.get(dataset)
-        return rows is not None and rows <= SMALL_DATASET_ROWS
+    def counted_at_most(self, dataset: str, rows: int) -> bool:
+        """Whether the gate counted the dataset's file at up to `rows` rows; a count the job lacks is not."""
+        counted = None if self.expected_rows is None else self.expected_rows.get(dataset)
+        return counted is not None and counted <= rows
 
     def path(self, *parts: str) -> str:
         """A path below the output root."""
@@ -179,14 +179,14 @@ def read_dataset(
 def _repeated_ids(job: BatchJob, raw: Mapping[str, DataFrame]) -> tuple[DataFrame | None, dict[str, DataFrame | None]]:
     """Per dataset, the ids whose rows must be compared (`rules.repeated_ids`), found for all of them in one job.
 
-    A small dataset (`BatchJob.is_small`) gets None instead: comparing all its rows in
+    A dataset the gate counted at up to SMALL_DATASET_ROWS rows gets None instead: comparing all its rows in
     one shuffle costs less than a job to find the ids first. Usually a large dataset has no repeated ids, and
     gets a frame filtered by a constant false: Spark knows it is empty and drops the comparison from the plan,
     so every row is read once and never shuffled. Up to BROADCAST_ID_ROWS ids are sent whole to every task.
     The first frame returned holds them all, cached until the caller unpersists it; None when no job ran.
     """
     repeated: dict[str, DataFrame | None] = dict.fromkeys(raw)
-    large = [name for name in raw if not job.is_small(name)]
+    large = [name for name in raw if not job.counted_at_most(name, SMALL_DATASET_ROWS)]
     if not large:
         return None, repeated
     found = reduce(
@@ -378,19 +378,19 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
         for d in REFERENCE_DATASETS
     }
     # Sized by the gate's count, so the decision needs no Spark job; AQE still broadcasts small sets it meets.
-    broadcast = {name for name, rows in (job.expected_rows or {}).items() if rows <= BROADCAST_ID_ROWS}
+    broadcast = {name for name in reference_tags if job.counted_at_most(name, BROADCAST_ID_ROWS)}
     tagged = rules.tag_transactions(
         raw[RENTAL_TRANSACTIONS.name],
         rules.kept(reference_tags[USERS.name]),
         rules.kept(reference_tags[VEHICLES.name]),
         rules.kept(reference_tags[LOCATIONS.name]),
-        broadcast=broadcast & set(reference_tags),
+        broadcast=broadcast,
         repeated=repeated[RENTAL_TRANSACTIONS.name],
     )
     # Many rentals are read and tagged again by each of the two jobs that use them (the quarantine, which counts
     # them, and the merge): building a cache of them took longer (docs/benchmarks.md). A few are cached, which
     # spares those jobs the shuffles above.
-    if job.is_small(RENTAL_TRANSACTIONS.name):
+    if job.counted_at_most(RENTAL_TRANSACTIONS.name, SMALL_DATASET_ROWS):
         tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK_DESER)
     outcome = BatchOutcome(job.batch_id, False, "", max_reject_rate=job.max_reject_rate)
     _count_references(reference_tags, outcome)
