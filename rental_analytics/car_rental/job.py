@@ -225,14 +225,30 @@ def _note_counts(outcome: BatchOutcome, name: str, tally: Mapping[str, Any], rea
         outcome.reference_rows[name], outcome.reference_rejected[name] = rows, rejected
 
 
-def _count_references(references: Mapping[str, DataFrame], outcome: BatchOutcome) -> None:
-    """Count every reference dataset's rows, in one Spark job."""
+def _count_cached(tagged: Mapping[str, DataFrame], outcome: BatchOutcome) -> None:
+    """Count the rows of every cached tagged dataset (read, kept, and per reason), in one Spark job."""
+    reasons = sorted({*REFERENCE_REASONS, *TRANSACTION_REASONS})
     totals = reduce(
         DataFrame.unionByName,
-        [frame.agg(F.lit(name).alias("dataset"), *_tallies(REFERENCE_REASONS)) for name, frame in references.items()],
+        [frame.agg(F.lit(name).alias("dataset"), *_tallies(reasons)) for name, frame in tagged.items()],
     )
     for row in totals.collect():
-        _note_counts(outcome, row["dataset"], row.asDict(), REFERENCE_REASONS)
+        _note_counts(outcome, row["dataset"], row.asDict(), reasons)
+
+
+def _spilled(tagged: DataFrame, folder: str, outcome: BatchOutcome) -> DataFrame:
+    """Write many tagged rentals once to a scratch folder, counting them on the way; the rest reads them from there.
+
+    The quarantine and the merge each need the tagged rentals. Reading and tagging the CSV is most of a pass's
+    cost, and a cache of that many wide rows took longer to build than its Parquet (docs/benchmarks.md). The
+    counts are taken in the write's own tasks, with no shuffle above them: adaptive execution drops the plan
+    above a shuffle that carries no rows, and an observation with it. Spark applies each task's update once,
+    even when a task is retried.
+    """
+    counted = Observation()  # a name of its own: Spark matches metrics to an observation by name
+    tagged.observe(counted, *_tallies(TRANSACTION_REASONS)).write.mode("overwrite").parquet(folder)
+    _note_counts(outcome, RENTAL_TRANSACTIONS.name, counted.get, TRANSACTION_REASONS)
+    return tagged.sparkSession.read.schema(tagged.schema).parquet(folder)
 
 
 def _row_count_mismatch(job: BatchJob, outcome: BatchOutcome) -> str | None:
@@ -249,37 +265,18 @@ def _row_count_mismatch(job: BatchJob, outcome: BatchOutcome) -> str | None:
 
 
 def _stage_quarantine(
-    job: BatchJob,
-    publication: Publication,
-    references: Mapping[str, DataFrame],
-    rentals: DataFrame,
-    outcome: BatchOutcome,
+    job: BatchJob, publication: Publication, tagged: Mapping[str, DataFrame], outcome: BatchOutcome
 ) -> None:
-    """Stage the batch's rejected rows, counting the rentals as they are written; the reference counts are known.
-
-    The rentals are counted on their way to the quarantine rather than in a pass of their own: reading and
-    tagging them is most of a pass's cost. A re-run replaces the rows an earlier run of this batch rejected.
-    """
-    spark = rentals.sparkSession
+    """Stage the rows of each dataset the rules rejected; a re-run replaces the rows an earlier run rejected."""
     target = job.path("quarantine", job.batch_id, "rows")
-    staged = publication.stage("quarantine-rows", target)
-    counted = Observation()  # a name of its own: Spark matches metrics to an observation by name
-    observed = rentals.observe(counted, *_tallies(TRANSACTION_REASONS))
-    # Each task writes the rejected rows it holds. Not gathered into one file by a shuffle: when the shuffle
-    # would carry no row, adaptive execution drops the plan above it and the counts with it. Without one, the
-    # counts are taken in the write's own tasks, whose updates Spark applies once even when a task is retried.
-    rejected = rules.rejected_rows(observed, RENTAL_TRANSACTIONS)
-    rejected.write.mode("overwrite").parquet(f"{staged}/{RENTAL_TRANSACTIONS.name}")
-    _note_counts(outcome, RENTAL_TRANSACTIONS.name, counted.get, TRANSACTION_REASONS)
-    if not outcome.rejected_by_reason:
-        hadoop_fs.delete(spark, f"{staged}/{RENTAL_TRANSACTIONS.name}")
-    for name, frame in references.items():
-        if outcome.reference_rejected[name]:
-            _write_table(rules.rejected_rows(frame, DATASETS[name]), f"{staged}/{name}")
-    if not outcome.rejected_by_reason and not any(outcome.reference_rejected.values()):
-        publication.drop(staged)
-        hadoop_fs.delete(spark, staged)
+    rejected = {RENTAL_TRANSACTIONS.name: outcome.rejected_by_reason, **outcome.reference_rejected}
+    if not any(rejected.values()):
         publication.delete(target)
+        return
+    staged = publication.stage("quarantine-rows", target)
+    for name, frame in tagged.items():
+        if rejected[name]:
+            _write_table(rules.rejected_rows(frame, DATASETS[name]), f"{staged}/{name}")
 
 
 def _write_table(frame: DataFrame, path: str, partitions: tuple[str, ...] = ()) -> None:
@@ -354,6 +351,35 @@ def stage_analytics(
     return int(summary["rentals"]) if summary else 0
 
 
+def _stage_tables(
+    job: BatchJob,
+    publication: Publication,
+    reference_tags: Mapping[str, DataFrame],
+    tagged: DataFrame,
+    outcome: BatchOutcome,
+    progress: Progress,
+) -> None:
+    """Stage the processed tables, the merged rentals and the analytics of a batch the rules accepted."""
+    progress("writing processed tables")
+    references = {
+        USERS.name: rules.processed_users(reference_tags[USERS.name]),
+        LOCATIONS.name: rules.processed_locations(reference_tags[LOCATIONS.name]),
+        VEHICLES.name: rules.processed_vehicles(reference_tags[VEHICLES.name]),
+    }
+    for name, frame in references.items():
+        staged = publication.stage(f"processed/{name}", job.path("processed", name))
+        _write_table(frame, staged, PROCESSED_PARTITIONS[name])
+    progress("merging rentals into the processed history")
+    history = stage_merged_transactions(job, publication, rules.processed_transactions(tagged, job.batch_id))
+    progress("computing analytics tables")
+    outcome.history_transactions = stage_analytics(job, publication, history, references)
+    outcome.succeeded = True
+    outcome.message = (
+        f"{outcome.valid_transactions} of {outcome.transaction_rows} transaction rows accepted; "
+        f"analytics recomputed over {outcome.history_transactions} rentals"
+    )
+
+
 def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) -> BatchOutcome:
     """Run one batch end to end; nothing under processed/ or analytics/ changes when it fails.
 
@@ -387,45 +413,31 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
         broadcast=broadcast,
         repeated=repeated[RENTAL_TRANSACTIONS.name],
     )
-    # Many rentals are read and tagged again by each of the two jobs that use them (the quarantine, which counts
-    # them, and the merge): building a cache of them took longer (docs/benchmarks.md). A few are cached, which
-    # spares those jobs the shuffles above.
-    if job.counted_at_most(RENTAL_TRANSACTIONS.name, SMALL_DATASET_ROWS):
-        tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK_DESER)
     outcome = BatchOutcome(job.batch_id, False, "", max_reject_rate=job.max_reject_rate)
-    _count_references(reference_tags, outcome)
-    progress("writing rejected rows to the quarantine")
-    _stage_quarantine(job, publication, reference_tags, tagged, outcome)
+    if job.counted_at_most(RENTAL_TRANSACTIONS.name, SMALL_DATASET_ROWS):
+        # A few rentals are cached and counted with the reference datasets: one Spark job for all four.
+        tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK_DESER)
+        _count_cached({**reference_tags, RENTAL_TRANSACTIONS.name: tagged}, outcome)
+    else:
+        _count_cached(reference_tags, outcome)
+        tagged = _spilled(tagged, f"{publication.root}/scratch/{RENTAL_TRANSACTIONS.name}", outcome)
+        if found is not None:
+            found.unpersist()
     mismatch = _row_count_mismatch(job, outcome)
     if mismatch is not None:
         outcome.message = mismatch
         hadoop_fs.delete(spark, publication.root)
-    elif outcome.reject_rate > job.max_reject_rate:
-        outcome.message = (
-            f"{outcome.rejected_transactions} of {outcome.transaction_rows} transaction rows were rejected "
-            f"({outcome.reject_rate:.2%}), above max_reject_rate {job.max_reject_rate:.2%}; "
-            "processed/ and analytics/ were not changed"
-        )
     else:
-        progress("writing processed tables")
-        references = {
-            USERS.name: rules.processed_users(reference_tags[USERS.name]),
-            LOCATIONS.name: rules.processed_locations(reference_tags[LOCATIONS.name]),
-            VEHICLES.name: rules.processed_vehicles(reference_tags[VEHICLES.name]),
-        }
-        for name, frame in references.items():
-            staged = publication.stage(f"processed/{name}", job.path("processed", name))
-            _write_table(frame, staged, PROCESSED_PARTITIONS[name])
-        progress("merging rentals into the processed history")
-        history = stage_merged_transactions(job, publication, rules.processed_transactions(tagged, job.batch_id))
-        progress("computing analytics tables")
-        outcome.history_transactions = stage_analytics(job, publication, history, references)
-        outcome.succeeded = True
-        outcome.message = (
-            f"{outcome.valid_transactions} of {outcome.transaction_rows} transaction rows accepted; "
-            f"analytics recomputed over {outcome.history_transactions} rentals"
-        )
-    if mismatch is None:
+        progress("writing rejected rows to the quarantine")
+        _stage_quarantine(job, publication, {**reference_tags, RENTAL_TRANSACTIONS.name: tagged}, outcome)
+        if outcome.reject_rate > job.max_reject_rate:
+            outcome.message = (
+                f"{outcome.rejected_transactions} of {outcome.transaction_rows} transaction rows were rejected "
+                f"({outcome.reject_rate:.2%}), above max_reject_rate {job.max_reject_rate:.2%}; "
+                "processed/ and analytics/ were not changed"
+            )
+        else:
+            _stage_tables(job, publication, reference_tags, tagged, outcome, progress)
         progress("publishing the new tables")
         commit(spark, publication)
     for cached in [*reference_tags.values(), tagged, found]:

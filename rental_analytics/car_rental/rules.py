@@ -187,7 +187,8 @@ def tag_transactions(
     `users`, `vehicles` and `locations` are the batch's kept reference rows; the id sets of the datasets
     named in `broadcast` are sent whole to every task, so the rentals need no shuffle to be checked against
     them. `repeated` is `repeated_ids(raw, RENTAL_TRANSACTIONS)`, or None to compare every row. The result
-    carries the trimmed columns, the parsed `start`, `end` and `amount`, the `original` values and the `reason`.
+    carries the trimmed columns, the parsed `start`, `end` and `amount`, the `original` values and the `reason`;
+    the strings parsed into `start`, `end` and `amount` are null on kept rows.
     """
     rows = _distinct_rows(raw, RENTAL_TRANSACTIONS, repeated)
 
@@ -221,7 +222,17 @@ def tag_transactions(
             (UNKNOWN_LOCATION, F.col("location_known").isNull()),
         ]
     )
-    return tagged.withColumn(REASON, reason).drop(ROWS_WITH_ID, "user_known", "vehicle_known", "location_known")
+    # A kept row's parsed strings would be carried (and spilled, and cached) only to be dropped: the quarantine
+    # needs them, as they arrived, on rejected rows alone.
+    parsed = {"rental_start_time", "rental_end_time", "total_amount"}
+    return tagged.withColumn(REASON, reason).select(
+        *[
+            F.when(F.col(REASON).isNotNull(), F.col(c)).alias(c) if c in parsed else F.col(c)
+            for c in tagged.columns
+            if c not in {ROWS_WITH_ID, "user_known", "vehicle_known", "location_known"}
+        ],
+        REASON,
+    )
 
 
 def kept(tagged: DataFrame) -> DataFrame:

@@ -205,7 +205,14 @@ def test_identical_rows_are_counted_as_read_and_as_collapsed(spark, write_batch,
     assert outcome.transaction_rows == 5
 
 
-def test_a_file_spark_reads_short_fails_the_batch_and_changes_nothing(spark, write_batch, tmp_path):
+@pytest.mark.parametrize("large_path", [False, True], ids=["small_path", "large_path"])
+def test_a_file_spark_reads_short_fails_the_batch_and_changes_nothing(
+    spark, write_batch, tmp_path, monkeypatch, large_path
+):
+    from rental_analytics.car_rental import job as job_module
+
+    if large_path:  # the rentals are then spilled to the run's scratch folder before the counts are compared
+        monkeypatch.setattr(job_module, "SMALL_DATASET_ROWS", 0)
     out = tmp_path / "out"
     run_batch(spark, BatchJob(str(write_batch(sample_batch.files(), "b1")), str(out), "b1", 0.5))
     before = _analytics_snapshot(spark, out)
@@ -323,6 +330,7 @@ def test_small_and_large_batches_take_their_own_paths_to_the_same_tables(spark, 
         assertDataFrameEqual(
             spark.read.parquet(str(tmp_path / "small" / folder)), spark.read.parquet(str(tmp_path / "large" / folder))
         )
+    assert list((tmp_path / "large" / "tmp" / "publish").iterdir()) == []  # the spilled rentals are gone
 
 
 @pytest.mark.parametrize("counted_by_the_gate", [True, False], ids=["small_path", "large_path"])
