@@ -240,10 +240,10 @@ def _spilled(tagged: DataFrame, folder: str, outcome: BatchOutcome) -> DataFrame
     """Write many tagged rentals once to a scratch folder, counting them on the way; the rest reads them from there.
 
     The quarantine and the merge each need the tagged rentals. Reading and tagging the CSV is most of a pass's
-    cost, and a cache of that many wide rows took longer to build than its Parquet (docs/benchmarks.md). The
-    counts are taken in the write's own tasks, with no shuffle above them: adaptive execution drops the plan
-    above a shuffle that carries no rows, and an observation with it. Spark applies each task's update once,
-    even when a task is retried.
+    cost; reading the spill back is a fraction of it, and a cache of that many rows in the driver's heap took
+    longer to build than a second pass over the CSV (docs/benchmarks.md). The counts are taken in the write's
+    own tasks, with no shuffle above them: adaptive execution drops the plan above a shuffle that carries no
+    rows, and an observation with it. Spark applies each task's update once, even when a task is retried.
     """
     counted = Observation()  # a name of its own: Spark matches metrics to an observation by name
     tagged.observe(counted, *_tallies(TRANSACTION_REASONS)).write.mode("overwrite").parquet(folder)

@@ -189,7 +189,8 @@ def test_too_many_rejections_fail_the_batch_and_leave_analytics_alone(spark, wri
     assert outcome.rejected_by_reason == {"bad_timestamp": 1, "unknown_location": 1}
     assert _analytics_snapshot(spark, out) == before
     assert sorted(str(p) for p in (out / "processed").rglob("*.parquet")) == processed_before
-    assert (out / "quarantine" / "b2" / "rows" / "rental_transactions").is_dir()
+    quarantined = out / "quarantine" / "b2" / "rows" / "rental_transactions"
+    assert len(list(quarantined.glob("*.parquet"))) == 1  # one file per dataset (docs/car-rental-decisions.md)
 
 
 def test_identical_rows_are_counted_as_read_and_as_collapsed(spark, write_batch, tmp_path):
