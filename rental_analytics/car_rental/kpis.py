@@ -113,11 +113,7 @@ def vehicle_type_performance(rentals: DataFrame, vehicles: DataFrame) -> DataFra
         with_measures(rentals)
         .groupBy("vehicle_id")
         .agg(
-            F.sum("total_amount").alias("_revenue"),
-            F.count(F.lit(1)).alias("_rentals"),
-            F.sum(CENTS).alias("_vehicle_cents"),
-            F.max("total_amount").alias("_max_amount"),
-            F.min("total_amount").alias("_min_amount"),
+            *_money_aggregates("_revenue"),
             F.sum(SECONDS).alias("_vehicle_seconds"),
             F.max(SECONDS).alias("_vehicle_max_seconds"),
             F.min(SECONDS).alias("_vehicle_min_seconds"),
@@ -126,10 +122,10 @@ def vehicle_type_performance(rentals: DataFrame, vehicles: DataFrame) -> DataFra
     typed = per_vehicle.join(vehicles.select("vehicle_id", "vehicle_type"), "vehicle_id", "left")
     per_type = typed.groupBy("vehicle_type").agg(
         F.sum("_revenue").alias("total_revenue"),
-        F.sum("_rentals").alias("_count"),
-        F.sum("_vehicle_cents").alias("_cents"),
-        F.max("_max_amount").alias("max_transaction_amount"),
-        F.min("_min_amount").alias("min_transaction_amount"),
+        F.sum("_count").alias("_count"),
+        F.sum("_cents").alias("_cents"),
+        F.max("max_transaction_amount").alias("max_transaction_amount"),
+        F.min("min_transaction_amount").alias("min_transaction_amount"),
         F.sum("_vehicle_seconds").alias("_seconds"),
         F.max("_vehicle_max_seconds").alias("_max_seconds"),
         F.min("_vehicle_min_seconds").alias("_min_seconds"),
