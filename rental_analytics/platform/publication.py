@@ -31,10 +31,6 @@ class Publication:
         self.moves.append((staged, target))
         return staged
 
-    def drop(self, staged: str) -> None:
-        """Publish nothing from `staged` after all; the caller removes what it wrote there."""
-        self.moves = [(folder, target) for folder, target in self.moves if folder != staged]
-
     def delete(self, target: str) -> None:
         """Remove `target` when the run is published."""
         self.deletions.append(target)
