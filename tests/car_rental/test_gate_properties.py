@@ -76,6 +76,15 @@ def _decision(verdict: FileVerdict) -> dict[str, object]:
     return decided
 
 
+def _unique_ids(content: bytes) -> bool:
+    """Whether Python's csv module finds every row as wide as the header, with an id and no id on two rows."""
+    if content.startswith(b"\x1f\x8b"):
+        content = gzip.decompress(content)
+    header, *records = [r for r in csv.reader(io.StringIO(content.decode("utf-8-sig"), newline=""), strict=True) if r]
+    ids = [record[0].strip() for record in records]
+    return all(len(record) == len(header) for record in records) and all(ids) and len(set(ids)) == len(ids)
+
+
 def _spans_lines(content: bytes) -> bool:
     """Whether Python's csv module finds a CR or LF inside a field, which only a quoted field can hold."""
     if content.startswith(b"\x1f\x8b"):
@@ -111,6 +120,8 @@ def test_random_csv_is_counted_as_pythons_csv_module_counts_it(content: bytes):
         assert verdict.accepted, (content, verdict.reason)
     if verdict.accepted:
         assert verdict.multiline_fields == _spans_lines(content), content
+        assert verdict.quotes == (b'"' in content), content
+        assert verdict.unique_ids == _unique_ids(content), content
 
 
 @GATE

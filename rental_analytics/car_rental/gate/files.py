@@ -68,6 +68,12 @@ class FileVerdict:
     # Whether a quoted field holds a line break, so that Spark must read the file with multiLine. True
     # unless the gate has read the file and found none: a line-by-line read would split such rows.
     multiline_fields: bool = True
+    # Whether the file holds a quote character at all. True unless the gate has read the file and found none:
+    # a file with none is plain lines of comma-separated values, which the Spark job splits itself.
+    quotes: bool = True
+    # Whether every row has an id and no two rows the same one, once trimmed. False unless the gate has checked
+    # every row's id: the Spark job then compares no rows to find identical ones or repeated ids.
+    unique_ids: bool = False
     # The header's field count and where each contract column sits in it, so that the Spark job is given
     # the file's layout instead of reading the header again.
     header_fields: int = 0
@@ -202,6 +208,7 @@ class _QuoteScan:
         self.quoted = False
         self.quote_line = 0
         self.multiline = False
+        self.any_quote = False
         self.header_end: int | None = None  # the offset just past the header record's line end
         self._field_start = True  # whether the next byte scanned starts a field
         self._carry = b""  # a last quote or CR, judged once the byte after it is known
@@ -214,6 +221,7 @@ class _QuoteScan:
         """Scan the next chunk of the file, which starts after `lines_before` line feeds."""
         if len(self._head) < len(UTF8_BOM):
             self._head += chunk[: len(UTF8_BOM) - len(self._head)]
+        self.any_quote = self.any_quote or b'"' in chunk
         data = self._carry + chunk  # what is carried is a quote or a CR, never a line feed
         base = self._offset - len(self._carry)
         self._offset += len(chunk)
@@ -483,7 +491,8 @@ def validate_stream(
         header_text, header_chunks = _read_header(source)
         header, mapping, warnings = _check_header(dataset, header_text)
         if source.scan.header_end is None:
-            tally = RowTally()  # the header is the whole file, and pyarrow would find no line to infer it from
+            # The header is the whole file, and pyarrow would find no line to infer it from; no row, no id twice.
+            tally = RowTally(unique_ids=True)
         else:
             source.replay(header_chunks)
             tally = tally_rows(source, dataset, header, mapping.positions)
@@ -511,6 +520,8 @@ def validate_stream(
         row_issues=dict(sorted(tally.issues.items())),
         row_examples=tuple(tally.examples),
         multiline_fields=source.scan.multiline,
+        quotes=source.scan.any_quote,
+        unique_ids=tally.unique_ids,
         header_fields=len(header),
         columns=dict(mapping.positions),
     )
