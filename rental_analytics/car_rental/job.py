@@ -11,7 +11,6 @@ from typing import Any
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
 
 from rental_analytics.car_rental import kpis, rules
 from rental_analytics.car_rental.contract import (
@@ -32,6 +31,7 @@ from rental_analytics.car_rental.contract import (
     VEHICLES,
     Dataset,
 )
+from rental_analytics.car_rental.reading import FileFacts, read_dataset
 from rental_analytics.car_rental.spark_types import struct_type
 from rental_analytics.platform import hadoop_fs
 from rental_analytics.platform.progress import Progress
@@ -46,18 +46,6 @@ BROADCAST_ID_ROWS = 2_000_000
 SMALL_DATASET_ROWS = 200_000
 
 
-class BatchInputError(Exception):
-    """The batch folder does not hold the four datasets the job needs."""
-
-
-@dataclass(frozen=True)
-class FileLayout:
-    """How many fields a file's header has, and where each of the contract's columns sits among them."""
-
-    fields: int
-    positions: Mapping[str, int]
-
-
 @dataclass(frozen=True)
 class BatchJob:
     """Where one batch comes from and where its results go (local folders or s3:// prefixes)."""
@@ -66,25 +54,22 @@ class BatchJob:
     output_dir: str
     batch_id: str
     max_reject_rate: float = DEFAULT_MAX_REJECT_RATE
-    # Rows per dataset as the upload gate counted them; the job fails rather than read a different number.
-    expected_rows: Mapping[str, int] | None = None
-    # Per dataset, whether the gate saw a line break inside a quoted field; unknown datasets read multi-line.
-    multiline: Mapping[str, bool] | None = None
-    # Per dataset, the file's layout as the gate read its header; Spark reads the header of any other.
-    layouts: Mapping[str, FileLayout] | None = None
+    # Per dataset, what the upload gate learned of its file (`held_to_the_gate`); none for a job on its own.
+    files: Mapping[str, FileFacts] | None = None
 
-    def reads_multiline(self, dataset: str) -> bool:
-        """Whether the dataset's file must be read multi-line: yes unless the gate saw no quoted line break."""
-        return True if self.multiline is None else self.multiline.get(dataset, True)
-
-    def layout(self, dataset: str) -> FileLayout | None:
-        """The dataset's file layout as the gate read its header, or None for Spark to read the header."""
-        return None if self.layouts is None else self.layouts.get(dataset)
+    def facts(self, dataset: str) -> FileFacts | None:
+        """What the gate learned of the dataset's file, or None when the job has no verdict for it."""
+        return None if self.files is None else self.files.get(dataset)
 
     def counted_at_most(self, dataset: str, rows: int) -> bool:
         """Whether the gate counted the dataset's file at up to `rows` rows; a count the job lacks is not."""
-        counted = None if self.expected_rows is None else self.expected_rows.get(dataset)
-        return counted is not None and counted <= rows
+        facts = self.facts(dataset)
+        return facts is not None and facts.rows <= rows
+
+    def vouched_unique(self, dataset: str) -> bool:
+        """Whether the gate found an id on every row of the dataset's file and no id on two rows."""
+        facts = self.facts(dataset)
+        return facts is not None and facts.unique_ids
 
     def path(self, *parts: str) -> str:
         """A path below the output root."""
@@ -125,68 +110,28 @@ def manifest_verdicts(manifest_text: str) -> dict[str, Mapping[str, Any]]:
 
 
 def held_to_the_gate(job: BatchJob, verdicts: Mapping[str, Mapping[str, Any]]) -> BatchJob:
-    """The job held to the gate's verdicts: row count and header layout per dataset, multi-line reads where needed."""
-    return replace(
-        job,
-        expected_rows={dataset: int(verdict["rows"]) for dataset, verdict in verdicts.items()},
-        # A verdict from before the gate reported line breaks says nothing: read that file multi-line.
-        multiline={dataset: bool(verdict.get("multiline_fields", True)) for dataset, verdict in verdicts.items()},
-        # A verdict from before the gate reported the layout leaves Spark to read that file's header.
-        layouts={
-            dataset: FileLayout(int(verdict["header_fields"]), dict(verdict["columns"]))
-            for dataset, verdict in verdicts.items()
-            if verdict.get("header_fields")
-        },
-    )
+    """The job held to the gate's verdicts: each file's row count, and how it may be read (`FileFacts`)."""
+    return replace(job, files={dataset: FileFacts.from_verdict(verdict) for dataset, verdict in verdicts.items()})
 
 
 def _silent(_: str) -> None:
     return None
 
 
-def read_dataset(
-    spark: SparkSession,
-    input_dir: str,
-    dataset: Dataset,
-    present: set[str],
-    multiline: bool = True,
-    layout: FileLayout | None = None,
-) -> DataFrame:
-    """Read one dataset of the batch as strings under the contract's column names.
-
-    `present` is the batch folder's listing, taken once per batch. A multi-line read makes each file one
-    task on one core; a file with no line break inside a quoted field is read line by line, in splits.
-    With the file's `layout` known, Spark is given the schema and skips the job that would read the header.
-    """
-    names = [name for name in dataset.file_names if name in present]
-    if not names:
-        raise BatchInputError(f"{input_dir} has no {dataset.name}.csv or {dataset.name}.csv.gz")
-    reader = spark.read
-    if layout is not None:
-        reader = reader.schema(StructType([StructField(f"_c{i}", StringType()) for i in range(layout.fields)]))
-    raw = reader.csv(
-        f"{input_dir.rstrip('/')}/{names[0]}",
-        header=True,  # with a schema given, the header line is skipped and not compared
-        inferSchema=False,
-        multiLine=multiline,  # RFC 4180 allows line breaks inside quoted fields
-        escape='"',  # RFC 4180 doubles a quote inside a quoted field
-        encoding="UTF-8",
-        mode="PERMISSIVE",
-    )
-    return rules.canonical_columns(raw, dataset, layout.positions if layout is not None else None)
-
-
 def _repeated_ids(job: BatchJob, raw: Mapping[str, DataFrame]) -> tuple[DataFrame | None, dict[str, DataFrame | None]]:
     """Per dataset, the ids whose rows must be compared (`rules.repeated_ids`), found for all of them in one job.
 
-    A dataset the gate counted at up to SMALL_DATASET_ROWS rows gets None instead: comparing all its rows in
-    one shuffle costs less than a job to find the ids first. Usually a large dataset has no repeated ids, and
-    gets a frame filtered by a constant false: Spark knows it is empty and drops the comparison from the plan,
-    so every row is read once and never shuffled. Up to BROADCAST_ID_ROWS ids are sent whole to every task.
-    The first frame returned holds them all, cached until the caller unpersists it; None when no job ran.
+    A dataset whose ids the gate vouched for (`BatchJob.vouched_unique`) has none, and no job looks. One the
+    gate counted at up to SMALL_DATASET_ROWS rows gets None instead: comparing all its rows in one shuffle costs
+    less than a job to find the ids first. A dataset without repeated ids gets a frame filtered by a constant
+    false: Spark knows it is empty and drops the comparison from the plan, so every row is read once and never
+    shuffled. Up to BROADCAST_ID_ROWS ids are sent whole to every task. The first frame returned holds the ids
+    found, cached until the caller unpersists it; None when no job ran.
     """
-    repeated: dict[str, DataFrame | None] = dict.fromkeys(raw)
-    large = [name for name in raw if not job.counted_at_most(name, SMALL_DATASET_ROWS)]
+    repeated: dict[str, DataFrame | None] = {
+        name: _none_repeated(frame, DATASETS[name]) if job.vouched_unique(name) else None for name, frame in raw.items()
+    }
+    large = [name for name in raw if repeated[name] is None and not job.counted_at_most(name, SMALL_DATASET_ROWS)]
     if not large:
         return None, repeated
     found = reduce(
@@ -196,10 +141,17 @@ def _repeated_ids(job: BatchJob, raw: Mapping[str, DataFrame]) -> tuple[DataFram
     counts = {row["dataset"]: row["count"] for row in found.groupBy("dataset").count().collect()}
     for name in large:
         rows = counts.get(name, 0)
-        # A constant false filter is what Spark's optimiser knows to be empty; a cached frame it must run first.
-        of_dataset = found.where(F.col("dataset") == name if rows else F.lit(False)).select(rules.ID_KEY)
+        if not rows:
+            repeated[name] = _none_repeated(raw[name], DATASETS[name])
+            continue
+        of_dataset = found.where(F.col("dataset") == name).select(rules.ID_KEY)
         repeated[name] = F.broadcast(of_dataset) if rows <= BROADCAST_ID_ROWS else of_dataset
     return found, repeated
+
+
+def _none_repeated(raw: DataFrame, dataset: Dataset) -> DataFrame:
+    # A constant false filter is what Spark's optimiser knows to be empty; a cached frame it must run first.
+    return rules.repeated_ids(raw, dataset).where(F.lit(False))
 
 
 def _tallies(reasons: Sequence[str]) -> list[Column]:
@@ -236,28 +188,27 @@ def _count_cached(tagged: Mapping[str, DataFrame], outcome: BatchOutcome) -> Non
         _note_counts(outcome, row["dataset"], row.asDict(), reasons)
 
 
-def _spilled(tagged: DataFrame, folder: str, outcome: BatchOutcome) -> DataFrame:
-    """Write many tagged rentals once to a scratch folder, counting them on the way; the rest reads them from there.
+def _write_counted_rentals(tagged: DataFrame, batch_id: str, folder: str, outcome: BatchOutcome) -> None:
+    """Write the batch's valid rentals by date to `folder`, counting every tagged row on the way.
 
-    The quarantine and the merge each need the tagged rentals. Reading and tagging the CSV is most of a pass's
-    cost; reading the spill back is a fraction of it, and a cache of that many rows in the driver's heap took
-    longer to build than a second pass over the CSV (docs/benchmarks.md). The counts are taken in the write's
-    own tasks, with no shuffle above them: adaptive execution drops the plan above a shuffle that carries no
-    rows, and an observation with it. Spark applies each task's update once, even when a task is retried.
+    The counts (rows read, kept, and per reason) are taken by a Spark observation below the shuffle that
+    gathers each date's rows: adaptive execution drops the plan above a shuffle that carries no rows, and an
+    observation with it. Spark applies each task's update once, even when a task is retried.
     """
     counted = Observation()  # a name of its own: Spark matches metrics to an observation by name
-    tagged.observe(counted, *_tallies(TRANSACTION_REASONS)).write.mode("overwrite").parquet(folder)
-    _note_counts(outcome, RENTAL_TRANSACTIONS.name, counted.get, TRANSACTION_REASONS)
-    return tagged.sparkSession.read.schema(tagged.schema).parquet(folder)
+    observed = tagged.observe(counted, *_tallies(TRANSACTION_REASONS))
+    _write_by_date(rules.processed_transactions(observed, batch_id), folder)
+    # No task reports metrics for a file with no rows: its observation is empty, and every count is zero.
+    tally = {**dict.fromkeys(["read", "kept", *TRANSACTION_REASONS], 0), **counted.get}
+    _note_counts(outcome, RENTAL_TRANSACTIONS.name, tally, TRANSACTION_REASONS)
 
 
 def _row_count_mismatch(job: BatchJob, outcome: BatchOutcome) -> str | None:
     """Why the job must stop when Spark read a file differently from the gate, or None when it did not."""
-    expected = job.expected_rows or {}
     mismatched = [
-        f"{name}: the upload gate counted {count:,} rows, Spark read {outcome.rows_read.get(name, 0):,}"
-        for name, count in sorted(expected.items())
-        if outcome.rows_read.get(name, 0) != count
+        f"{name}: the upload gate counted {facts.rows:,} rows, Spark read {outcome.rows_read.get(name, 0):,}"
+        for name, facts in sorted((job.files or {}).items())
+        if outcome.rows_read.get(name, 0) != facts.rows
     ]
     if not mismatched:
         return None
@@ -279,55 +230,86 @@ def _stage_quarantine(
             _write_table(rules.rejected_rows(frame, DATASETS[name]), f"{staged}/{name}")
 
 
-def _write_table(frame: DataFrame, path: str, partitions: tuple[str, ...] = ()) -> None:
+# Per processed table, the columns whose values almost never repeat within a file: Parquet would fill a
+# dictionary of them, find it too large, and write the values plainly after all, having spent up to a third of
+# the write on the attempt.
+UNREPEATED_COLUMNS: dict[str, tuple[str, ...]] = {
+    RENTAL_TRANSACTIONS.name: ("rental_id", "user_id", "vehicle_id", "rental_start_time", "rental_end_time"),
+    USERS.name: ("user_id", "email"),
+    VEHICLES.name: ("vehicle_id", "vehicle_license_number", "permit_license_number"),
+    LOCATIONS.name: ("location_id",),
+}
+
+
+def _plain(dataset: str) -> dict[str, str]:
+    """Parquet writer options that leave the dataset's unrepeated columns without a dictionary."""
+    return {f"parquet.enable.dictionary#{column}": "false" for column in UNREPEATED_COLUMNS.get(dataset, ())}
+
+
+def _write_table(frame: DataFrame, path: str, partitions: tuple[str, ...] = (), dataset: str = "") -> None:
     # One file per table (per partition), gathered by a shuffle: coalescing to one partition instead would run
-    # the aggregation and joins before it in a single task, on one core.
-    frame.repartition(1).write.mode("overwrite").partitionBy(*partitions).parquet(path)
+    # the aggregation and joins before it in a single task, on one core. A partitioned table is gathered by its
+    # partition columns, so that its partitions are written side by side.
+    gathered = frame.repartition(*partitions) if partitions else frame.repartition(1)
+    gathered.write.mode("overwrite").options(**_plain(dataset)).partitionBy(*partitions).parquet(path)
 
 
 def _write_by_date(rentals: DataFrame, path: str) -> None:
     # One task per date writes that date's file: without the shuffle every task writes a small file into
     # every date it holds (tasks x dates files), and writing and reading them back costs more than the shuffle.
-    rentals.repartition("rental_date").write.mode("overwrite").partitionBy("rental_date").parquet(path)
+    writer = rentals.repartition("rental_date").write.mode("overwrite").options(**_plain(RENTAL_TRANSACTIONS.name))
+    writer.partitionBy("rental_date").parquet(path)
 
 
-def stage_merged_transactions(job: BatchJob, publication: Publication, batch_rows: DataFrame) -> DataFrame:
-    """Merge the batch's valid rentals into the processed history by rental_id; the later batch wins.
+def stage_merged_transactions(
+    spark: SparkSession, job: BatchJob, publication: Publication, batch_folder: str
+) -> DataFrame:
+    """Merge the batch's valid rentals (written by date to `batch_folder`) into the processed history.
 
-    Only the rental_date partitions that gain or lose a row are rebuilt, in the staging folder; the
-    returned frame is the whole history as it will be once the publication is committed.
+    The merge is by rental_id, and the later batch wins. A date that only the batch has is published from
+    `batch_folder` as it is; only dates that also hold older rentals, or lose one to the batch, are rebuilt in
+    the staging folder. The returned frame is the whole history as it will be once the publication is committed.
     """
-    spark = batch_rows.sparkSession
     target = job.path("processed", "rental_transactions")
     schema = struct_type(PROCESSED_SCHEMAS["rental_transactions"])
+    batch = spark.read.schema(schema).parquet(batch_folder)
     if not hadoop_fs.exists(spark, target):
-        staged = publication.stage("processed/rental_transactions", target)
-        _write_by_date(batch_rows, staged)
-        return spark.read.schema(schema).parquet(staged)
+        publication.moves.append((batch_folder, target))
+        return batch
     history = spark.read.schema(schema).parquet(target)
-    batch_ids = batch_rows.select("rental_id")
-    replaced = history.join(batch_ids, "rental_id", "left_semi")
-    affected = [
-        row.rental_date
-        for row in batch_rows.select("rental_date").union(replaced.select("rental_date")).distinct().collect()
-    ]
+    batch_ids = batch.select("rental_id")
+    replaced = history.join(batch_ids, "rental_id", "left_semi").select("rental_date").distinct()
+    batch_days = _dates_in(spark, batch_folder)
+    affected = batch_days | {str(row.rental_date) for row in replaced.collect()}
+    rebuilt = sorted(affected & _dates_in(spark, target))
+    for day in sorted(batch_days - set(rebuilt)):
+        publication.moves.append((f"{batch_folder}/rental_date={day}", f"{target}/rental_date={day}"))
+    new_history = history.where(~F.col("rental_date").isin(sorted(affected))) if affected else history
+    new_history = new_history.unionByName(batch.where(~F.col("rental_date").isin(rebuilt)) if rebuilt else batch)
+    if not rebuilt:
+        return new_history
     merged = (
-        history.where(F.col("rental_date").isin(affected))
+        history.where(F.col("rental_date").isin(rebuilt))
         .join(batch_ids, "rental_id", "left_anti")
-        .unionByName(batch_rows)
+        .unionByName(batch.where(F.col("rental_date").isin(rebuilt)))
     )
     staged = f"{publication.root}/processed/rental_transactions"
     _write_by_date(merged, staged)
-    partitions = {name for name in hadoop_fs.list_names(spark, staged) if name.startswith("rental_date=")}
-    for day in affected:
+    written = _dates_in(spark, staged)
+    for day in rebuilt:
         partition = f"rental_date={day}"
-        if partition in partitions:
+        if day in written:
             publication.moves.append((f"{staged}/{partition}", f"{target}/{partition}"))
         else:
-            # A partition whose only rentals moved to another date must go, or they would count twice.
+            # A date whose only rentals moved to another date must go, or they would count twice.
             publication.delete(f"{target}/{partition}")
-    kept = history.where(~F.col("rental_date").isin(affected)) if affected else history
-    return kept.unionByName(spark.read.schema(schema).parquet(staged))
+    return new_history.unionByName(spark.read.schema(schema).parquet(staged))
+
+
+def _dates_in(spark: SparkSession, folder: str) -> set[str]:
+    """The dates of a folder's `rental_date=` partitions."""
+    prefix = "rental_date="
+    return {name[len(prefix) :] for name in hadoop_fs.list_names(spark, folder) if name.startswith(prefix)}
 
 
 def stage_analytics(
@@ -347,15 +329,20 @@ def stage_analytics(
         DAILY_METRICS: kpis.daily_metrics(history),
     }
     for name, frame in tables.items():
-        _write_table(frame, publication.stage(f"analytics/{name}", job.path("analytics", name)))
+        staged = publication.stage(f"analytics/{name}", job.path("analytics", name))
+        if name == USER_METRICS:
+            # A row per user: as many rows as the history has users, written by the tasks that summed them.
+            frame.write.mode("overwrite").parquet(staged)
+        else:
+            _write_table(frame, staged)
     return int(summary["rentals"]) if summary else 0
 
 
 def _stage_tables(
+    spark: SparkSession,
     job: BatchJob,
     publication: Publication,
     reference_tags: Mapping[str, DataFrame],
-    tagged: DataFrame,
     outcome: BatchOutcome,
     progress: Progress,
 ) -> None:
@@ -368,9 +355,9 @@ def _stage_tables(
     }
     for name, frame in references.items():
         staged = publication.stage(f"processed/{name}", job.path("processed", name))
-        _write_table(frame, staged, PROCESSED_PARTITIONS[name])
+        _write_table(frame, staged, PROCESSED_PARTITIONS[name], name)
     progress("merging rentals into the processed history")
-    history = stage_merged_transactions(job, publication, rules.processed_transactions(tagged, job.batch_id))
+    history = stage_merged_transactions(spark, job, publication, _batch_rentals(publication))
     progress("computing analytics tables")
     outcome.history_transactions = stage_analytics(job, publication, history, references)
     outcome.succeeded = True
@@ -378,6 +365,11 @@ def _stage_tables(
         f"{outcome.valid_transactions} of {outcome.transaction_rows} transaction rows accepted; "
         f"analytics recomputed over {outcome.history_transactions} rentals"
     )
+
+
+def _batch_rentals(publication: Publication) -> str:
+    """Where a run writes its batch's valid rentals, by date, before they are merged into the history."""
+    return f"{publication.root}/scratch/{RENTAL_TRANSACTIONS.name}"
 
 
 def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) -> BatchOutcome:
@@ -392,12 +384,7 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
     progress("reading the batch and applying the row rules")
     present = set(hadoop_fs.list_names(spark, job.input_dir))
 
-    def read(dataset: Dataset) -> DataFrame:
-        return read_dataset(
-            spark, job.input_dir, dataset, present, job.reads_multiline(dataset.name), job.layout(dataset.name)
-        )
-
-    raw = {d.name: read(d) for d in DATASETS.values()}
+    raw = {d.name: read_dataset(spark, job.input_dir, d, present, job.facts(d.name)) for d in DATASETS.values()}
     found, repeated = _repeated_ids(job, raw)
     reference_tags = {
         d.name: rules.tag_reference(raw[d.name], d, repeated[d.name]).persist(StorageLevel.MEMORY_AND_DISK_DESER)
@@ -414,15 +401,18 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
         repeated=repeated[RENTAL_TRANSACTIONS.name],
     )
     outcome = BatchOutcome(job.batch_id, False, "", max_reject_rate=job.max_reject_rate)
+    batch_rentals = _batch_rentals(publication)
     if job.counted_at_most(RENTAL_TRANSACTIONS.name, SMALL_DATASET_ROWS):
         # A few rentals are cached and counted with the reference datasets: one Spark job for all four.
         tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK_DESER)
         _count_cached({**reference_tags, RENTAL_TRANSACTIONS.name: tagged}, outcome)
+        if _row_count_mismatch(job, outcome) is None:
+            _write_by_date(rules.processed_transactions(tagged, job.batch_id), batch_rentals)
     else:
+        # Many rentals are read and tagged once on the way to their processed form, and counted as they pass;
+        # a second pass finds the rejected rows only when the counts say there are some.
         _count_cached(reference_tags, outcome)
-        tagged = _spilled(tagged, f"{publication.root}/scratch/{RENTAL_TRANSACTIONS.name}", outcome)
-        if found is not None:
-            found.unpersist()
+        _write_counted_rentals(tagged, job.batch_id, batch_rentals, outcome)
     mismatch = _row_count_mismatch(job, outcome)
     if mismatch is not None:
         outcome.message = mismatch
@@ -437,7 +427,7 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
                 "processed/ and analytics/ were not changed"
             )
         else:
-            _stage_tables(job, publication, reference_tags, tagged, outcome, progress)
+            _stage_tables(spark, job, publication, reference_tags, outcome, progress)
         progress("publishing the new tables")
         commit(spark, publication)
     for cached in [*reference_tags.values(), tagged, found]:

@@ -256,7 +256,9 @@ def _blank_to_null(name: str) -> Column:
 
 def processed_transactions(tagged: DataFrame, batch_id: str) -> DataFrame:
     """Valid transactions, typed, with their duration in hours and the `rental_date` partition."""
-    seconds = F.expr("timestampdiff(SECOND, start, `end`)")
+    # The difference of two TIMESTAMP_NTZ is an interval, in plain arithmetic; timestampdiff would go through a
+    # time zone for every row.
+    seconds = F.expr("cast(cast(`end` - start as interval second) as bigint)")
     return conform(
         kept(tagged)
         .withColumn("rental_start_time", F.col("start"))

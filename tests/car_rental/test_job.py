@@ -16,7 +16,8 @@ from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from rental_analytics.car_rental.contract import ANALYTICS_SCHEMAS
-from rental_analytics.car_rental.job import BatchJob, FileLayout, run_batch
+from rental_analytics.car_rental.job import BatchJob, run_batch
+from rental_analytics.car_rental.reading import FileFacts, FileLayout, read_dataset
 from rental_analytics.car_rental.spark_types import struct_type
 from tests.car_rental import sample_batch
 
@@ -224,7 +225,8 @@ def test_a_file_spark_reads_short_fails_the_batch_and_changes_nothing(
     lines[2] = lines[2].rsplit(",", 1)[0] + ',"50.005'
     files["rental_transactions"] = "\n".join(lines) + "\n"
     counted = {"locations": 2, "vehicles": 3, "users": 2, "rental_transactions": 5}
-    job = BatchJob(str(write_batch(files, "b2")), str(out), "b2", 0.5, expected_rows=counted)
+    facts = {name: FileFacts(rows) for name, rows in counted.items()}
+    job = BatchJob(str(write_batch(files, "b2")), str(out), "b2", 0.5, files=facts)
     outcome = run_batch(spark, job)
 
     assert not outcome.succeeded
@@ -240,8 +242,9 @@ def test_files_without_quoted_line_breaks_read_line_by_line_give_the_same_tables
     files = sample_batch.files()
     files["rental_transactions"] = "\ufeff" + files["rental_transactions"].replace("\n", "\r\n")
     batch = str(write_batch(files))
-    every = {name: False for name in files}
-    split = run_batch(spark, BatchJob(batch, str(tmp_path / "split"), "b1", 0.5, multiline=every))
+    counted = {"locations": 2, "vehicles": 3, "users": 2, "rental_transactions": 5}
+    line_by_line = {name: FileFacts(rows, multiline=False) for name, rows in counted.items()}
+    split = run_batch(spark, BatchJob(batch, str(tmp_path / "split"), "b1", 0.5, files=line_by_line))
     whole = run_batch(spark, BatchJob(batch, str(tmp_path / "whole"), "b1", 0.5))
 
     assert split.succeeded and split.rows_read == whole.rows_read
@@ -267,7 +270,8 @@ def test_a_batch_read_with_the_gates_layouts_gives_what_spark_reads_from_the_hea
     batch = write_batch(files)
     verdicts = {f.dataset: f.as_dict() for f in validate_folder(batch).files if f.dataset}
     gated = held_to_the_gate(BatchJob(str(batch), str(tmp_path / "gated"), "b1", 0.5), verdicts)
-    assert gated.layouts is not None and gated.layouts["users"].positions["user_id"] == 7
+    users = gated.facts("users")
+    assert users is not None and users.layout is not None and users.layout.positions["user_id"] == 7
 
     with_layouts = run_batch(spark, gated)
     from_headers = run_batch(spark, BatchJob(str(batch), str(tmp_path / "headers"), "b1", 0.5))
@@ -287,20 +291,19 @@ def test_the_gate_manifest_sets_the_counts_and_the_reads():
     manifest = {"files": {"users": {"verdict": {"rows": 3, "multiline_fields": False}},
                           "locations": {"verdict": {"rows": 2, "header_fields": 4, "columns": {"location_id": 1}}}}}  # fmt: skip
     job = held_to_the_gate(BatchJob("in", "out", "b1"), manifest_verdicts(json.dumps(manifest)))
-    assert job.expected_rows == {"users": 3, "locations": 2}
-    assert job.layouts == {"locations": FileLayout(4, {"location_id": 1})}  # users: a verdict from before layouts
-    assert (job.reads_multiline("users"), job.reads_multiline("locations"), job.reads_multiline("vehicles")) == (
-        False,
-        True,
-        True,
-    )
+    # Verdicts from before the gate reported a layout, quotes or unique ids: each fact takes its safe default.
+    assert job.files == {
+        "users": FileFacts(3, layout=None, multiline=False, quotes=True, unique_ids=False),
+        "locations": FileFacts(2, layout=FileLayout(4, {"location_id": 1}), multiline=True),
+    }
+    assert job.facts("vehicles") is None
 
 
 def test_small_and_large_batches_take_their_own_paths_to_the_same_tables(spark, write_batch, tmp_path):
     from rental_analytics.car_rental import job as job_module
     from rental_analytics.car_rental.contract import DATASETS
     from rental_analytics.car_rental.gate.files import validate_folder
-    from rental_analytics.car_rental.job import held_to_the_gate, read_dataset
+    from rental_analytics.car_rental.job import held_to_the_gate
 
     files = sample_batch.files()
     rentals = files["rental_transactions"].splitlines()
@@ -312,10 +315,13 @@ def test_small_and_large_batches_take_their_own_paths_to_the_same_tables(spark, 
     batch = write_batch(files)
     verdicts = {f.dataset: f.as_dict() for f in validate_folder(batch).files if f.dataset}
     gated = held_to_the_gate(BatchJob(str(batch), str(tmp_path / "small"), "b1", 0.9), verdicts)
-    large = replace(gated, output_dir=str(tmp_path / "large"), expected_rows=None)
+    large = replace(gated, output_dir=str(tmp_path / "large"), files=None)
 
     raw = {d.name: read_dataset(spark, str(batch), d, {f"{n}.csv" for n in files}) for d in DATASETS.values()}
-    assert job_module._repeated_ids(gated, raw) == (None, dict.fromkeys(raw))  # no job runs for a small batch
+    found, repeated = job_module._repeated_ids(gated, raw)
+    assert found is None  # no job runs for a small batch
+    # Rows with ids that repeat are all compared; the gate vouched for the other two datasets' ids.
+    assert {name for name, ids in repeated.items() if ids is None} == {"users", "rental_transactions"}
     found, _ = job_module._repeated_ids(large, raw)
     assert found is not None and sorted(found.select("dataset").distinct().toPandas()["dataset"]) == [
         "rental_transactions",
@@ -338,9 +344,10 @@ def test_small_and_large_batches_take_their_own_paths_to_the_same_tables(spark, 
 def test_a_rentals_file_with_only_its_header_is_counted_as_empty(spark, write_batch, tmp_path, counted_by_the_gate):
     files = sample_batch.files()
     files["rental_transactions"] = files["rental_transactions"].splitlines()[0] + "\n"
-    counts = {"locations": 2, "vehicles": 3, "users": 2, "rental_transactions": 0} if counted_by_the_gate else None
+    counts = {"locations": 2, "vehicles": 3, "users": 2, "rental_transactions": 0}
+    facts = {name: FileFacts(rows) for name, rows in counts.items()} if counted_by_the_gate else None
     out = tmp_path / "out"
-    outcome = run_batch(spark, BatchJob(str(write_batch(files)), str(out), "b1", 0.5, expected_rows=counts))
+    outcome = run_batch(spark, BatchJob(str(write_batch(files)), str(out), "b1", 0.5, files=facts))
 
     assert outcome.succeeded and outcome.history_transactions == 0
     assert (outcome.transaction_rows, outcome.rows_read["rental_transactions"], outcome.reject_rate) == (0, 0, 0.0)

@@ -1,0 +1,91 @@
+"""Reading a batch's files: a file without quotes split at its commas reads as Spark's CSV reader reads it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pyspark.testing import assertDataFrameEqual
+
+from rental_analytics.car_rental.contract import RENTAL_TRANSACTIONS, USERS
+from rental_analytics.car_rental.gate.files import validate_file
+from rental_analytics.car_rental.reading import FileFacts, FileLayout, read_dataset
+
+pytestmark = pytest.mark.spark
+
+HEADER = "user_id,first_name,notes,last_name,email"
+LAYOUT = FileLayout(5, {"user_id": 0, "first_name": 1, "last_name": 3, "email": 4})
+
+# Values as a sender writes them without quotes: spaces inside and around, tabs, other scripts, empty.
+values = st.text(alphabet=st.sampled_from([*"ab7 \t", "\u00e9", "\u00a0", "\u4e2d"]), max_size=4)
+# Rows of every length around the header's five fields, and lines with no field at all.
+rows = st.lists(values, min_size=0, max_size=7).map(",".join)
+blank_lines = st.sampled_from(["", " ", "\t", " \t ", "\u00a0"])
+
+
+def _both_ways(spark, folder: Path, name: str, rows: int) -> tuple:
+    present = {name}
+    csv = read_dataset(spark, str(folder), USERS, present, FileFacts(rows, LAYOUT, multiline=False, quotes=True))
+    plain = read_dataset(spark, str(folder), USERS, present, FileFacts(rows, LAYOUT, multiline=False, quotes=False))
+    return csv, plain
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    lines=st.lists(st.one_of(rows, blank_lines), max_size=40),
+    line_end=st.sampled_from(["\n", "\r\n"]),
+    bom=st.booleans(),
+    last_line_end=st.booleans(),
+)
+def test_a_file_without_quotes_splits_into_the_fields_the_csv_reader_gives(
+    spark, tmp_path_factory, lines, line_end, bom, last_line_end
+):
+    folder = tmp_path_factory.mktemp("plain")
+    text = ("\ufeff" if bom else "") + line_end.join([HEADER, *lines]) + (line_end if last_line_end else "")
+    (folder / "users.csv").write_text(text, encoding="utf-8", newline="")
+    csv, plain = _both_ways(spark, folder, "users.csv", len(lines))
+    assertDataFrameEqual(plain, csv)
+
+
+def test_the_header_is_dropped_once_however_the_file_is_split(spark, tmp_path):
+    # Small splits put the file's lines in many tasks: only the first line of the first one is the header.
+    body = [f"u{i},Ama,{HEADER if i % 7 == 0 else 'x'},Mensah,a{i}@example.com" for i in range(400)]
+    (tmp_path / "users.csv").write_text("\n".join([HEADER, HEADER, *body, HEADER]) + "\n", encoding="utf-8")
+    previous = {
+        key: spark.conf.get(key) for key in ("spark.sql.files.maxPartitionBytes", "spark.sql.files.openCostInBytes")
+    }
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "2000")
+    spark.conf.set("spark.sql.files.openCostInBytes", "2000")
+    try:
+        csv, plain = _both_ways(spark, tmp_path, "users.csv", len(body) + 2)
+        assert plain.rdd.getNumPartitions() > 5
+        assertDataFrameEqual(plain, csv)
+        assert plain.where("user_id = 'user_id'").count() == 2  # a later line like the header is a row
+    finally:
+        for key, value in previous.items():
+            spark.conf.set(key, value)
+
+
+def test_a_gzip_file_without_quotes_reads_like_the_csv_reader(spark, tmp_path):
+    import gzip
+
+    text = "\n".join([HEADER, "u1,Ama,,Mensah,", "", "u2, Kofi ,n,,k@example.com,extra"]) + "\n"
+    (tmp_path / "users.csv.gz").write_bytes(gzip.compress(text.encode()))
+    csv, plain = _both_ways(spark, tmp_path, "users.csv.gz", 2)
+    assertDataFrameEqual(plain, csv)
+    assert plain.count() == 2
+
+
+def test_the_gate_tells_which_files_hold_no_quote(tmp_path):
+    rentals = ",".join(RENTAL_TRANSACTIONS.required)
+    plain, quoted = tmp_path / "plain", tmp_path / "quoted"
+    plain.mkdir()
+    quoted.mkdir()
+    (plain / "users.csv").write_text(f"{HEADER}\nu1,Ama,,Mensah,a@example.com\n")
+    (quoted / "users.csv").write_text(f'{HEADER}\nu1,"Ama",,Mensah,a@example.com\n')
+    (quoted / "rental_transactions.csv").write_text(f'{rentals}\nR1,U1,V1,2024-06-01 08:00,2024-06-01 09:00,L1,"1"\n')
+    assert validate_file(plain / "users.csv").quotes is False
+    assert validate_file(quoted / "users.csv").quotes is True
+    assert validate_file(quoted / "rental_transactions.csv").quotes is True
