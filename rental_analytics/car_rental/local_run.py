@@ -13,9 +13,9 @@ from rental_analytics.car_rental.insights import run_insights
 from rental_analytics.car_rental.report import build_summary, summary_lines, write_reports
 from rental_analytics.platform.progress import Progress, follow_spark
 
-# Below this many rows in the batch, the JVM's optimising compiler costs more time than it saves
-# (docs/benchmarks.md: the demo and 1M rentals, with and without it).
-QUICK_START_ROWS = 200_000
+# Below this many bytes of input (about 200,000 rows), the JVM's optimising compiler costs more time than it
+# saves (docs/benchmarks.md: the demo and 1M rentals, with and without it).
+QUICK_START_BYTES = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -43,21 +43,25 @@ def run_car_rental(
     input_dir: Path, output_dir: Path, batch_id: str, max_reject_rate: float, progress: Progress
 ) -> RunResult:
     """Gate, Spark job, insight queries and report for one batch folder."""
+    from rental_analytics.platform.spark_session import StartingSession
+
     report_dir = output_dir / "reports" / batch_id
     progress(f"checking the files in {input_dir}")
+    size = sum(path.stat().st_size for path in input_dir.iterdir() if path.is_file())
+    # Spark's JVM starts on the other core while the gate checks the files.
+    starting = StartingSession(log_dir=output_dir / "logs", quick_start=size < QUICK_START_BYTES)
     verdict = validate_folder(input_dir)
     files = [f.as_dict() for f in verdict.files]
     if not verdict.accepted:
+        starting.discard()
         quarantine_files(verdict, output_dir / "quarantine" / batch_id)
         message = "the batch was not processed: " + "; ".join(verdict.problems())
         return _finish(report_dir, build_summary(batch_id, {"message": message}, {}, files), False)
 
     progress("starting Spark (local mode)")
     from rental_analytics.car_rental.job import BatchJob, held_to_the_gate, run_batch
-    from rental_analytics.platform.spark_session import local_session
 
-    rows = sum(file.rows for file in verdict.files)
-    spark = local_session(log_dir=output_dir / "logs", quick_start=rows < QUICK_START_ROWS)
+    spark = starting.get()
     follow_spark(progress, spark)
     verdicts = {f.dataset: f.as_dict() for f in verdict.files if f.dataset}
     job = held_to_the_gate(BatchJob(str(input_dir), str(output_dir), batch_id, max_reject_rate), verdicts)

@@ -8,6 +8,7 @@ import threading
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -21,6 +22,13 @@ JOB_SETTINGS: dict[str, bool | float | int | str | None] = {
     # EMR step's SparkShufflePartitions is an upper bound rather than a fixed count for any batch size.
     "spark.sql.adaptive.coalescePartitions.enabled": "true",
     "spark.sql.parquet.compression.codec": "snappy",
+    # Cached frames are kept as they are: compressing them (dictionaries of every string column) took longer
+    # than reading their CSV again, and the few cached frames fit the heap as they are (docs/benchmarks.md).
+    "spark.sql.inMemoryColumnarStorage.compressed": "false",
+    # An aggregation first looks a key up in a small map, then in the large one: with millions of keys (users,
+    # rental ids, pairs of ids) the small one is nearly always missed, and skipping it took a sixth off the
+    # time of the analytics (docs/benchmarks.md).
+    "spark.sql.codegen.aggregate.map.twolevel.enabled": "false",
 }
 
 
@@ -148,6 +156,41 @@ def local_session(
         log = log_dir.resolve() / "spark.log"
         _log_file = log if log.is_file() else None
     return session
+
+
+class StartingSession:
+    """A local session started in a background thread, so that the JVM starts while the caller works on.
+
+    Starting Spark's JVM takes seconds of one core; the caller's own checks meanwhile take the other.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self._session: SparkSession | None = None
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._start, kwargs=options, name="spark-start", daemon=True)
+        self._thread.start()
+
+    def _start(self, **options: Any) -> None:
+        try:
+            self._session = local_session(**options)
+        except BaseException as failure:  # raised again in the caller's thread, by `get`
+            self._failure = failure
+
+    def get(self) -> SparkSession:
+        """The session once it has started; a failure to start is raised here."""
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure
+        assert self._session is not None
+        return self._session
+
+    def discard(self) -> None:
+        """Wait for a start no longer needed to end, so that the process does not end in the middle of it.
+
+        The session is not stopped: started here or not, it may be one the process shares (a test's), and it
+        ends with the process anyway.
+        """
+        self._thread.join()
 
 
 def job_session(app_name: str) -> SparkSession:
