@@ -178,14 +178,19 @@ def _note_counts(outcome: BatchOutcome, name: str, tally: Mapping[str, Any], rea
 
 
 def _count_cached(tagged: Mapping[str, DataFrame], outcome: BatchOutcome) -> None:
-    """Count the rows of every cached tagged dataset (read, kept, and per reason), in one Spark job."""
+    """Count the rows of every cached tagged dataset (read, kept, and per reason), in one Spark job.
+
+    The datasets' rows go through one aggregation by name, which is one shuffle for all of them.
+    """
     reasons = sorted({*REFERENCE_REASONS, *TRANSACTION_REASONS})
-    totals = reduce(
+    rows = reduce(
         DataFrame.unionByName,
-        [frame.agg(F.lit(name).alias("dataset"), *_tallies(reasons)) for name, frame in tagged.items()],
+        [frame.select(F.lit(name).alias("dataset"), rules.COPIES, rules.REASON) for name, frame in tagged.items()],
     )
-    for row in totals.collect():
-        _note_counts(outcome, row["dataset"], row.asDict(), reasons)
+    counted = {row["dataset"]: row.asDict() for row in rows.groupBy("dataset").agg(*_tallies(reasons)).collect()}
+    for name in tagged:
+        # A dataset without rows has no group: every count is zero.
+        _note_counts(outcome, name, counted.get(name, dict.fromkeys(["read", "kept", *reasons], 0)), reasons)
 
 
 def _write_counted_rentals(tagged: DataFrame, batch_id: str, folder: str, outcome: BatchOutcome) -> None:
@@ -257,7 +262,11 @@ def _write_table(frame: DataFrame, path: str, partitions: tuple[str, ...] = (), 
 def _write_by_date(rentals: DataFrame, path: str) -> None:
     # One task per date writes that date's file: without the shuffle every task writes a small file into
     # every date it holds (tasks x dates files), and writing and reading them back costs more than the shuffle.
-    writer = rentals.repartition("rental_date").write.mode("overwrite").options(**_plain(RENTAL_TRANSACTIONS.name))
+    # As many shuffle partitions as configured, not fewer: adaptive execution would merge a small batch's dates
+    # into one task, which then writes every date's file alone, one after another.
+    partitions = int(rentals.sparkSession.conf.get("spark.sql.shuffle.partitions") or 1)
+    gathered = rentals.repartition(partitions, "rental_date")
+    writer = gathered.write.mode("overwrite").options(**_plain(RENTAL_TRANSACTIONS.name))
     writer.partitionBy("rental_date").parquet(path)
 
 
