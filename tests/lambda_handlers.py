@@ -13,7 +13,7 @@ from tests.repo import ROOT
 
 class FakeContext:
     function_name = "TestFunction"
-    memory_limit_in_mb = 512
+    memory_limit_in_mb = 1024
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:TestFunction"
     aws_request_id = "2f7c5a7e-0000-4000-8000-000000000000"
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.parser.models import S3Model
 
+from rental_analytics.car_rental.gate.ids import MAX_HASHED_ROWS
 from tests.repo import ROOT
 from tests.templates import ALL, APARTMENTS, CAR_RENTAL, ROOT_STACK, Template
 
@@ -44,6 +45,13 @@ def test_the_gate_listens_to_raw_uploads_of_the_data_bucket():
     [event] = FUNCTIONS["ValidateUploadFunction"][1]["Events"].values()
     assert event["Properties"]["Bucket"] == {"Ref": "DataBucket"}
     assert event["Properties"]["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "raw/"}]
+
+
+def test_the_gate_has_memory_for_its_reader_and_every_id_hash_it_may_keep():
+    # The reader peaks near 340 MiB whatever the file's size; the id check keeps 8 bytes a row, up to
+    # MAX_HASHED_ROWS rows, and a byte a row more as it compares them (docs/benchmarks.md).
+    needed_mib = 340 + MAX_HASHED_ROWS * 9 / 2**20
+    assert FUNCTIONS["ValidateUploadFunction"][1]["MemorySize"] >= 1.25 * needed_mib
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "events").glob("s3_put_*.json")), ids=lambda p: p.name)
