@@ -163,6 +163,11 @@ def _tallies(reasons: Sequence[str]) -> list[Column]:
     ]
 
 
+def _no_rows(reasons: Sequence[str]) -> dict[str, int]:
+    """The `_tallies` of a dataset without rows, which Spark gives no group or observation at all."""
+    return dict.fromkeys(["read", "kept", *reasons], 0)
+
+
 def _note_counts(outcome: BatchOutcome, name: str, tally: Mapping[str, Any], reasons: Sequence[str]) -> None:
     """Record one dataset's `_tallies` in the outcome: rows read, identical rows collapsed, rows per reason."""
     rejected = {reason: int(tally[reason]) for reason in sorted(reasons) if tally[reason]}
@@ -189,8 +194,7 @@ def _count_cached(tagged: Mapping[str, DataFrame], outcome: BatchOutcome) -> Non
     )
     counted = {row["dataset"]: row.asDict() for row in rows.groupBy("dataset").agg(*_tallies(reasons)).collect()}
     for name in tagged:
-        # A dataset without rows has no group: every count is zero.
-        _note_counts(outcome, name, counted.get(name, dict.fromkeys(["read", "kept", *reasons], 0)), reasons)
+        _note_counts(outcome, name, counted.get(name, _no_rows(reasons)), reasons)
 
 
 def _write_counted_rentals(tagged: DataFrame, batch_id: str, folder: str, outcome: BatchOutcome) -> None:
@@ -203,8 +207,7 @@ def _write_counted_rentals(tagged: DataFrame, batch_id: str, folder: str, outcom
     counted = Observation()  # a name of its own: Spark matches metrics to an observation by name
     observed = tagged.observe(counted, *_tallies(TRANSACTION_REASONS))
     _write_by_date(rules.processed_transactions(observed, batch_id), folder)
-    # No task reports metrics for a file with no rows: its observation is empty, and every count is zero.
-    tally = {**dict.fromkeys(["read", "kept", *TRANSACTION_REASONS], 0), **counted.get}
+    tally = {**_no_rows(TRANSACTION_REASONS), **counted.get}
     _note_counts(outcome, RENTAL_TRANSACTIONS.name, tally, TRANSACTION_REASONS)
 
 
@@ -415,8 +418,7 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
         # A few rentals are cached and counted with the reference datasets: one Spark job for all four.
         tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK_DESER)
         _count_cached({**reference_tags, RENTAL_TRANSACTIONS.name: tagged}, outcome)
-        if _row_count_mismatch(job, outcome) is None:
-            _write_by_date(rules.processed_transactions(tagged, job.batch_id), batch_rentals)
+        _write_by_date(rules.processed_transactions(tagged, job.batch_id), batch_rentals)
     else:
         # Many rentals are read and tagged once on the way to their processed form, and counted as they pass;
         # a second pass finds the rejected rows only when the counts say there are some.
