@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
 TOOLS ?= .venv-tools
-.PHONY: help demo test lint check-template format bench clean invoke-gate
+.PHONY: help install demo test lint check-template format bench clean invoke-gate
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -47,6 +47,8 @@ $(TOOLS)/checkov/.installed:
 	$(PYTHON) -m venv $(TOOLS)/checkov
 	$(TOOLS)/checkov/bin/pip install --quiet checkov
 	@touch $@
+
+install: $(STAMP) $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed ## Create the virtual environments of the project and of the template checkers
 
 TEMPLATES := template.yaml stacks/car_rental.yaml stacks/apartments.yaml
 
