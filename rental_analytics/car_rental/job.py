@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from functools import reduce
+from functools import partial, reduce
 from typing import Any
 
 from pyspark import StorageLevel
@@ -36,6 +36,7 @@ from rental_analytics.car_rental.spark_types import struct_type
 from rental_analytics.platform import hadoop_fs
 from rental_analytics.platform.progress import Progress
 from rental_analytics.platform.publication import Publication, commit, recover
+from rental_analytics.platform.side_by_side import side_by_side
 
 OUTCOME_FILE = "job_outcome.json"
 # Reference id sets up to this many rows go whole to every task (a few tens of MB of short strings), so the
@@ -340,13 +341,15 @@ def stage_analytics(
         VEHICLE_TYPE_PERFORMANCE: kpis.vehicle_type_performance(history, references[VEHICLES.name]),
         DAILY_METRICS: kpis.daily_metrics(history),
     }
+    writes = []
     for name, frame in tables.items():
         staged = publication.stage(f"analytics/{name}", job.path("analytics", name))
         if name == USER_METRICS:
             # A row per user: as many rows as the history has users, written by the tasks that summed them.
-            frame.write.mode("overwrite").parquet(staged)
+            writes.append(partial(frame.write.mode("overwrite").parquet, staged))
         else:
-            _write_table(frame, staged)
+            writes.append(partial(_write_table, frame, staged))
+    side_by_side(writes)
     return int(summary["rentals"]) if summary else 0
 
 
@@ -365,11 +368,19 @@ def _stage_tables(
         LOCATIONS.name: rules.processed_locations(reference_tags[LOCATIONS.name]),
         VEHICLES.name: rules.processed_vehicles(reference_tags[VEHICLES.name]),
     }
-    for name, frame in references.items():
-        staged = publication.stage(f"processed/{name}", job.path("processed", name))
-        _write_table(frame, staged, PROCESSED_PARTITIONS[name], name)
-    progress("merging rentals into the processed history")
-    history = stage_merged_transactions(spark, job, publication, _batch_rentals(publication))
+    writes = [
+        partial(_write_table, frame, publication.stage(f"processed/{name}", job.path("processed", name)),
+                PROCESSED_PARTITIONS[name], name)
+        for name, frame in references.items()
+    ]  # fmt: skip
+    merged: list[DataFrame] = []
+
+    def merge() -> None:
+        progress("merging rentals into the processed history")
+        merged.append(stage_merged_transactions(spark, job, publication, _batch_rentals(publication)))
+
+    side_by_side([*writes, merge])
+    history = merged[0]
     progress("computing analytics tables")
     outcome.history_transactions = stage_analytics(job, publication, history, references)
     outcome.succeeded = True
@@ -417,8 +428,12 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
     if job.counted_at_most(RENTAL_TRANSACTIONS.name, SMALL_DATASET_ROWS):
         # A few rentals are cached and counted with the reference datasets: one Spark job for all four.
         tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK_DESER)
-        _count_cached({**reference_tags, RENTAL_TRANSACTIONS.name: tagged}, outcome)
-        _write_by_date(rules.processed_transactions(tagged, job.batch_id), batch_rentals)
+        side_by_side(
+            [
+                partial(_count_cached, {**reference_tags, RENTAL_TRANSACTIONS.name: tagged}, outcome),
+                partial(_write_by_date, rules.processed_transactions(tagged, job.batch_id), batch_rentals),
+            ]
+        )
     else:
         # Many rentals are read and tagged once on the way to their processed form, and counted as they pass;
         # a second pass finds the rejected rows only when the counts say there are some.
