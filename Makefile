@@ -27,7 +27,8 @@ demo: $(STAMP) ## Generate a sample batch and run the whole car-rental pipeline 
 	$(BIN)/rental-analytics demo --output demo-output
 
 test: lint check-template ## Lint, type-check, check the template and run every test
-	@# One worker per core (at most four, each with its own Spark): most of a test's time is Spark's latency.
+	@# One worker per core (at most four, each with its own Spark): on 2 cores, 4 workers took longer than 2
+	@# (docs/benchmarks.md, "The test suite").
 	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist worksteal
 
 lint: $(STAMP) ## ruff (lint and format check) and mypy
