@@ -368,13 +368,13 @@ def _stage_tables(
         LOCATIONS.name: rules.processed_locations(reference_tags[LOCATIONS.name]),
         VEHICLES.name: rules.processed_vehicles(reference_tags[VEHICLES.name]),
     }
-    writes = [
-        partial(_write_table, frame, publication.stage(f"processed/{name}", job.path("processed", name)),
-                PROCESSED_PARTITIONS[name], name)
-        for name, frame in references.items()
-    ]  # fmt: skip
+    writes = []
+    for name, frame in references.items():
+        staged = publication.stage(f"processed/{name}", job.path("processed", name))
+        writes.append(partial(_write_table, frame, staged, PROCESSED_PARTITIONS[name], name))
     merged: list[DataFrame] = []
 
+    # The tables are staged above, before the threads start: from here on only the merge changes the publication.
     def merge() -> None:
         progress("merging rentals into the processed history")
         merged.append(stage_merged_transactions(spark, job, publication, _batch_rentals(publication)))
