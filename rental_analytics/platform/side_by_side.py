@@ -1,4 +1,4 @@
-"""Independent Spark actions submitted at once from threads, so one's planning and idle cores serve another."""
+"""Independent Spark actions submitted at once, each from a thread of its own, so that no core waits on one."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ def side_by_side(calls: Sequence[Callable[[], None]]) -> None:
 
     One query at a time leaves cores idle while the driver plans it and while a stage runs fewer tasks than
     there are cores (a table gathered into one file); with several under way, the scheduler gives the idle
-    cores another query's tasks. The task slots still bound the work done at once, so memory is bounded as
-    for one query. The first failure is raised once every call has ended, so no
-    write is still under way when the caller cleans up. The threads are daemons: a Ctrl-C in the caller's
-    thread ends the process (and Spark's JVM with it) without waiting for them.
+    cores another query's tasks. The task slots still bound how many tasks hold memory at once; what grows is
+    the driver's share, as each query builds its own broadcast tables (docs/benchmarks.md: the 10M run).
+    The first failure is raised once every call has ended, so no write is still under way when the caller
+    cleans up. The threads are daemons: a Ctrl-C in the caller's thread ends the process (and Spark's JVM with
+    it) without waiting for them.
     """
     if len(calls) <= 1:
         for call in calls:
