@@ -279,6 +279,29 @@ def test_a_spark_jvm_that_went_away_is_a_failed_batch_in_one_line():
     )
 
 
+def test_a_spark_jvm_that_went_away_under_a_new_connection_is_the_same_one_line():
+    # A thread's first call to the JVM opens a connection of its own: when the JVM is gone, py4j raises the
+    # socket's own error (seen killing the JVM while the analytics tables were written side by side).
+    import py4j.clientserver
+
+    from rental_analytics.platform.errors import as_stage_error
+
+    refused = compile("raise ConnectionRefusedError(111, 'Connection refused')", py4j.clientserver.__file__, "exec")
+    try:
+        exec(refused)
+    except ConnectionRefusedError as error:
+        failure = as_stage_error(error, "computing analytics")
+    assert failure.exit_code == 1
+    assert failure.line().startswith("rental-analytics: [computing analytics] Spark's Java process stopped answering")
+
+
+def test_a_refused_connection_outside_spark_is_not_blamed_on_it():
+    from rental_analytics.platform.errors import as_stage_error
+
+    failure = as_stage_error(ConnectionRefusedError(111, "Connection refused"), "checking")
+    assert "Spark" not in failure.line()
+
+
 # --- AWS --------------------------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from typing import Any, TextIO
@@ -164,10 +165,16 @@ def _spark_problem(error: BaseException) -> tuple[str, str, int] | None:
         return f"Spark failed: {_first_line(getattr(error, 'java_exception', error))}", see, EXIT_FAILED
     if _named(error, "pyspark.errors.exceptions.captured.CapturedException"):
         return f"Spark failed: {_first_line(error)}", see, EXIT_FAILED
-    if _named(error, "py4j.protocol.Py4JError"):
+    if _named(error, "py4j.protocol.Py4JError") or _py4j_lost_the_jvm(error):
         memory = "it may have run out of memory (RENTAL_ANALYTICS_SPARK_MEMORY sets its share)"
         return "Spark's Java process stopped answering", f"{memory}; {see}", EXIT_FAILED
     return None
+
+
+def _py4j_lost_the_jvm(error: BaseException) -> bool:
+    """Whether py4j itself raised a socket error: a thread's new connection to a JVM that is gone is refused."""
+    frames = traceback.extract_tb(error.__traceback__) if isinstance(error, ConnectionError) else []
+    return bool(frames) and f"{os.sep}py4j{os.sep}" in frames[-1].filename
 
 
 def as_stage_error(error: BaseException, stage: str) -> StageError:
