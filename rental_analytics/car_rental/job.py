@@ -372,17 +372,17 @@ def _stage_tables(
     for name, frame in references.items():
         staged = publication.stage(f"processed/{name}", job.path("processed", name))
         writes.append(partial(_write_table, frame, staged, PROCESSED_PARTITIONS[name], name))
-    merged: list[DataFrame] = []
 
-    # The tables are staged above, before the threads start: from here on only the merge changes the publication.
-    def merge() -> None:
+    # The tables are staged above, before the threads start: from here on only the merge and the analytics
+    # change the publication, one after the other. The analytics need the merged history and the reference
+    # frames, not their files, so they start while the reference tables are still being written.
+    def merge_and_analyse() -> None:
         progress("merging rentals into the processed history")
-        merged.append(stage_merged_transactions(spark, job, publication, _batch_rentals(publication)))
+        history = stage_merged_transactions(spark, job, publication, _batch_rentals(publication))
+        progress("computing analytics tables")
+        outcome.history_transactions = stage_analytics(job, publication, history, references)
 
-    side_by_side([*writes, merge])
-    history = merged[0]
-    progress("computing analytics tables")
-    outcome.history_transactions = stage_analytics(job, publication, history, references)
+    side_by_side([*writes, merge_and_analyse])
     outcome.succeeded = True
     outcome.message = (
         f"{outcome.valid_transactions} of {outcome.transaction_rows} transaction rows accepted; "
@@ -437,8 +437,12 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
     else:
         # Many rentals are read and tagged once on the way to their processed form, and counted as they pass;
         # a second pass finds the rejected rows only when the counts say there are some.
-        _count_cached(reference_tags, outcome)
-        _write_counted_rentals(tagged, job.batch_id, batch_rentals, outcome)
+        side_by_side(
+            [
+                partial(_count_cached, reference_tags, outcome),
+                partial(_write_counted_rentals, tagged, job.batch_id, batch_rentals, outcome),
+            ]
+        )
     mismatch = _row_count_mismatch(job, outcome)
     if mismatch is not None:
         outcome.message = mismatch
