@@ -33,7 +33,7 @@ JOB_SETTINGS: dict[str, bool | float | int | str | None] = {
 
 
 # The optimising JIT compiler (C2) takes methods at ten times the calls and loop turns of its defaults. At
-# the defaults it compiled for 40 s of a 5M-rental local run's 110 s of CPU: Spark's planner, Janino and
+# the defaults it compiled for 40 s of a 5M-rental local run's 114 s of CPU: Spark's planner, Janino and
 # Java serialisation, run for a few thousand calls per query, got C2's attention as much as the per-row loops
 # did, on a core the tasks needed. At ten times, C2 spent 22 s, and the run was shorter (docs/benchmarks.md).
 OPTIMISE_ONLY_THE_HOTTEST = (
