@@ -173,8 +173,10 @@ def _spark_problem(error: BaseException) -> tuple[str, str, int] | None:
 
 def _py4j_lost_the_jvm(error: BaseException) -> bool:
     """Whether py4j itself raised a socket error: a thread's new connection to a JVM that is gone is refused."""
-    frames = traceback.extract_tb(error.__traceback__) if isinstance(error, ConnectionError) else []
-    return bool(frames) and f"{os.sep}py4j{os.sep}" in frames[-1].filename
+    if not isinstance(error, ConnectionError) or error.__traceback__ is None:
+        return False
+    raised_in = traceback.extract_tb(error.__traceback__)[-1].filename
+    return f"{os.sep}py4j{os.sep}" in raised_in
 
 
 def as_stage_error(error: BaseException, stage: str) -> StageError:
