@@ -1,10 +1,10 @@
-"""The local session's JVM runs with the JIT settings that local_session says it sets."""
+"""The local session runs with the JIT and adaptive-execution settings that local_session says it sets."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rental_analytics.platform.spark_session import OPTIMISE_ONLY_THE_HOTTEST
+from rental_analytics.platform.spark_session import LOCAL_ADVISORY_PARTITION_SIZE, OPTIMISE_ONLY_THE_HOTTEST
 
 
 def _vm_option(spark: Any, name: str) -> str:
@@ -20,3 +20,7 @@ def test_the_optimising_compiler_waits_for_the_hottest_code(spark: Any) -> None:
     running = {name: _vm_option(spark, name) for name in expected}
     assert running == expected
     assert int(running["Tier4InvocationThreshold"]) == 10 * 5000  # ten times HotSpot's default
+
+
+def test_adaptive_execution_merges_shuffle_partitions_only_up_to_16_mb(spark: Any) -> None:
+    assert spark.conf.get("spark.sql.adaptive.advisoryPartitionSizeInBytes") == LOCAL_ADVISORY_PARTITION_SIZE == "16m"
