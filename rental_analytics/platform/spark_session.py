@@ -18,8 +18,8 @@ from rental_analytics.platform import class_data
 JOB_SETTINGS: dict[str, bool | float | int | str | None] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.adaptive.enabled": "true",
-    # A shuffle starts at spark.sql.shuffle.partitions and is merged into partitions of about 64 MB, so the
-    # EMR step's SparkShufflePartitions is an upper bound rather than a fixed count for any batch size.
+    # A shuffle starts at spark.sql.shuffle.partitions and is merged into partitions of about 64 MB (16 MB in
+    # a local session), so the EMR step's SparkShufflePartitions is an upper bound rather than a fixed count.
     "spark.sql.adaptive.coalescePartitions.enabled": "true",
     "spark.sql.parquet.compression.codec": "snappy",
     # Cached frames are kept as they are: compressing them (dictionaries of every string column) took longer
