@@ -13,6 +13,12 @@ def _path_and_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
     return hadoop_path, hadoop_path.getFileSystem(context._jsc.hadoopConfiguration())
 
 
+def qualified(spark: SparkSession, path: str) -> str:
+    """The path with its file system and, for a relative local path, the working directory it is relative to."""
+    hadoop_path, fs = _path_and_fs(spark, path)
+    return str(fs.makeQualified(hadoop_path).toString())
+
+
 def exists(spark: SparkSession, path: str) -> bool:
     """True when a file or folder exists at the path."""
     hadoop_path, fs = _path_and_fs(spark, path)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,3 +73,42 @@ def test_a_journal_cut_short_is_treated_as_no_journal(spark, tmp_path: Path):
     (Path(publication.root) / JOURNAL).write_text('{"moves": [["')
     recover(spark, str(tmp_path / "staging"), lambda _: None)
     assert _content(tmp_path / "zone" / "a") == "old a"
+
+
+@contextmanager
+def _hadoop_working_directory(spark, folder: Path) -> Iterator[None]:
+    """Resolve Hadoop's relative local paths against `folder`, as a run started there would."""
+    context: Any = spark.sparkContext
+    local = context._jvm.org.apache.hadoop.fs.FileSystem.getLocal(context._jsc.hadoopConfiguration())
+    previous = local.getWorkingDirectory()
+    local.setWorkingDirectory(context._jvm.org.apache.hadoop.fs.Path(str(folder)))
+    try:
+        yield
+    finally:
+        local.setWorkingDirectory(previous)
+
+
+def test_a_journal_of_relative_paths_is_finished_from_another_working_directory(
+    spark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # A local run given `--output out` and stopped after its journal, then run again from elsewhere: the journal
+    # must name the folders the first run meant, not whatever `out` means in the new working directory.
+    first, elsewhere = tmp_path / "first", tmp_path / "elsewhere"
+    _folder(first / "out" / "zone" / "a", "old a")
+    _folder(elsewhere / "out" / "zone" / "a", "another output's a")
+    publication = Publication("out/staging/b1")
+    _folder(first / publication.stage("a", "out/zone/a"), "new a")
+
+    def stopped(*_: object) -> None:
+        raise KeyboardInterrupt  # as if the run were stopped right after writing its journal
+
+    monkeypatch.setattr("rental_analytics.platform.publication._apply", stopped)
+    with _hadoop_working_directory(spark, first), pytest.raises(KeyboardInterrupt):
+        commit(spark, publication)
+    monkeypatch.undo()
+
+    with _hadoop_working_directory(spark, elsewhere):
+        recover(spark, str(first / "out" / "staging"), lambda _: None)
+    assert _content(first / "out" / "zone" / "a") == "new a"
+    assert _content(elsewhere / "out" / "zone" / "a") == "another output's a"
+    assert list((first / "out" / "staging").iterdir()) == []
