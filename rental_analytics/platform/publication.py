@@ -48,12 +48,11 @@ def _apply(spark: SparkSession, moves: list[tuple[str, str]], deletions: list[st
 def commit(spark: SparkSession, publication: Publication) -> None:
     """Write the journal, move every staged folder into place, then remove the staging."""
     # Qualified, so that a run started from another working directory finds the same folders to finish.
-    journal = {
-        "moves": [(hadoop_fs.qualified(spark, s), hadoop_fs.qualified(spark, t)) for s, t in publication.moves],
-        "deletions": [hadoop_fs.qualified(spark, target) for target in publication.deletions],
-    }
+    moves = [(hadoop_fs.qualified(spark, staged), hadoop_fs.qualified(spark, t)) for staged, t in publication.moves]
+    deletions = [hadoop_fs.qualified(spark, target) for target in publication.deletions]
+    journal = {"moves": moves, "deletions": deletions}
     hadoop_fs.write_text(spark, f"{publication.root.rstrip('/')}/{JOURNAL}", json.dumps(journal, indent=2))
-    _apply(spark, journal["moves"], journal["deletions"])
+    _apply(spark, moves, deletions)
     hadoop_fs.delete(spark, publication.root)
 
 
