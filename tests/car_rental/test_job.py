@@ -352,3 +352,23 @@ def test_a_rentals_file_with_only_its_header_is_counted_as_empty(spark, write_ba
     assert outcome.succeeded and outcome.history_transactions == 0
     assert (outcome.transaction_rows, outcome.rows_read["rental_transactions"], outcome.reject_rate) == (0, 0, 0.0)
     assert not (out / "quarantine").exists()
+
+
+def test_a_rental_before_the_gregorian_reform_is_written_and_read_back_as_it_is(spark, write_batch, tmp_path):
+    # Valid by the contract (a four-digit year); Spark's Parquet writer refuses such a date by default, asking
+    # whether to shift it into the Julian calendar of Spark 2. The contract's calendar is the proleptic one.
+    out = tmp_path / "out"
+    files = sample_batch.files()
+    files["rental_transactions"] += "R6,U1,5144945047,1500-03-01 10:00:00,1500-03-01 12:00:00,L2,L2,7.50\n"
+    assert run_batch(spark, BatchJob(str(write_batch(files, "b1")), str(out), "b1", 0.5)).succeeded
+    # A second batch reads the history back, the ancient partition included, to merge into it.
+    files["rental_transactions"] = files["rental_transactions"].replace(
+        "R1,U1,0e672a709e,2024-06-01 08", "R1,U1,0e672a709e,2024-06-01 07"
+    )
+    assert run_batch(spark, BatchJob(str(write_batch(files, "b2")), str(out), "b2", 0.5)).succeeded
+
+    daily = {str(r.rental_date): r.transaction_count for r in table(spark, out, "daily_metrics").collect()}
+    assert daily == {"1500-03-01": 1, "2024-06-01": 2, "2024-06-02": 2}
+    ama = table(spark, out, "user_metrics").where("user_id = 'U1'").first()
+    assert (ama.first_rental_at, ama.rental_count) == (dt.datetime(1500, 3, 1, 10), 3)
+    assert (out / "processed" / "rental_transactions" / "rental_date=1500-03-01").is_dir()
