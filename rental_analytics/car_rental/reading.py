@@ -38,7 +38,7 @@ class FileFacts:
 
     rows: int  # the job fails rather than read a different number
     layout: FileLayout | None = None  # where the columns sit; without it Spark reads the header
-    multiline: bool = True  # a quoted field holds a line break: the file is read whole, by one task
+    multiline: bool = True  # a quoted field holds a line break, or a line is white: read whole, by one task
     quotes: bool = True  # without a single quote, the file is plain lines that the job splits at each comma
     unique_ids: bool = False  # every row has an id and no two rows the same: no rows need comparing
 
@@ -63,8 +63,9 @@ def read_dataset(
     """Read one dataset of the batch as strings under the contract's column names.
 
     `present` is the batch folder's listing, taken once per batch. A multi-line read makes each file one
-    task on one core; a file with no line break inside a quoted field is read line by line, in splits, and
-    one with no quote at all is split at its commas without a CSV parser, which costs a fraction of one.
+    task on one core; a file with no line break inside a quoted field (and no line of only white space) is
+    read line by line, in splits, and one with no quote at all is split at its commas without a CSV parser,
+    which costs a fraction of one.
     With the file's layout known, Spark is given the schema and skips the job that would read the header.
     """
     names = [name for name in dataset.file_names if name in present]
@@ -72,7 +73,7 @@ def read_dataset(
         raise BatchInputError(f"{input_dir} has no {dataset.name}.csv or {dataset.name}.csv.gz")
     path = f"{input_dir.rstrip('/')}/{names[0]}"
     layout = facts.layout if facts is not None else None
-    if facts is not None and layout is not None and not facts.quotes:
+    if facts is not None and layout is not None and not facts.quotes and not facts.multiline:
         return _plain_lines(spark, path, dataset, layout)
     reader = spark.read
     if layout is not None:

@@ -274,3 +274,20 @@ def test_the_gate_and_the_spark_rules_accept_the_same_timestamps(spark):
     gate_verdict = {t: re.fullmatch(CALENDAR_TIMESTAMP_REGEX.strip("^$"), t) is not None for t in TIMESTAMPS}
     assert gate_verdict == spark_verdict
     assert sum(gate_verdict.values()) == 5
+
+
+@pytest.mark.parametrize("white", [b"   ", b"\t", b" \t ", b"\x0c", b"  \r"])
+def test_a_line_of_only_white_space_is_a_row_read_whole(white: bytes):
+    # Spark's line-by-line readers skip such a line and its multi-line reader takes it as a row of blanks, as the
+    # gate does: the verdict asks for the multi-line read, or the job would read a row fewer than the gate counted.
+    lines = TX.encode().splitlines()
+    content = b"\n".join([*lines[:3], white, *lines[3:]]) + b"\n"
+    verdict = validate_stream("rental_transactions.csv", io.BytesIO(content))
+    assert (verdict.accepted, verdict.rows, verdict.row_issues) == (True, 6, {"missing_required": 1})
+    assert verdict.multiline_fields
+
+
+@pytest.mark.parametrize(("body", "multiline"), [(b"U1\n  \nU2\n", True), (b"U1\nU2\n", False)])
+def test_a_white_line_of_a_one_column_file_is_seen_too(body: bytes, multiline: bool):
+    verdict = validate_stream("users.csv", io.BytesIO(b"user_id\n" + body))
+    assert (verdict.accepted, verdict.multiline_fields) == (True, multiline)

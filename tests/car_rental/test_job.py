@@ -16,7 +16,8 @@ from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from rental_analytics.car_rental.contract import ANALYTICS_SCHEMAS
-from rental_analytics.car_rental.job import BatchJob, run_batch
+from rental_analytics.car_rental.gate.files import validate_folder
+from rental_analytics.car_rental.job import BatchJob, held_to_the_gate, run_batch
 from rental_analytics.car_rental.reading import FileFacts, FileLayout, read_dataset
 from rental_analytics.car_rental.spark_types import struct_type
 from tests.car_rental import sample_batch
@@ -372,3 +373,20 @@ def test_a_rental_before_the_gregorian_reform_is_written_and_read_back_as_it_is(
     ama = table(spark, out, "user_metrics").where("user_id = 'U1'").first()
     assert (ama.first_rental_at, ama.rental_count) == (dt.datetime(1500, 3, 1, 10), 3)
     assert (out / "processed" / "rental_transactions" / "rental_date=1500-03-01").is_dir()
+
+
+@pytest.mark.parametrize("quoted", [False, True], ids=["plain_lines", "csv_lines"])
+def test_a_line_of_only_white_space_is_read_as_the_gate_counted_it(spark, write_batch, tmp_path, quoted):
+    files = sample_batch.files()
+    lines = files["rental_transactions"].splitlines()
+    if quoted:  # a quote somewhere, but no quoted line break: the file would be read line by line
+        lines[1] = lines[1].replace(",L1,", ',"L1",', 1)
+    files["rental_transactions"] = "\n".join([*lines[:3], " \t ", *lines[3:]]) + "\n"
+    batch = write_batch(files)
+    verdicts = {f.dataset: f.as_dict() for f in validate_folder(batch).files if f.dataset}
+    job = held_to_the_gate(BatchJob(str(batch), str(tmp_path / "out"), "b1", 0.5), verdicts)
+
+    outcome = run_batch(spark, job)
+    assert outcome.succeeded, outcome.message
+    assert outcome.rows_read["rental_transactions"] == verdicts["rental_transactions"]["rows"] == 6
+    assert outcome.rejected_by_reason == {"missing_required": 1, "unknown_location": 1}

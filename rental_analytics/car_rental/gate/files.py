@@ -65,8 +65,9 @@ class FileVerdict:
     rows: int = 0
     row_issues: dict[str, int] = field(default_factory=dict)
     row_examples: tuple[dict[str, str], ...] = ()
-    # Whether a quoted field holds a line break, so that Spark must read the file with multiLine. True
-    # unless the gate has read the file and found none: a line-by-line read would split such rows.
+    # Whether a quoted field holds a line break, or a line nothing but white space, so that Spark must read the
+    # file with multiLine. True unless the gate has read the file and found neither: a line-by-line read would
+    # split the first kind of row and skip the second, which the gate counts (`rows.WHITE_LINE`).
     multiline_fields: bool = True
     # Whether the file holds a quote character at all. True unless the gate has read the file and found none:
     # a file with none is plain lines of comma-separated values, which the Spark job splits itself.
@@ -519,7 +520,7 @@ def validate_stream(
         rows=tally.rows,
         row_issues=dict(sorted(tally.issues.items())),
         row_examples=tuple(tally.examples),
-        multiline_fields=source.scan.multiline,
+        multiline_fields=source.scan.multiline or tally.white_lines > 0,
         quotes=source.scan.any_quote,
         unique_ids=tally.unique_ids,
         header_fields=len(header),

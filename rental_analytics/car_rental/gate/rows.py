@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 import threading
 import weakref
 from collections import Counter
@@ -30,6 +31,9 @@ from rental_analytics.car_rental.gate.ids import IdCheck
 # with 16 MiB blocks it grew with the file (measured: docs/benchmarks.md).
 BLOCK_BYTES = 4 << 20
 MAX_EXAMPLES_PER_REASON = 3
+# A line that Java's String.trim leaves empty: Spark's line-by-line readers skip it, its multi-line reader (and
+# the gate) take it as a row of blanks.
+WHITE_LINE = r"[\x00-\x20]+"
 # A verdict quotes values to show a pattern; whole values could be megabytes each.
 MAX_VALUE_CHARS = 200
 PLACEHOLDER_TIME = "2000-01-01 00:00"
@@ -131,6 +135,8 @@ class RowTally:
     examples: list[dict[str, str]] = field(default_factory=list)
     # Whether every row had an id and no two rows the same one (ids.IdCheck), so the job need compare none.
     unique_ids: bool = False
+    # Lines of nothing but spaces and control characters (WHITE_LINE), each counted as a row.
+    white_lines: int = 0
 
     def note(self, reason: str, example: dict[str, str]) -> None:
         """Keep a few examples per reason: enough for a person to see the pattern."""
@@ -235,7 +241,11 @@ def tally_rows(
     header_names = {name: header[positions[name]] for name in checked_columns(dataset)}
     last_checked = max(positions[name] for name in header_names)
 
+    white_line = re.compile(WHITE_LINE)
+
     def on_invalid_row(row: pa_csv.InvalidRow) -> str:
+        if white_line.fullmatch(row.text or ""):
+            tally.white_lines += 1
         if row.actual_columns <= last_checked:
             reason = MISSING_REQUIRED  # Spark reads the absent fields as empty
         else:
@@ -261,6 +271,9 @@ def tally_rows(
         )
         for batch in reader:
             _tally_batch(tally, ids, batch, header_names, dataset)
+            if len(header) == 1:  # a white line is then a row of the right width, its one value the line itself
+                column = batch.column(0)
+                tally.white_lines += pc.sum(pc.match_substring_regex(column, f"^{WHITE_LINE}$")).as_py() or 0
     except pa.ArrowInvalid as error:
         if loans.failure is None:  # else pyarrow met the early end of a failed stream: the failure is the news
             raise _unreadable(error) from error
