@@ -144,19 +144,24 @@ class RowTally:
             self.examples.append({"reason": reason, **{name: shorten(value) for name, value in example.items()}})
 
 
+def _trimmed(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Values trimmed as the Spark job trims them: of spaces, not of tabs or other white space."""
+    return pc.utf8_trim(column, characters=" ")
+
+
 def _blank(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    return pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(column)), 0)
+    return pc.equal(pc.utf8_length(_trimmed(column)), 0)
 
 
 def _wall_clock(column: pa.Array) -> tuple[pa.Array, pa.Array]:
     """The column as timestamps (a placeholder where invalid) and whether each is a real wall-clock time."""
-    text = pc.utf8_trim_whitespace(column)
+    text = _trimmed(column)
     real = pc.match_substring_regex(text, CALENDAR_TIMESTAMP_REGEX)
     return pc.cast(pc.if_else(real, text, PLACEHOLDER_TIME), pa.timestamp("s")), real
 
 
 def _bad_amount(column: pa.Array) -> pa.Array:
-    text = pc.utf8_trim_whitespace(column)
+    text = _trimmed(column)
     shaped = pc.match_substring_regex(text, DECIMAL_REGEX)
     value = pc.cast(pc.if_else(shaped, text, "0"), pa.float64())
     # Half-up rounding to cents makes -0.004 zero, which is not negative.
