@@ -52,11 +52,13 @@ def run_car_rental(
     starting = StartingSession(log_dir=output_dir / "logs", quick_start=size < QUICK_START_BYTES)
     verdict = validate_folder(input_dir)
     files = [f.as_dict() for f in verdict.files]
+    quarantine_files(verdict, output_dir / "quarantine" / batch_id)
     if not verdict.accepted:
         starting.discard()
-        quarantine_files(verdict, output_dir / "quarantine" / batch_id)
         message = "the batch was not processed: " + "; ".join(verdict.problems())
         return _finish(report_dir, build_summary(batch_id, {"message": message}, {}, files), False)
+    for problem in verdict.problems():  # files of no dataset, set aside
+        progress(f"set aside, not part of the batch: {problem}")
 
     progress("starting Spark (local mode)")
     from rental_analytics.car_rental.job import BatchJob, held_to_the_gate, run_batch

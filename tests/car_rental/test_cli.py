@@ -81,6 +81,24 @@ def test_a_rejected_file_is_quarantined_with_its_report(tmp_path: Path, capsys):
     assert json.loads((out / "quarantine" / "b1" / "users.csv.report.json").read_text())["code"] == "binary"
 
 
+@pytest.mark.spark
+def test_a_file_of_no_dataset_is_set_aside_and_the_batch_runs(tmp_path: Path, capsys):
+    # In AWS the gate rejects such an upload alone and starts the run once the four datasets are accepted.
+    batch = tmp_path / "b1"
+    main(["generate", "car-rental", "--output", str(batch), "--rentals", "50"])
+    (batch / "README.txt").write_text("exported from the bookings system\n")
+    assert main(["validate", "car-rental", str(batch)]) == 0
+    assert main(["validate", "car-rental", str(batch / "README.txt")]) == 1
+    out = tmp_path / "out"
+    assert main(["run", "car-rental", "--input", str(batch), "--output", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "SUCCEEDED" in printed.out and "set aside, not part of the batch: REJECTED" in printed.err + printed.out
+    assert (out / "quarantine" / "b1" / "README.txt").read_text() == "exported from the bookings system\n"
+    report = json.loads((out / "quarantine" / "b1" / "README.txt.report.json").read_text())
+    assert report["code"] == "unknown_dataset"
+    assert (out / "analytics" / "daily_metrics").is_dir()
+
+
 def test_a_quote_left_open_in_the_last_column_fails_the_run_instead_of_losing_rows(tmp_path: Path, capsys):
     batch = tmp_path / "b1"
     main(["generate", "car-rental", "--output", str(batch), "--rentals", "100"])

@@ -558,15 +558,20 @@ class BatchVerdict:
 
     @property
     def accepted(self) -> bool:
-        """A batch is complete and accepted when all four datasets are present and every file passes."""
-        return not self.missing and all(v.accepted for v in self.files)
+        """All four datasets are present and each of their files passes.
+
+        A file named after no dataset (a README, say) is rejected and set aside without stopping the batch, as
+        the upload gate in AWS starts a run once each dataset has an accepted file, whatever else was uploaded.
+        """
+        of_datasets = [v for v in self.files if v.dataset]
+        return bool(of_datasets) and not self.missing and all(v.accepted for v in of_datasets)
 
     def path_of(self, dataset: str) -> str:
         """The accepted file that carries a dataset."""
         return next(v.file for v in self.files if v.dataset == dataset and v.accepted)
 
     def problems(self) -> list[str]:
-        """Every reason the batch cannot run, one line each."""
+        """Every file rejected and every dataset missing, one line each."""
         lines = [v.describe() for v in self.files if not v.accepted]
         lines += [f"MISSING {name}.csv (or {name}.csv.gz)" for name in self.missing]
         return lines
