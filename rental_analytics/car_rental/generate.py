@@ -114,9 +114,13 @@ def hex_id(kind: int, index: int) -> str:
 
 
 def _open(folder: Path, name: str, compress: bool) -> IO[str]:
+    plain, compressed = folder / f"{name}.csv", folder / f"{name}.csv.gz"
+    # A folder generated before in the other form would otherwise hold two files of the dataset, which the
+    # gate rejects as a batch that sent the dataset twice.
+    (plain if compress else compressed).unlink(missing_ok=True)
     if compress:
-        return gzip.open(folder / f"{name}.csv.gz", "wt", encoding="utf-8", newline="")
-    return (folder / f"{name}.csv").open("w", encoding="utf-8", newline="")
+        return gzip.open(compressed, "wt", encoding="utf-8", newline="")
+    return plain.open("w", encoding="utf-8", newline="")
 
 
 def _stamp(moment: datetime) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from rental_analytics.car_rental.gate.files import validate_folder
 from rental_analytics.car_rental.generate import RENTALS_PER_SEED, SEED_BLOCKS, GeneratorOptions
 from rental_analytics.cli import main
 
@@ -47,3 +48,12 @@ def test_each_seed_numbers_its_rentals_from_a_block_of_its_own():
     assert GeneratorOptions(seed=0).first_rental == 0
     assert GeneratorOptions(seed=7).first_rental == 7 * RENTALS_PER_SEED
     assert GeneratorOptions(seed=-1).first_rental == (SEED_BLOCKS - 1) * RENTALS_PER_SEED  # still in the id space
+
+
+def test_generating_again_in_the_other_form_leaves_one_file_per_dataset(tmp_path: Path):
+    folder = _generate(tmp_path / "batch", seed=1)
+    assert main(["generate", "car-rental", "--output", str(folder), "--rentals", "300", "--gzip"]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{name}.csv.gz" for name in ID_COLUMNS)
+    assert validate_folder(folder).accepted
+    assert main(["generate", "car-rental", "--output", str(folder), "--rentals", "300"]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{name}.csv" for name in ID_COLUMNS)
