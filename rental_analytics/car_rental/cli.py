@@ -133,7 +133,7 @@ def _run_batch(
 
     if not input_dir.is_dir():
         raise StageError(CHECKS, f"--input {input_dir} is not a folder", "give the batch folder of the four CSV files")
-    batch = batch_id or input_dir.resolve().name
+    batch = input_dir.resolve().name if batch_id is None else batch_id  # an empty --batch-id is a mistake too
     if not BATCH_ID_PATTERN.fullmatch(batch):
         raise StageError(CHECKS, f"batch id {batch!r} must match {BATCH_ID_PATTERN.pattern}", "pass --batch-id")
     spark_can_start(output_dir)

@@ -120,6 +120,9 @@ def test_usage_errors_exit_2(tmp_path: Path):
     bad_name = tmp_path / "bad name"
     bad_name.mkdir()
     assert main(["run", "car-rental", "--input", str(bad_name), "--output", str(tmp_path)]) == 2
+    good_name = tmp_path / "b1"
+    good_name.mkdir()
+    assert main(["run", "car-rental", "--input", str(good_name), "--output", str(tmp_path), "--batch-id", ""]) == 2
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "car-rental", "--input", str(tmp_path), "--output", str(tmp_path), "--max-reject-rate", "2"])
     assert exit_info.value.code == 2
