@@ -82,6 +82,17 @@ def test_an_output_below_a_file_fails_before_spark(batch: Path, tmp_path: Path, 
     assert no_spark == []
 
 
+
+def test_an_output_that_links_to_nothing_is_named_as_such(batch: Path, tmp_path: Path, capsys, no_spark):
+    dangling = tmp_path / "out"
+    dangling.symlink_to(tmp_path / "gone")
+    line = _fails(capsys, ["run", "car-rental", "--input", str(batch), "--output", str(dangling)])
+    assert line == (
+        f"rental-analytics: {CHECKS} --output {dangling} is a link to {tmp_path / 'gone'}, which does not exist; "
+        "create the folder it points to, or give another folder"
+    )
+    assert no_spark == []
+
 @pytest.mark.parametrize("command", [["generate", "car-rental"], ["demo", "--rentals", "10"]])
 def test_the_other_commands_that_write_a_folder_check_it_too(command: list[str], tmp_path: Path, capsys, no_spark):
     taken = tmp_path / "out.txt"

@@ -15,6 +15,12 @@ def usable_folder(path: Path, flag: str) -> Path:
     """Create the folder when missing and prove it writable; say in one line why it cannot be used."""
     if path.exists() and not path.is_dir():
         raise StageError(CHECKS, f"{flag} {path} is a file, not a folder", "give a folder (it is created when missing)")
+    if path.is_symlink() and not path.exists():
+        raise StageError(
+            CHECKS,
+            f"{flag} {path} is a link to {os.readlink(path)}, which does not exist",
+            "create the folder it points to, or give another folder",
+        )
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
