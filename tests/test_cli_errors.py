@@ -82,7 +82,6 @@ def test_an_output_below_a_file_fails_before_spark(batch: Path, tmp_path: Path, 
     assert no_spark == []
 
 
-
 def test_an_output_that_links_to_nothing_is_named_as_such(batch: Path, tmp_path: Path, capsys, no_spark):
     dangling = tmp_path / "out"
     dangling.symlink_to(tmp_path / "gone")
@@ -92,6 +91,7 @@ def test_an_output_that_links_to_nothing_is_named_as_such(batch: Path, tmp_path:
         "create the folder it points to, or give another folder"
     )
     assert no_spark == []
+
 
 @pytest.mark.parametrize("command", [["generate", "car-rental"], ["demo", "--rentals", "10"]])
 def test_the_other_commands_that_write_a_folder_check_it_too(command: list[str], tmp_path: Path, capsys, no_spark):
