@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -59,6 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         with progress:
             return int(args.handler(args))
     except (Exception, KeyboardInterrupt) as error:
+        if isinstance(error, BrokenPipeError):
+            # What is still buffered for the closed pipe would fail again, and noisily, when Python exits. A
+            # standard output that is no file (a test's capture) has nothing to redirect.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return report_failure(error, progress.current, command, args.debug)
 
 

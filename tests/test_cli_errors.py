@@ -473,3 +473,19 @@ def test_ctrl_c_while_spark_runs_exits_130_with_one_line(tmp_path: Path):
         r"rental-analytics: \[[^]]+\] interrupted \(Ctrl-C\); what it was writing may be half done: run the command again",
         failure[0],
     )
+
+
+def test_a_reader_that_stops_early_gets_one_line_and_exit_1(tmp_path: Path):
+    # `rental-analytics ... | head -1`: the pipe closes while the command still has lines to print.
+    command = [sys.executable, "-m", "rental_analytics.cli", "generate", "car-rental", "--output", str(tmp_path / "b")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([*command, "--rentals", "10"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    errors = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 1
+    assert errors == (
+        "rental-analytics: [generate car-rental] the program reading the output stopped before its end (a closed "
+        "pipe); what was written to disk is kept; send the output to a file\n"
+    )
+    assert (tmp_path / "b" / "rental_transactions.csv").is_file()

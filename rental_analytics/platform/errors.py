@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -198,6 +199,9 @@ def as_stage_error(error: BaseException, stage: str) -> StageError:
     spark = _spark_problem(error) if "py4j" in sys.modules else None
     if spark:
         return StageError(stage, *spark)
+    if isinstance(error, BrokenPipeError):
+        what = "the program reading the output stopped before its end (a closed pipe)"
+        return StageError(stage, what, "what was written to disk is kept; send the output to a file", EXIT_FAILED)
     if isinstance(error, OSError):
         return StageError(stage, _first_line(error), "check the path, its permissions and the free space", EXIT_FAILED)
     what = f"unexpected {type(error).__name__}: {_first_line(error)}"
@@ -216,5 +220,6 @@ def report_failure(
     if debug:
         traceback.print_exception(type(error), error, error.__traceback__, file=out)
     failure = as_stage_error(error, stage or (CHECKS if isinstance(error, ConfigError) else command))
-    print(failure.line(), file=out, flush=True)
+    with contextlib.suppress(OSError):  # standard error has no reader either (`2>&1 | head`): the exit code says it
+        print(failure.line(), file=out, flush=True)
     return failure.exit_code

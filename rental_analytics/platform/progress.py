@@ -84,6 +84,7 @@ class StageProgress:
         self._poll_seconds = poll_seconds
         self._lock = threading.Lock()
         self._drawn = False
+        self._gone = False  # writing to the stream failed once: nothing more is written
         self._tracker: StatusTracker | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -96,7 +97,7 @@ class StageProgress:
         with self._lock:
             self._erase()
             self._stage_started = self._clock()
-            print(f"[{self._stage_started - self._started:7.1f}s] {stage}", file=self._stream, flush=True)
+            self._write(f"[{self._stage_started - self._started:7.1f}s] {stage}\n")
             self.current = stage
             self._baseline = None
 
@@ -125,8 +126,7 @@ class StageProgress:
             if counts is None:
                 return
             line = self.status_line(counts, self._clock())
-            self._stream.write(line[: self._width()])
-            self._stream.flush()
+            self._write(line[: self._width()])
             self._drawn = True
 
     def status_line(self, counts: TaskCounts, now: float) -> str:
@@ -155,9 +155,17 @@ class StageProgress:
 
     def _erase(self) -> None:
         if self._drawn:
-            self._stream.write(_ERASE)
-            self._stream.flush()
+            self._write(_ERASE)
             self._drawn = False
+
+    def _write(self, text: str) -> None:
+        if self._gone:
+            return
+        try:
+            self._stream.write(text)
+            self._stream.flush()
+        except OSError:  # the reader went away (`run ... | head`): a display never fails the run it shows
+            self._gone = True
 
     def close(self) -> None:
         """Stop polling and clear the status line."""

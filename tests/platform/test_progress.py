@@ -141,3 +141,20 @@ def test_follow_spark_polls_only_a_stage_progress_on_a_terminal():
     drawn.close()
     assert not drawn._thread.is_alive()
     assert out.getvalue().endswith("\r\x1b[K")  # the status line was drawn, then cleared by close()
+
+
+class ClosedPipe(io.StringIO):
+    """Standard error piped into a reader that has gone (`run ... 2>&1 | head -2`)."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_progress_whose_reader_went_away_writes_nothing_more_and_fails_nothing():
+    progress = StageProgress(ClosedPipe(), terminal=True)
+    progress("reading the batch")
+    progress.follow(FakeTracker({1: Info(8, 2, 3)}))
+    progress.poll()
+    progress("writing the report")
+    progress.close()
+    assert progress.current == "writing the report"
