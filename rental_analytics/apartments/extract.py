@@ -80,7 +80,7 @@ def conform_source(frame: DataFrame, table: SourceTable) -> DataFrame:
 
 
 def max_key(frame: DataFrame, table: SourceTable, before: date) -> int | None:
-    """The largest key already extracted on a load date before `before`: where the next increment starts.
+    """The largest key of `frame`'s load dates before `before`: where the next increment starts.
 
     Earlier partitions, not a separate state file, are the watermark, so a re-run of a load date starts from
     the same place and its partition is simply replaced.

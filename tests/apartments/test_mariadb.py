@@ -61,6 +61,7 @@ def test_increments_start_above_the_last_load_and_reruns_replace_their_partition
     generate_marketplace(source, MarketplaceOptions(apartments=200))
     zones = jobs.Zones(str(tmp_path))
     jobs.run_extract(spark, source, zones, D1)
+    assert jobs.run_quality(spark, zones, D1, "run-1").passed
     before = {row[0] for row in _source_rows(source, "bookings")}
     change_marketplace(source, ChangeOptions(as_of=D2))
     added = sorted(row for row in _source_rows(source, "bookings") if row[0] not in before)
@@ -74,6 +75,41 @@ def test_increments_start_above_the_last_load_and_reruns_replace_their_partition
     bookings = spark.read.parquet(zones.raw("bookings"))
     assert bookings.count() == len(before) + len(added)  # the re-run replaced D2, it did not add to it
     assert jobs.run_extract(spark, source, zones, D3, full=True).rows["bookings"] == len(before) + len(added)
+
+
+def _execute(url: DatabaseUrl, statement: str) -> None:
+    connection = pymysql.connect(
+        host=url.host, port=url.port, user=url.user, password=url.password, database=url.database, autocommit=True
+    )
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+    finally:
+        connection.close()
+
+
+def test_rows_of_a_load_date_that_breached_the_checks_are_extracted_again_by_the_next(spark, source, tmp_path: Path):
+    generate_marketplace(source, MarketplaceOptions(apartments=200, bad_share=0.0))
+    zones = jobs.Zones(str(tmp_path))
+    jobs.run_extract(spark, source, zones, D1)
+    assert jobs.run_quality(spark, zones, D1, "run-1").passed
+    first = {row[0] for row in _source_rows(source, "bookings")}
+    # D2 brings 50 bookings with negative amounts: a breach, and D2 loads nothing.
+    _execute(
+        source,
+        "INSERT INTO bookings SELECT booking_id + 100000, apartment_id, user_id, start_date, end_date, -total_amount "
+        "FROM bookings ORDER BY booking_id LIMIT 50",
+    )
+    jobs.run_extract(spark, source, zones, D2)
+    assert not jobs.run_quality(spark, zones, D2, "run-2").passed
+    _execute(source, "UPDATE bookings SET total_amount = -total_amount WHERE booking_id > 100000")  # fixed
+
+    third = jobs.run_extract(spark, source, zones, D3)
+    assert third.watermarks["bookings"] == max(first)
+    assert third.rows["bookings"] == 50
+    assert jobs.run_quality(spark, zones, D3, "run-3").passed
+    processed = spark.read.parquet(zones.processed("bookings"))
+    assert processed.count() == len(first) + 50 == processed.select("booking_id").distinct().count()
 
 
 def test_quality_quarantines_each_broken_row_with_its_reason(spark, source, tmp_path: Path):
