@@ -73,6 +73,10 @@ class DatabaseUrl:
         database = parts.path.lstrip("/")
         if not parts.hostname or not parts.username or not database:
             raise ConfigError("database URL must have the form SCHEME://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
+        try:
+            port = parts.port or _JDBC[scheme][2]
+        except ValueError as error:  # not a number, or past 65535
+            raise ConfigError(f"database URL has a bad port: {error}") from error
         password = unquote(parts.password or "")
         if not password and password_env:
             password = os.environ.get(password_env, "")
@@ -80,7 +84,7 @@ class DatabaseUrl:
             scheme,
             unquote(parts.username),
             parts.hostname,
-            parts.port or _JDBC[scheme][2],
+            port,
             database,
             password,
         )

@@ -39,7 +39,9 @@ def test_on_glue_mysql_is_read_with_oracles_connector_j_and_cursor_fetching():
     )
 
 
-@pytest.mark.parametrize("bad", ["oracle://u@h/d", "mysql://h/d", "mysql://u@h/", "not a url"])
+@pytest.mark.parametrize(
+    "bad", ["oracle://u@h/d", "mysql://h/d", "mysql://u@h/", "not a url", "mysql://u@h:99999/d", "mysql://u@h:abc/d"]
+)
 def test_malformed_urls_are_refused(bad: str):
     with pytest.raises(ConfigError):
         DatabaseUrl.parse(bad)
