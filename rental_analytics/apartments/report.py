@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -90,13 +91,17 @@ def read_kpis(connection: Connection) -> dict[str, Any]:
         f"SELECT {_real('SUM(current_listings)')}, {_real('SUM(current_listings * average_price)')} "
         "FROM analytics.kpi_average_listing_price"
     )
+    # A month's occupancy over every location is over every current apartment's nights: the KPI table has a
+    # row only for the locations booked that month, so the sum of its available nights would leave out the rest.
+    [(apartments,)] = connection.query("SELECT COUNT(*) FROM analytics.dim_apartments WHERE is_current")
     months = []
-    for month, booked, available in connection.query(
-        f"SELECT month_start, {_real('SUM(booked_nights)')}, {_real('SUM(available_nights)')} "
-        "FROM analytics.kpi_occupancy_rate "
+    for month, booked in connection.query(
+        f"SELECT month_start, {_real('SUM(booked_nights)')} FROM analytics.kpi_occupancy_rate "
         "GROUP BY month_start ORDER BY month_start"
     ):
-        nights, capacity = _number(booked) or 0.0, _number(available) or 0.0
+        start = dt.date.fromisoformat(str(month))
+        nights = _number(booked) or 0.0
+        capacity = float(calendar.monthrange(start.year, start.month)[1] * int(apartments or 0))
         months.append(
             {
                 "month_start": str(month),

@@ -22,9 +22,10 @@ def test_the_page_reads_the_kpis_of_a_small_model(spark, target, tmp_path: Path)
     assert (kpis["bookings"], kpis["average_duration_days"], kpis["booking_revenue"]) == (3, 2.0, 620.0)
     assert (kpis["customers"], kpis["repeat_customers"], kpis["repeat_customer_rate"]) == (2, 1, 0.5)
     assert (kpis["current_listings"], kpis["average_listing_price"]) == (2, 100.0)
-    # May: Accra's 2 of 31 nights; June: Accra 2 and Lagos 2 of 30 each.
+    # Over both current apartments' nights, Lagos's too in May, when only Accra was booked: May 2 of 2 x 31
+    # nights; June: Accra 2 and Lagos 2 of 2 x 30.
     assert [(m["month_start"], m["occupancy_rate"]) for m in kpis["occupancy_by_month"]] == [
-        ("2024-05-01", pytest.approx(2 / 31)),
+        ("2024-05-01", pytest.approx(2 / 62)),
         ("2024-06-01", pytest.approx(4 / 60)),
     ]
     assert [(r["location_name"], r["bookings"]) for r in kpis["popular_locations"]] == [("Accra", 2), ("Lagos", 1)]
