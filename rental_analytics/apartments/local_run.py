@@ -12,6 +12,7 @@ from rental_analytics.apartments import jobs, report, warehouse
 from rental_analytics.apartments.contract import CURATED_SCHEMAS
 from rental_analytics.apartments.db_url import DatabaseUrl
 from rental_analytics.apartments.quality import QualityRules
+from rental_analytics.platform.errors import as_stage_error
 from rental_analytics.platform.progress import Progress, follow_spark
 
 
@@ -38,12 +39,23 @@ def run_apartments(
     started = datetime.now(timezone.utc)
     run = ApartmentsRun()
     stages: dict[str, Any] = {"source": str(source), "warehouse": str(target), "output": str(output.resolve())}
-    _run_stages(run, stages, source, target, output, load_date, progress, rules)
-    summary = report.build_summary(
-        load_date, run.succeeded, run.message, started, datetime.now(timezone.utc), stages, run.failed_stage
-    )
-    run.report = report.write_report(report.report_dir(output, load_date), summary)
-    run.lines.append(f"Report: {run.report.resolve()}")
+
+    def write_page() -> None:
+        summary = report.build_summary(
+            load_date, run.succeeded, run.message, started, datetime.now(timezone.utc), stages, run.failed_stage
+        )
+        run.report = report.write_report(report.report_dir(output, load_date), summary)
+        run.lines.append(f"Report: {run.report.resolve()}")
+
+    try:
+        _run_stages(run, stages, source, target, output, load_date, progress, rules)
+    except Exception as error:
+        # The page still says how far the run got and why it stopped; the command line reports the failure too.
+        failure = as_stage_error(error, getattr(progress, "current", None) or "run apartments")
+        run.failed_stage, run.message = failure.stage, failure.what
+        write_page()
+        raise
+    write_page()
     return run
 
 

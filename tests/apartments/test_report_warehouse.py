@@ -53,3 +53,21 @@ def test_a_breached_local_run_writes_its_page(source, target, tmp_path: Path, ca
     assert f"Report: {page}" in capsys.readouterr().out
     text = assert_inert(page.read_text(encoding="utf-8")).text
     assert "FAILED Data Quality Breach" in text and "Below threshold" in text and "What to do next" in text
+
+
+def test_a_run_that_fails_in_its_load_still_writes_its_page(source, target, tmp_path: Path, capsys, monkeypatch):  # noqa: F811
+    from rental_analytics.cli import main
+
+    def refused(*_: object, **__: object) -> None:
+        raise RuntimeError("the warehouse refused the rows")
+
+    main(["generate", "apartments", "--mysql-url", str(source), "--apartments", "40", "--as-of", "2024-06-01"])
+    monkeypatch.setattr(warehouse, "load_model", refused)
+    code = main(["run", "apartments", "--mysql-url", str(source), "--warehouse-url", str(target),
+                 "--output", str(tmp_path), "--load-date", "2024-06-01"])  # fmt: skip
+
+    assert code == 1
+    assert "the warehouse refused the rows" in capsys.readouterr().err
+    page = tmp_path / "reports" / "apartments" / "2024-06-01" / "report.html"
+    text = assert_inert(page.read_text(encoding="utf-8")).text
+    assert "FAILED" in text and "the warehouse refused the rows" in text
