@@ -102,7 +102,7 @@ def run_extract(
         # stopped before they ended, are extracted again by the next load date rather than skipped for good.
         # A breach removes its partition, so the folder may be there with no load date in it.
         checked = zones.processed(table.name)
-        if table.incremental and not full and any(_partitions(spark, checked)):
+        if table.incremental and not full and hadoop_fs.partition_values(spark, checked, "load_date"):
             watermark = max_key(spark.read.parquet(checked), table, load_date)
         target = partition(zones.raw(table.name), load_date)
         read_source_table(spark, source, table, watermark, partitions).write.mode("overwrite").parquet(target)
@@ -111,11 +111,6 @@ def run_extract(
         since = "all rows" if watermark is None else f"above {table.key} {watermark}"
         progress(f"extract: {table.name} {outcome.rows[table.name]:,} rows ({since})")
     return outcome
-
-
-def _partitions(spark: SparkSession, folder: str) -> list[str]:
-    """The `load_date=` partitions of a zone's table folder; none when the folder is missing or empty."""
-    return [name for name in hadoop_fs.list_names(spark, folder) if name.startswith("load_date=")]
 
 
 @dataclass

@@ -144,6 +144,9 @@ _CALENDAR_DATE = (
 CALENDAR_TIMESTAMP_REGEX = rf"^{_CALENDAR_DATE}[ T]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$"
 # A plain decimal number: no exponent, no thousands separator.
 DECIMAL_REGEX = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$"
+# What Java's String.trim removes. Spark's line-by-line readers skip a line of nothing else; its multi-line reader
+# (and the upload gate) take such a line as a row of blanks.
+JAVA_TRIMMED_CHARS = r"[\x00-\x20]"
 
 Schema = Sequence[tuple[str, str]]
 

@@ -321,8 +321,7 @@ def stage_merged_transactions(
 
 def _dates_in(spark: SparkSession, folder: str) -> set[str]:
     """The dates of a folder's `rental_date=` partitions."""
-    prefix = "rental_date="
-    return {name[len(prefix) :] for name in hadoop_fs.list_names(spark, folder) if name.startswith(prefix)}
+    return hadoop_fs.partition_values(spark, folder, "rental_date")
 
 
 def stage_analytics(

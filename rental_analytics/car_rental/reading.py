@@ -11,10 +11,10 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from rental_analytics.car_rental import rules
-from rental_analytics.car_rental.contract import Dataset
+from rental_analytics.car_rental.contract import JAVA_TRIMMED_CHARS, Dataset
 
-# Spark's CSV reader skips a line that Java's String.trim leaves empty: one of these characters alone.
-_BLANK_LINE = r"^[\x00-\x20]*$"
+# Spark's CSV reader skips a line that Java's String.trim leaves empty.
+_BLANK_LINE = rf"^{JAVA_TRIMMED_CHARS}*$"
 
 
 class BatchInputError(Exception):

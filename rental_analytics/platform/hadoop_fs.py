@@ -33,6 +33,12 @@ def list_names(spark: SparkSession, folder: str) -> list[str]:
     return sorted(str(status.getPath().getName()) for status in fs.listStatus(hadoop_path))
 
 
+def partition_values(spark: SparkSession, folder: str, column: str) -> set[str]:
+    """The values of a table folder's `column=` partitions; none when the folder is missing or holds none."""
+    prefix = f"{column}="
+    return {name[len(prefix) :] for name in list_names(spark, folder) if name.startswith(prefix)}
+
+
 def delete(spark: SparkSession, path: str) -> None:
     """Delete a file or a folder with everything below it; a missing path is fine."""
     hadoop_path, fs = _path_and_fs(spark, path)

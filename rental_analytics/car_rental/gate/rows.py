@@ -21,6 +21,7 @@ from rental_analytics.car_rental.contract import (
     CALENDAR_TIMESTAMP_REGEX,
     DECIMAL_REGEX,
     END_BEFORE_START,
+    JAVA_TRIMMED_CHARS,
     MISSING_REQUIRED,
     RENTAL_TRANSACTIONS,
     Dataset,
@@ -31,9 +32,8 @@ from rental_analytics.car_rental.gate.ids import IdCheck
 # with 16 MiB blocks it grew with the file (measured: docs/benchmarks.md).
 BLOCK_BYTES = 4 << 20
 MAX_EXAMPLES_PER_REASON = 3
-# A line that Java's String.trim leaves empty: Spark's line-by-line readers skip it, its multi-line reader (and
-# the gate) take it as a row of blanks.
-WHITE_LINE = r"[\x00-\x20]+"
+# A line that Java's String.trim leaves empty (and is not empty to begin with).
+WHITE_LINE = rf"{JAVA_TRIMMED_CHARS}+"
 # A verdict quotes values to show a pattern; whole values could be megabytes each.
 MAX_VALUE_CHARS = 200
 PLACEHOLDER_TIME = "2000-01-01 00:00"
