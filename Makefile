@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
 TOOLS ?= .venv-tools
-.PHONY: help install demo test lint check-template format bench clean invoke-gate
+.PHONY: help install demo test lint check-template format bench clean invoke-gate build
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -26,7 +26,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) ## Generate a sample batch and run the whole car-rental pipeline locally
 	$(BIN)/rental-analytics demo --output demo-output
 
-test: lint check-template ## Lint, type-check, check the template and run every test
+test: $(STAMP) $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed ## Lint, type-check, check the template, sam build, run every test
+	@# The checks and `sam build` side by side: the build waits on the package index, the checks on the CPU.
+	$(MAKE) --no-print-directory -j3 lint check-template build
 	@# One worker per core (at most four, each with its own Spark): on 2 cores, 4 workers took longer than 2
 	@# (docs/benchmarks.md, "The test suite").
 	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist worksteal
@@ -60,6 +62,20 @@ check-template: $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed ## sam valid
 	$(TOOLS)/sam/bin/cfn-lint $(TEMPLATES)
 	@# --skip-download: checkov's policy metadata lives on the network; the checks themselves are local.
 	$(TOOLS)/checkov/bin/checkov $(addprefix -f ,$(TEMPLATES)) --framework cloudformation --compact --quiet --skip-download
+
+# sam build needs the Lambda runtime's Python (3.12) on the PATH: pyenv's when there is one (a pyenv shim would
+# answer for a version pyenv has not selected), otherwise whatever python3.12 the PATH has.
+PYTHON312 ?= $(shell p=$$(ls -d "$$(pyenv root 2>/dev/null)"/versions/3.12*/bin/python3.12 2>/dev/null | tail -1); \
+	[ -n "$$p" ] && echo "$$p" || command -v python3.12)
+BUILT := .aws-sam/build/template.yaml
+BUILD_INPUTS := template.yaml samconfig.toml Makefile $(wildcard stacks/*.yaml statemachine/*.json functions/*/* \
+	spark_scripts/*.py) $(shell find rental_analytics -name '*.py' -o -name '*.sql')
+
+build: $(BUILT) ## sam build: the functions, the layer and the shipped Spark code, as AWS runs them (.aws-sam/build)
+$(BUILT): $(TOOLS)/sam/.installed $(BUILD_INPUTS)
+	@test -n "$(PYTHON312)" || { echo "sam build needs python3.12 (the Lambda runtime's) on the PATH"; exit 2; }
+	PATH="$(dir $(PYTHON312)):$$PATH" SAM_CLI_TELEMETRY=0 $(TOOLS)/sam/bin/sam build
+	@touch $@
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -117,11 +133,20 @@ invoke-gate: $(STAMP) $(TOOLS)/sam/.installed ## Run the upload gate in Docker o
 copy-core = mkdir -p "$(1)" && cd rental_analytics && find . -name '*.py' -o -name '*.sql' -o -name 'py.typed' | \
 	xargs -I{} cp --parents {} "$(1)/"
 
+# What the layer installs beside the core package, as pyproject.toml pins it (tests/as_built checks the two agree).
+LAYER_REQUIREMENTS := "pyarrow>=16,<20"
+
 # `sam build` runs this for the CoreLayer (BuildMethod: makefile): the core package and what the functions
-# import from outside the Lambda runtime, as Linux wheels for the python3.12 runtime.
+# import from outside the Lambda runtime, as Linux wheels for the python3.12 runtime. Left out of pyarrow: what
+# only building against it or Arrow Flight needs (headers, Cython sources, its tests, the Flight libraries), and
+# the two extra names of each libarrow_python* library, which a wheel holds as copies: the loader asks for
+# libarrow_python.so.<major> only. docs/deployment.md lists what stays; tests/as_built runs it.
 build-CoreLayer:
 	$(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)/python" --platform manylinux2014_x86_64 \
-		--implementation cp --python-version 3.12 --only-binary=:all: "pyarrow>=15,<20"
+		--implementation cp --python-version 3.12 --only-binary=:all: $(LAYER_REQUIREMENTS)
+	cd "$(ARTIFACTS_DIR)/python/pyarrow" && rm -rf include src tests _pyarrow_cpp_tests.* *flight* \
+		&& find . \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' \) -delete \
+		&& find . -maxdepth 1 \( -name 'libarrow_python*.so' -o -name 'libarrow_python*.so.*.*.*' \) -delete
 	$(call copy-core,$(ARTIFACTS_DIR)/python/rental_analytics)
 
 # `sam build` runs this for ShipCodeFunction: the handler with the code it ships to the artifacts bucket.
@@ -130,4 +155,5 @@ build-ShipCodeFunction:
 	mkdir -p "$(ARTIFACTS_DIR)/spark_scripts"
 	cp spark_scripts/*.py "$(ARTIFACTS_DIR)/spark_scripts/"
 	$(call copy-core,$(ARTIFACTS_DIR)/rental_analytics)
-	$(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)" "aws-lambda-powertools>=3.2,<4"
+	@# boto3 too, as the other functions ship it: the handler then runs the SDK it was tested with, not the runtime's.
+	$(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)" "aws-lambda-powertools>=3.2,<4" boto3

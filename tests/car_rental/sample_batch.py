@@ -24,6 +24,17 @@ R4,U2,04bbfa06f1,2024-06-02 00:00:00,2024-06-03 00:00:00,L1,L1,20.01
 R5,U2,04bbfa06f1,2024-06-02 00:00:00,2024-06-03 00:00:00,L9,L1,20.00
 """
 
+# What Athena writes for each insight query over a batch like this one: quoted CSV with a header.
+ATHENA_CSV = {
+    "top_revenue_locations": '"location_id","location_name","city","state","total_revenue","transaction_count"\n'
+    '"L1","Airport","Accra","GA","150.01","2"\n"L2","Downtown","Kumasi","AS","30.00","1"\n',
+    "most_rented_vehicle_types": '"vehicle_type","rental_count","total_revenue","unique_vehicles"\n"SUV","3","150.01","2"\n',
+    "top_spending_users": '"user_id","first_name","last_name","total_spent","rental_count"\n"U1","Ama","Mensah","150.01","2"\n',
+    "daily_revenue_trend": '"rental_date","total_revenue","transaction_count"\n"2024-06-01","150.01","2"\n',
+    "location_utilization": '"location_id","location_name","utilization_rate","total_rental_hours","unique_vehicles"\n'
+    '"L1","Airport","0.0476","12.0","2"\n',
+}
+
 
 def files() -> dict[str, str]:
     return {

@@ -12,18 +12,9 @@ from rental_analytics.car_rental.contract import INSIGHT_QUERIES
 from rental_analytics.car_rental.publish import ReportRequest, ReportSettings, parse_athena_csv, publish_report
 from rental_analytics.platform.aws import AwsClients
 from rental_analytics.platform.config import ConfigError
+from tests.car_rental.sample_batch import ATHENA_CSV
 from tests.lambda_handlers import FakeContext, load_handler
 from tests.repo import ROOT
-
-ATHENA_CSV = {
-    "top_revenue_locations": '"location_id","location_name","city","state","total_revenue","transaction_count"\n'
-    '"L1","Airport","Accra","GA","150.01","2"\n"L2","Downtown","Kumasi","AS","30.00","1"\n',
-    "most_rented_vehicle_types": '"vehicle_type","rental_count","total_revenue","unique_vehicles"\n"SUV","3","150.01","2"\n',
-    "top_spending_users": '"user_id","first_name","last_name","total_spent","rental_count"\n"U1","Ama","Mensah","150.01","2"\n',
-    "daily_revenue_trend": '"rental_date","total_revenue","transaction_count"\n"2024-06-01","150.01","2"\n',
-    "location_utilization": '"location_id","location_name","utilization_rate","total_rental_hours","unique_vehicles"\n'
-    '"L1","Airport","0.0476","12.0","2"\n',
-}
 
 
 def _report_aws(s3: Any) -> tuple[AwsClients, ReportSettings]:
