@@ -7,23 +7,58 @@ A `Raise` fails with a named error, as an integration reports it, under the stat
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import boto3
+import botocore.session
 from moto.sns.models import sns_backends
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+    StateTaskServiceAwsSdk,
+)
 
 from tests.repo import ROOT
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 FAIL = "fail"
-# A placeholder where ASL wants a number (a top-level TimeoutSeconds) stands bare in the file: the substituted
-# text is the number. Such a file is JSON only once filled.
-_BARE_PLACEHOLDER = re.compile(r"(:\s*)(\$\{\w+\})(\s*[,}\]])")
+
+
+@functools.cache
+def _service_model(service: str) -> Any:
+    return botocore.session.get_session().get_service_model(service)
+
+
+def _operation(task: Any, boto_service_name: str | None, service_action_name: str | None) -> Any:
+    service = task._get_boto_service_name(boto_service_name)
+    action = service_action_name or task.resource.api_action
+    return _service_model(service).operation_model(action[0].upper() + action[1:])
+
+
+def _parameters_as_aws_reads_them(
+    task: Any, parameters: dict[str, Any], boto_service_name: str | None = None, service_action_name: str | None = None
+) -> None:
+    task._to_boto_request(parameters, _operation(task, boto_service_name, service_action_name).input_shape)
+
+
+def _response_as_aws_writes_it(
+    task: Any, response: Any, boto_service_name: str | None = None, service_action_name: str | None = None
+) -> None:
+    task._from_boto_response(response, _operation(task, boto_service_name, service_action_name).output_shape)
+
+
+# AWS SDK integrations take and give the API's members in PascalCase (supported-services-awssdk: "parameter
+# names will be Pascal case"), whatever the API's own casing; moto passes them to boto3 as written, which only
+# works for APIs whose members are PascalCase already (S3, Glue), not Step Functions' own (executionArn). The
+# harness gives moto's interpreter the conversion AWS makes, from botocore's model.
+StateTaskServiceAwsSdk._normalise_parameters = _parameters_as_aws_reads_them  # type: ignore[method-assign]
+StateTaskServiceAwsSdk._normalise_response = _response_as_aws_writes_it  # type: ignore[method-assign]
 
 
 def asl_text(name: str) -> str:
@@ -32,11 +67,6 @@ def asl_text(name: str) -> str:
 
 def placeholders(text: str) -> set[str]:
     return set(re.findall(r"\$\{(\w+)\}", text))
-
-
-def readable(text: str) -> str:
-    """The definition with its bare placeholders quoted, so that it parses as JSON: for reading, not running."""
-    return _BARE_PLACEHOLDER.sub(r'\1"\2"\3', text)
 
 
 def _failing_task(original: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +174,8 @@ def scripted_definition(text: str, substitutions: dict[str, str], script: dict[s
                 result = script[name]
                 if isinstance(result, Raise):
                     states[name] = _raising_state(name, states[name], result)
+                elif isinstance(result, Hold):
+                    states[name] = _holding_state(states[name], result)
                 elif result == FAIL:
                     states[name] = _failing_task(states[name])
                 else:
@@ -159,25 +191,55 @@ class Run:
     output: Any
     inputs: dict[str, Any]  # the input each state was last entered with
     attempts: dict[str, int]  # how often each `Raise` state ran, retries included
+    entered_at: list[tuple[str, datetime]]  # each state entered, with the time it was
 
 
-def run(definition: str, topic_arn: str, execution_input: dict[str, Any]) -> Run:
-    """Create the state machine, run one execution to its end, and read its history and the topic."""
+@dataclass(frozen=True)
+class Hold:
+    """A scripted state that takes `seconds` and passes its input on, as a long Spark step would (ResultPath null)."""
+
+    seconds: int
+
+
+def _holding_state(original: dict[str, Any], script: Hold) -> dict[str, Any]:
+    state: dict[str, Any] = {"Type": "Wait", "Seconds": script.seconds}
+    for key in ("Next", "End"):
+        if key in original:
+            state[key] = original[key]
+    return state
+
+
+def create_machine(definition: str) -> str:
+    """A new state machine of the definition; its ARN."""
     sfn = boto3.client("stepfunctions", region_name=REGION)
-    machine = sfn.create_state_machine(
+    return sfn.create_state_machine(
         name=f"machine-{len(sfn.list_state_machines()['stateMachines'])}",
         definition=definition,
         roleArn=f"arn:aws:iam::{ACCOUNT}:role/workflow",
     )["stateMachineArn"]
-    execution = sfn.start_execution(stateMachineArn=machine, input=json.dumps(execution_input))["executionArn"]
-    deadline = time.monotonic() + 30
+
+
+def start(machine: str, execution_input: dict[str, Any]) -> str:
+    """Start one execution; its ARN."""
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    name = uuid.uuid4().hex  # moto names every unnamed execution alike
+    return sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(execution_input))["executionArn"]
+
+
+def finish(execution: str, topic_arn: str, seconds: float = 30) -> Run:
+    """Wait for the execution to end, and read its history and the topic."""
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    deadline = time.monotonic() + seconds
     while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
         assert time.monotonic() < deadline, "the execution did not finish"
         time.sleep(0.05)
     events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
-    entered_events = [e["stateEnteredEventDetails"] for e in events if "stateEnteredEventDetails" in e]
-    entered = [details["name"] for details in entered_events]
-    inputs = {details["name"]: json.loads(details.get("input") or "null") for details in entered_events}
+    entered_events = [e for e in events if "stateEnteredEventDetails" in e]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in entered_events]
+    inputs = {
+        e["stateEnteredEventDetails"]["name"]: json.loads(e["stateEnteredEventDetails"].get("input") or "null")
+        for e in entered_events
+    }
     attempts: dict[str, int] = {}
     parallel = ""
     for event in events:
@@ -188,7 +250,27 @@ def run(definition: str, topic_arn: str, execution_input: dict[str, Any]) -> Run
     topic = sns_backends[ACCOUNT][REGION].topics[topic_arn]
     alerts = [(subject or "", message) for _, message, subject, *_ in topic.sent_notifications]
     output = json.loads(described["output"]) if described.get("output") else None
-    return Run(described["status"], entered, alerts, output, inputs, attempts)
+    entered_at = [(e["stateEnteredEventDetails"]["name"], e["timestamp"]) for e in entered_events]
+    return Run(described["status"], entered, alerts, output, inputs, attempts, entered_at)
+
+
+def run(definition: str, topic_arn: str, execution_input: dict[str, Any]) -> Run:
+    """Create the state machine, run one execution to its end, and read its history and the topic."""
+    return finish(start(create_machine(definition), execution_input), topic_arn)
+
+
+def run_lock_table() -> str:
+    """Inside a moto context: the run lock table, with the key schema the template gives it."""
+    from tests.templates import CAR_RENTAL
+
+    table = CAR_RENTAL.resources["RunLockTable"]["Properties"]
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName="run-lock",
+        KeySchema=table["KeySchema"],
+        AttributeDefinitions=table["AttributeDefinitions"],
+        BillingMode=table["BillingMode"],
+    )
+    return "run-lock"
 
 
 def car_rental_stand_ins(data_bucket: str) -> dict[str, str]:
@@ -213,6 +295,7 @@ def car_rental_stand_ins(data_bucket: str) -> dict[str, str]:
     values.update(
         AlertTopicArn=topic, CrawlerName="crawler", CrawlerPollSeconds="0", CrawlerMaxPolls="3",
         CoreInstanceCount="2", EmrIdleTimeoutSeconds="3600", DataBucket=data_bucket, AthenaWorkGroup="primary",
-        SparkStepTimeoutSeconds="14400", ExecutionTimeoutSeconds="300",
+        SparkStepTimeoutSeconds="14400", ClusterTerminationTimeoutSeconds="1800", AthenaQueryTimeoutSeconds="1800",
+        RunLockPollSeconds="1", RunLockMaxPolls="3", RunLockTable=run_lock_table(),
     )  # fmt: skip
     return values

@@ -370,13 +370,23 @@ def test_the_glue_jobs_log_to_a_group_with_retention():
         assert job["DefaultArguments"]["--continuous-log-logGroup"] == {"Ref": "GlueJobLogs"}, name
 
 
-def test_a_timed_out_run_alerts_since_no_failure_path_runs():
-    alarm = CAR_RENTAL.resources["ExecutionTimedOutAlarm"]["Properties"]
-    assert alarm["MetricName"] == "ExecutionsTimedOut"
-    assert alarm["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": "CarRentalStateMachine"}}]
-    assert alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
+def test_every_bound_of_the_workflow_comes_from_a_template_setting():
+    # No execution timeout (a timed-out execution would run none of its failure paths): each state that waits
+    # has its own bound, filled from a parameter.
     machine = CAR_RENTAL.resources["CarRentalStateMachine"]["Properties"]["DefinitionSubstitutions"]
-    assert machine["ExecutionTimeoutSeconds"] == {"Ref": "ExecutionTimeoutSeconds"}
+    for name in ("SparkStepTimeoutSeconds", "ClusterTerminationTimeoutSeconds", "AthenaQueryTimeoutSeconds",
+                 "RunLockPollSeconds", "RunLockMaxPolls", "CrawlerPollSeconds", "CrawlerMaxPolls"):  # fmt: skip
+        assert machine[name] == {"Ref": name}
+        assert ROOT_STACK.resources["CarRental"]["Properties"]["Parameters"][name] == {"Ref": name}
+    assert "ExecutionTimedOutAlarm" not in CAR_RENTAL.resources
+
+
+def test_the_run_lock_table_is_the_one_the_workflow_locks():
+    table = CAR_RENTAL.resources["RunLockTable"]["Properties"]
+    assert table["KeySchema"] == [{"AttributeName": "data_root", "KeyType": "HASH"}]
+    assert table["BillingMode"] == "PAY_PER_REQUEST" and table["SSESpecification"]["SSEEnabled"] is True
+    machine = CAR_RENTAL.resources["CarRentalStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    assert machine["RunLockTable"] == {"Ref": "RunLockTable"}
 
 
 def test_the_root_stack_exports_every_output_the_commands_read():

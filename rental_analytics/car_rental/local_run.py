@@ -12,6 +12,7 @@ from rental_analytics.car_rental.gate.files import BatchVerdict, validate_folder
 from rental_analytics.car_rental.insights import run_insights
 from rental_analytics.car_rental.report import build_summary, summary_lines, write_reports
 from rental_analytics.platform.progress import Progress, follow_spark
+from rental_analytics.platform.run_lock import holding_run_lock
 
 # Below this many bytes of input (about 200,000 rows), the JVM's optimising compiler costs more time than it
 # saves (docs/benchmarks.md: the demo and 1M rentals, with and without it).
@@ -42,7 +43,18 @@ def quarantine_files(verdict: BatchVerdict, quarantine_dir: Path) -> None:
 def run_car_rental(
     input_dir: Path, output_dir: Path, batch_id: str, max_reject_rate: float, progress: Progress
 ) -> RunResult:
-    """Gate, Spark job, insight queries and report for one batch folder."""
+    """Gate, Spark job, insight queries and report for one batch folder, one run at a time per output folder.
+
+    A run rewrites the processed history and the analytics that every run of `output_dir` shares: a second run
+    waits for the first (`platform.run_lock`), so two runs started together give the history of both.
+    """
+    with holding_run_lock(output_dir, f"batch {batch_id}", progress):
+        return _run_car_rental(input_dir, output_dir, batch_id, max_reject_rate, progress)
+
+
+def _run_car_rental(
+    input_dir: Path, output_dir: Path, batch_id: str, max_reject_rate: float, progress: Progress
+) -> RunResult:
     from rental_analytics.platform.spark_session import StartingSession
 
     report_dir = output_dir / "reports" / batch_id

@@ -45,23 +45,54 @@ class ReportSettings:
         return cls(bucket, topic, rule, environ.get("REPORT_CURRENCY", DEFAULT_CURRENCY))
 
 
+# A Step Functions error cause can be 32 KiB; the report and the notification keep its start.
+MAX_CAUSE_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Where a failed run stopped, as the workflow notes it: the state, the error's name and its cause."""
+
+    state: str
+    error: str
+    cause: str
+
+    @classmethod
+    def from_event(cls, failure: Mapping[str, Any]) -> Failure:
+        """From the workflow's `failure` object; control characters in the cause become spaces."""
+        cause = " ".join(str(failure.get("cause") or "").split())
+        if len(cause) > MAX_CAUSE_CHARS:
+            cause = cause[:MAX_CAUSE_CHARS] + " ..."
+        return cls(
+            " ".join(str(failure.get("state", "")).split()), " ".join(str(failure.get("error", "")).split()), cause
+        )
+
+    def describe(self) -> str:
+        """One sentence for the report and the notification."""
+        return f"the run failed in the state '{self.state}': {self.error}: {self.cause}".rstrip(": ")
+
+
 @dataclass(frozen=True)
 class ReportRequest:
-    """What the workflow hands the report step: the batch and where each insight query's result is."""
+    """What the workflow hands the report step: the batch, and each insight query's result or where the run failed."""
 
     batch_id: str
-    results: dict[str, str]  # query name -> s3:// URI of Athena's CSV
+    results: dict[str, str]  # query name -> s3:// URI of Athena's CSV; empty for a failed run
     input_path: str | None = None  # the folder the job read; the gate's manifest there names the files it judged
+    failure: Failure | None = None
 
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> ReportRequest:
-        """Validate the workflow's payload: a contract batch id and one result per known query."""
+        """Validate the workflow's payload: a contract batch id, and one result per known query or a failure."""
         batch_id = str(event.get("batch_id", ""))
         if not BATCH_ID_PATTERN.fullmatch(batch_id):
             raise ConfigError(f"batch_id {batch_id!r} is not a contract batch id")
+        failure = event.get("failure")
+        if failure is not None and not isinstance(failure, Mapping):
+            raise ConfigError("failure must be the workflow's object of state, error and cause")
         results = {str(item["name"]): str(item["output"]) for item in event.get("insights", [])}
         unknown = sorted(set(results) - set(INSIGHT_QUERIES))
-        missing = [name for name in INSIGHT_QUERIES if name not in results]
+        missing = [] if failure is not None else [name for name in INSIGHT_QUERIES if name not in results]
         if unknown or missing or not all(uri.startswith("s3://") for uri in results.values()):
             raise ConfigError(
                 f"insights must name each query once with an s3:// result (missing {missing}, unknown {unknown})"
@@ -69,7 +100,12 @@ class ReportRequest:
         input_path = event.get("input_path")
         if input_path is not None and not str(input_path).startswith("s3://"):
             raise ConfigError(f"input_path {input_path!r} must be an s3:// folder")
-        return cls(batch_id, results, None if input_path is None else str(input_path))
+        return cls(
+            batch_id,
+            results,
+            None if input_path is None else str(input_path),
+            None if failure is None else Failure.from_event(failure),
+        )
 
 
 def _split(uri: str) -> tuple[str, str]:
@@ -105,10 +141,31 @@ def _gate_verdicts(aws: AwsClients, input_path: str | None) -> list[dict[str, An
     return [file["verdict"] for _, file in sorted(manifest.get("files", {}).items()) if "verdict" in file]
 
 
+def _failed_outcome(outcome: Mapping[str, Any], failure: Failure) -> dict[str, Any]:
+    """The job's outcome, if the Spark step wrote one, marked failed and saying where the run stopped."""
+    said = str(outcome.get("message") or "")
+    if outcome.get("succeeded"):
+        said = f"the Spark job succeeded ({said}), but {failure.describe()}" if said else failure.describe()
+    elif not said or failure.state != "Run the Spark job":
+        said = "; ".join(part for part in (said, failure.describe()) if part)
+    return {**outcome, "succeeded": False, "message": said}
+
+
 def publish_report(request: ReportRequest, settings: ReportSettings, aws: AwsClients) -> dict[str, Any]:
-    """Write the batch's report next to its job outcome and return the notification to send."""
+    """Write the batch's report next to its job outcome and return the notification to send.
+
+    A failed run (`request.failure`) gets its page and summary too, without insights: the run's own history of
+    row counts and its warnings are left as they were.
+    """
     bucket, prefix = settings.data_bucket, f"reports/{request.batch_id}"
     outcome = json.loads(read_text(aws.s3, bucket, f"{prefix}/job_outcome.json") or "{}")
+    if request.failure is not None:
+        failed = _failed_outcome(outcome, request.failure)
+        summary = build_summary(
+            request.batch_id, failed, {}, _gate_verdicts(aws, request.input_path), None, settings.currency
+        )
+        summary["failed_state"] = request.failure.state
+        return _written(aws, bucket, prefix, summary, [])
     insights = {}
     for name in INSIGHT_QUERIES:
         text = read_text(aws.s3, *_split(request.results[name]))
@@ -131,6 +188,15 @@ def publish_report(request: ReportRequest, settings: ReportSettings, aws: AwsCli
     summary = build_summary(
         request.batch_id, outcome, insights, _gate_verdicts(aws, request.input_path), trend, settings.currency
     )
+    report = _written(aws, bucket, prefix, summary, warnings)
+    _record_and_warn(aws, settings, request.batch_id, earlier, today, warnings)
+    return report
+
+
+def _written(
+    aws: AwsClients, bucket: str, prefix: str, summary: Mapping[str, Any], warnings: list[str]
+) -> dict[str, Any]:
+    """Write summary.json and report.html under `prefix`; the notification to send and the counts."""
     aws.s3.put_object(
         Bucket=bucket,
         Key=f"{prefix}/summary.json",
@@ -143,11 +209,10 @@ def publish_report(request: ReportRequest, settings: ReportSettings, aws: AwsCli
         Body=render_html(summary).encode(),
         ContentType="text/html; charset=utf-8",
     )
-    _record_and_warn(aws, settings, request.batch_id, earlier, today, warnings)
     lines = [*summary_lines(summary), f"Report: s3://{bucket}/{prefix}/report.html"]
     rejected = sum(summary["transactions"]["rejected_by_reason"].values())
     return {
-        "subject": f"Rental analytics: batch {request.batch_id} {summary['status']}"[:100],
+        "subject": f"Rental analytics: batch {summary['batch_id']} {summary['status']}"[:100],
         "message": "\n".join(lines),
         "summary": f"s3://{bucket}/{prefix}/summary.json",
         "rows_rejected": rejected,

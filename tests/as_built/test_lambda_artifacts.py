@@ -222,6 +222,17 @@ def test_the_built_gate_refuses_the_bad_key_sample_and_alerts(
     assert [subject for subject, _ in _sent(topic)] == ["Rental analytics: upload ignored, bad key"]
 
 
+def _report(
+    functions: dict[str, BuiltFunction], aws: dict[str, Any], event: dict[str, Any], moto_url: str, tmp_path: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Invoke the built report function; its answer and the summary.json it wrote."""
+    topic = aws["sns"].create_topic(Name="warnings")["TopicArn"]
+    environment = {"DATA_BUCKET": DATA_BUCKET, "WARNING_TOPIC_ARN": topic}
+    answer = invoke(functions["CarRental/PublishReportFunction"], event, environment, moto_url, tmp_path)
+    summary = aws["s3"].get_object(Bucket=DATA_BUCKET, Key=f"reports/{event['batch_id']}/summary.json")["Body"]
+    return answer, json.loads(summary.read())
+
+
 def test_the_built_report_function_writes_the_report_of_the_sample_event(
     functions: dict[str, BuiltFunction], aws: dict[str, Any], moto_url: str, tmp_path: Path
 ):
@@ -240,13 +251,9 @@ def test_the_built_report_function_writes_the_report_of_the_sample_event(
         "files": {"users": {"key": "raw/2024-06-01/users.csv", "verdict": {"file": "users.csv", "accepted": True}}}
     }
     aws["s3"].put_object(Bucket=DATA_BUCKET, Key=f"{staged}_manifest.json", Body=json.dumps(manifest))
-    topic = aws["sns"].create_topic(Name="warnings")["TopicArn"]
-    environment = {"DATA_BUCKET": DATA_BUCKET, "WARNING_TOPIC_ARN": topic}
-
-    answer = invoke(functions["CarRental/PublishReportFunction"], event, environment, moto_url, tmp_path)
+    answer, summary = _report(functions, aws, event, moto_url, tmp_path)
 
     assert answer["result"]["subject"] == "Rental analytics: batch 2024-06-01 succeeded"
-    summary = json.loads(aws["s3"].get_object(Bucket=DATA_BUCKET, Key="reports/2024-06-01/summary.json")["Body"].read())
     assert (summary["batch_id"], summary["status"]) == ("2024-06-01", "succeeded")
     page = aws["s3"].get_object(Bucket=DATA_BUCKET, Key="reports/2024-06-01/report.html")["Body"].read()
     assert b"<svg" in page
@@ -292,3 +299,16 @@ def test_the_built_code_shipper_ships_the_spark_side_and_answers_cloudformation(
         "rental_analytics/car_rental/job.py" in names
         and "rental_analytics/car_rental/insights/top_spending_users.sql" in names
     )
+
+
+def test_the_built_report_function_writes_the_page_of_a_failed_batch(
+    functions: dict[str, BuiltFunction], aws: dict[str, Any], moto_url: str, tmp_path: Path
+):
+    event = json.loads((EVENTS / "publish_failure_report.json").read_text())
+    aws["s3"].create_bucket(Bucket=DATA_BUCKET)
+
+    answer, summary = _report(functions, aws, event, moto_url, tmp_path)
+
+    assert answer["result"]["subject"] == "Rental analytics: batch 2024-06-01 failed"
+    assert (summary["status"], summary["failed_state"]) == ("failed", "Run the Spark job")
+    assert aws["s3"].get_object(Bucket=DATA_BUCKET, Key="reports/2024-06-01/report.html")["ContentLength"] > 0

@@ -127,3 +127,76 @@ def test_a_batch_far_from_its_history_sends_one_warning(s3):
     assert report["warnings"] == again["warnings"] and len(report["warnings"]) == 1
     history = json.loads(s3.get_object(Bucket="data", Key="reports/_history/row_counts.json")["Body"].read())
     assert [run["batch_id"] for run in history] == [f"2024-06-{d:02d}" for d in range(1, 8)]
+
+
+FAILED_EVENT = json.loads((ROOT / "events" / "publish_failure_report.json").read_text())
+
+
+def _failure_event(state: str, error: str = "States.TaskFailed", cause: str = "it broke") -> dict[str, Any]:
+    return {"batch_id": "2024-06-01", "failure": {"state": state, "error": error, "cause": cause}}
+
+
+def _summary(s3: Any) -> dict[str, Any]:
+    return json.loads(s3.get_object(Bucket="data", Key="reports/2024-06-01/summary.json")["Body"].read())
+
+
+def test_a_batch_the_spark_job_failed_gets_its_page_with_the_jobs_reason(s3):
+    outcome = {"succeeded": False, "transaction_rows": 100, "valid_transactions": 90,
+               "rejected_by_reason": {"bad_amount": 10}, "reject_rate": 0.1, "max_reject_rate": 0.01,
+               "message": "10 of 100 transaction rows were rejected (10.00%), above max_reject_rate 1.00%"}  # fmt: skip
+    s3.put_object(Bucket="data", Key="reports/2024-06-01/job_outcome.json", Body=json.dumps(outcome).encode())
+    aws, settings = _report_aws(s3)
+
+    report = publish_report(ReportRequest.from_event(_failure_event("Run the Spark job")), settings, aws)
+
+    summary = _summary(s3)
+    assert (summary["status"], summary["failed_state"]) == ("failed", "Run the Spark job")
+    assert summary["message"] == outcome["message"]
+    assert summary["transactions"]["rejected_by_reason"] == {"bad_amount": 10}
+    page = s3.get_object(Bucket="data", Key="reports/2024-06-01/report.html")["Body"].read().decode()
+    assert "above max_reject_rate" in page
+    assert report["subject"] == "Rental analytics: batch 2024-06-01 failed"
+    # A failed run is not part of the history the unusual-data rule compares with.
+    assert "Contents" not in s3.list_objects_v2(Bucket="data", Prefix="reports/_history/")
+
+
+def test_a_batch_whose_crawler_failed_says_the_analytics_were_published(s3):
+    outcome = {"succeeded": True, "message": "4 of 5 transaction rows accepted", "transaction_rows": 5}
+    s3.put_object(Bucket="data", Key="reports/2024-06-01/job_outcome.json", Body=json.dumps(outcome).encode())
+    aws, settings = _report_aws(s3)
+
+    event = _failure_event("Check the crawler", "CrawlFailed", "The crawler ended with status FAILED")
+    publish_report(ReportRequest.from_event(event), settings, aws)
+
+    summary = _summary(s3)
+    assert summary["status"] == "failed"
+    assert summary["message"] == (
+        "the Spark job succeeded (4 of 5 transaction rows accepted), but the run failed in the state "
+        "'Check the crawler': CrawlFailed: The crawler ended with status FAILED"
+    )
+
+
+def test_a_batch_that_never_reached_spark_gets_a_page_naming_the_state(s3):
+    aws, settings = _report_aws(s3)
+    cause = "Rate exceeded\n(Service: AmazonElasticMapReduce)" + "x" * 40_000
+    event = _failure_event("Create the cluster", "EMR.AmazonElasticMapReduceException", cause)
+
+    report = publish_report(ReportRequest.from_event(event), settings, aws)
+
+    summary = _summary(s3)
+    assert summary["message"].startswith(
+        "the run failed in the state 'Create the cluster': EMR.AmazonElasticMapReduceException: Rate exceeded "
+        "(Service: AmazonElasticMapReduce)"
+    )
+    assert len(summary["message"]) < 2200 and "\n" not in summary["message"]
+    assert report["message"].startswith("Batch 2024-06-01: FAILED. the run failed in the state 'Create the cluster'")
+
+
+def test_the_failure_sample_event_is_a_valid_request():
+    request = ReportRequest.from_event(FAILED_EVENT)
+    assert request.failure is not None and request.failure.state == "Run the Spark job" and request.results == {}
+
+
+def test_a_failure_that_is_not_an_object_is_refused():
+    with pytest.raises(ConfigError, match="failure"):
+        ReportRequest.from_event({"batch_id": "b1", "failure": "Run the Spark job"})

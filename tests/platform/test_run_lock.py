@@ -1,0 +1,91 @@
+"""One run at a time per output folder: a later run waits for the earlier, and takes over from a dead one."""
+
+from __future__ import annotations
+
+import errno
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rental_analytics.platform import run_lock
+from rental_analytics.platform.errors import StageError
+from rental_analytics.platform.run_lock import LOCK_FILE, holding_run_lock
+from tests.repo import ROOT
+
+# A run in a process of its own: it holds the lock, says so in a file, and waits for a file that lets it go.
+HOLDER = """
+import sys, time
+from pathlib import Path
+from rental_analytics.platform.run_lock import holding_run_lock
+root, ready, release = (Path(p) for p in sys.argv[1:4])
+with holding_run_lock(root, "batch a", lambda line: print(line, flush=True)):
+    ready.touch()
+    while not release.exists():
+        time.sleep(0.05)
+"""
+
+
+def _holder(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    ready, release = tmp_path / "ready", tmp_path / "release"
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path / "out"), str(ready), str(release)], cwd=ROOT, text=True
+    )
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        assert process.poll() is None and time.monotonic() < deadline, "the holder did not take the lock"
+        time.sleep(0.05)
+    return process, release
+
+
+def test_a_later_run_waits_for_the_earlier_one_and_says_which_it_waits_for(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(run_lock, "POLL_SECONDS", 0.05)
+    holder, release = _holder(tmp_path)
+    said: list[str] = []
+
+    def progress(line: str) -> None:
+        said.append(line)
+        if len(said) == 1:
+            release.touch()  # the earlier run ends once the later one has said that it waits
+
+    with holding_run_lock(tmp_path / "out", "batch b", progress):
+        assert holder.wait(timeout=30) == 0  # the earlier run had ended before this one got the lock
+    assert said[0].startswith(f"waiting for the run of batch a (process {holder.pid} on ")
+    assert str(tmp_path / "out") in said[0]
+    assert not any("taking over" in line for line in said)
+    assert (tmp_path / "out" / LOCK_FILE).read_text() == ""  # released: no holder named
+
+
+def test_a_run_killed_while_it_holds_the_lock_is_taken_over_at_once(tmp_path: Path):
+    holder, _ = _holder(tmp_path)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=30)
+    said: list[str] = []
+
+    started = time.monotonic()
+    with holding_run_lock(tmp_path / "out", "batch b", said.append):
+        pass
+
+    assert time.monotonic() - started < 5
+    assert [line for line in said if "waiting" in line] == []
+    [taken] = said
+    assert taken.startswith(f"taking over the lock of {tmp_path / 'out'} from the run of batch a (process {holder.pid}")
+    assert taken.endswith("which ended without releasing it")
+
+
+def test_the_lock_names_its_holder_while_it_runs(tmp_path: Path):
+    with holding_run_lock(tmp_path / "out", "batch b", lambda _: None):
+        assert '"what": "batch b"' in (tmp_path / "out" / LOCK_FILE).read_text()
+
+
+def test_a_file_system_without_locks_is_a_settings_error(tmp_path: Path, monkeypatch):
+    def no_locks(*_: object) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(run_lock.fcntl, "flock", no_locks)
+    with pytest.raises(StageError, match="cannot lock files") as raised, holding_run_lock(tmp_path, "b", print):
+        pass
+    assert raised.value.exit_code == 2
