@@ -185,7 +185,7 @@ def test_warnings_go_to_their_own_topic_and_say_where_to_look():
         "RedshiftCpuAlarm",
         "RedshiftDiskAlarm",
     }
-    assert all("Warning - " in alarm["AlarmDescription"] for alarm in warnings.values())
+    assert all("Warning - " in json.dumps(alarm["AlarmDescription"]) for alarm in warnings.values())
     assert warnings["EmrYarnMemoryAlarm"]["Threshold"] == 20  # under 20% available is over 80% used
     assert _resource("WarningTopic")["Properties"]["KmsMasterKeyId"] == {"Ref": "PipelineKey"}
     report = _resource("PublishReportFunction")["Properties"]["Environment"]["Variables"]
@@ -361,13 +361,21 @@ def test_the_crawler_has_one_target_per_table_named_as_the_queries_read_it():
     assert read <= set(tables)
 
 
-def test_the_glue_jobs_log_to_a_group_with_retention():
-    group = APARTMENTS.resources["GlueJobLogs"]["Properties"]
-    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
-    # AWSGlueServiceRole lets jobs write to log groups under /aws-glue/ only.
-    assert "/aws-glue/" in json.dumps(group["LogGroupName"])
+def test_the_glue_jobs_log_to_stack_owned_groups_with_retention():
+    """Glue 5.0 has no continuous logging options: a job logs to <prefix>/error and <prefix>/output."""
+    from tests.deployed import deployment
+    from tests.iam_calls import glue_log_groups
+
+    apartments = deployment().apartments
+    groups = {
+        apartments.physical_name(name): APARTMENTS.resources[name]["Properties"]["RetentionInDays"]
+        for name in apartments.of_type("AWS::Logs::LogGroup")
+    }
     for name, job in APARTMENTS.of_type("AWS::Glue::Job").items():
-        assert job["DefaultArguments"]["--continuous-log-logGroup"] == {"Ref": "GlueJobLogs"}, name
+        assert job["GlueVersion"] == "5.0", name
+        assert not {"--enable-continuous-cloudwatch-log", "--continuous-log-logGroup"} & set(job["DefaultArguments"])
+        for group in glue_log_groups(apartments, name):
+            assert groups.get(group) == {"Ref": "LogRetentionDays"}, (name, group)
 
 
 def test_a_timed_out_run_alerts_since_no_failure_path_runs():
