@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 from aws_lambda_powertools.utilities.parser.models import S3Model
@@ -413,3 +413,38 @@ def test_the_extract_on_glue_uses_the_mysql_driver_glue_ships():
 
     extract = APARTMENTS.resources["ExtractJob"]["Properties"]["DefaultArguments"]
     assert MySqlDriver(extract["--mysql-driver"]).driver_class == "com.mysql.cj.jdbc.Driver"
+
+
+def _days_kept(rules: list[dict[str, Any]], key: str, days_of: Callable[[dict[str, Any]], Any]) -> int | None:
+    """How long a key's versions live under a lifecycle: the shortest of the rules whose prefix it has."""
+    found = [days_of(r) for r in rules if r["Status"] == "Enabled" and key.startswith(r.get("Prefix", ""))]
+    return min((int(days) for days in found if days is not None), default=None)
+
+
+def _current_days(rule: dict[str, Any]) -> Any:
+    return rule.get("ExpirationInDays")
+
+
+def _noncurrent_days(rule: dict[str, Any]) -> Any:
+    return rule.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays")
+
+
+# A run's scratch: car-rental's job stages under tmp/publish/ (rental_analytics/car_rental/job.py), the
+# apartments transform under curated/_next/ (rental_analytics/apartments/jobs.py); both delete it once moved.
+SCRATCH = [
+    ("CarRental", "tmp/publish/processed/users/part-0000.parquet"),
+    ("Apartments", "curated/_next/dim/part-0.parquet"),
+]
+
+
+@pytest.mark.parametrize(("stack", "key"), SCRATCH, ids=[s for s, _ in SCRATCH])
+def test_deleted_scratch_is_not_kept_as_noncurrent_versions(stack: str, key: str):
+    from tests.deployed import deployment
+
+    [nested] = [s for s in deployment().stacks if s.name == stack]
+    rules = nested.properties("DataBucket")["LifecycleConfiguration"]["Rules"]
+    assert _days_kept(rules, key, _noncurrent_days) == 1
+    assert _days_kept(rules, key, _current_days) == 7
+    # Tables a run replaced keep their older versions as long as the parameter says, not a day.
+    table = "processed/users/part-0000.parquet" if stack == "CarRental" else "curated/dim/part-0.parquet"
+    assert _days_kept(rules, table, _noncurrent_days) == 7
