@@ -58,6 +58,8 @@ def _nested(props: Mapping[str, Any], *path: str) -> Any:
 # The property that names a resource, where the template names it; otherwise CloudFormation makes a name up.
 _NAME_PROPERTY: dict[str, tuple[str, ...]] = {
     "AWS::S3::Bucket": ("BucketName",),
+    "AWS::IAM::Role": ("RoleName",),
+    "AWS::IAM::InstanceProfile": ("InstanceProfileName",),
     "AWS::Logs::LogGroup": ("LogGroupName",),
     "AWS::Glue::Job": ("Name",),
     "AWS::Glue::SecurityConfiguration": ("Name",),
@@ -95,6 +97,16 @@ class Stack:
     def exists(self, logical: str) -> bool:
         condition = self.template.resources[logical].get("Condition")
         return condition is None or self.condition(condition)
+
+    def rule_failures(self) -> list[str]:
+        """The AssertDescription of every assertion of the Rules that would refuse these parameters."""
+        return [
+            assertion["AssertDescription"]
+            for rule in self.template.body.get("Rules", {}).values()
+            if self._value(rule.get("RuleCondition", True))
+            for assertion in rule["Assertions"]
+            if not self._value(assertion["Assert"])
+        ]
 
     def properties(self, logical: str) -> dict[str, Any]:
         """A resource's properties with every intrinsic function resolved."""
@@ -231,6 +243,9 @@ class Stack:
                 return any(self._value(item) for item in argument)
             if function == "Condition":
                 return self.condition(argument)
+            if function == "Contains":  # a rule function: whether the list holds the string
+                values, item = self._value(argument)
+                return item in values
             if function == "FindInMap":
                 mapping, top, second = self._value(argument)
                 return self.template.body["Mappings"][mapping][top][second]
@@ -266,15 +281,17 @@ def _parameters(template: Template, given: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-@cache
-def deployment(warehouse_mode: str = "serverless") -> Deployment:
-    """Both pipelines deployed, with the warehouse created as `warehouse_mode` says."""
-    root = Stack(
-        ROOT_STACK_NAME,
-        ROOT_STACK,
-        _parameters(ROOT_STACK, {**ROOT_PARAMETERS, "WarehouseMode": warehouse_mode}),
-        ROOT_STACK_NAME,
+def root_stack(**overrides: Any) -> Stack:
+    """The root stack with ROOT_PARAMETERS and these overrides (a CommaDelimitedList given as its text)."""
+    return Stack(
+        ROOT_STACK_NAME, ROOT_STACK, _parameters(ROOT_STACK, {**ROOT_PARAMETERS, **overrides}), ROOT_STACK_NAME
     )
+
+
+@cache
+def deployment(warehouse_mode: str = "serverless", **overrides: str) -> Deployment:
+    """Both pipelines deployed, with the warehouse created as `warehouse_mode` says and these root parameters."""
+    root = root_stack(WarehouseMode=warehouse_mode, **overrides)
 
     def nested(logical: str, template: Template) -> Stack:
         passed = root.properties(logical)["Parameters"]

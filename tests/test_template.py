@@ -448,3 +448,76 @@ def test_deleted_scratch_is_not_kept_as_noncurrent_versions(stack: str, key: str
     # Tables a run replaced keep their older versions as long as the parameter says, not a day.
     table = "processed/users/part-0000.parquet" if stack == "CarRental" else "curated/dim/part-0.parquet"
     assert _days_kept(rules, table, _noncurrent_days) == 7
+
+
+@pytest.mark.parametrize(
+    ("user", "password"),
+    [("reader", 'pa"ss\\word'), ('re"ader\\', '\\"'), ("reader", "plain-password"), ("reader", "ends in \\")],
+)
+def test_the_source_secret_is_json_whatever_the_login_holds(user: str, password: str):
+    """The extract job reads the secret the stack makes (RDS layout) and gets the login exactly as given."""
+    import boto3
+    from moto import mock_aws
+
+    from rental_analytics.apartments.db_url import resolve_database_url
+    from tests.deployed import deployment
+
+    apartments = deployment(SourceUser=user, SourcePassword=password).apartments
+    text = apartments.properties("SourceSecret")["SecretString"]
+    with mock_aws():
+        secrets = boto3.client("secretsmanager", region_name="us-east-1")
+        arn = secrets.create_secret(Name="source", SecretString=text)["ARN"]
+        login = resolve_database_url("mysql", None, arn, "UNUSED_ENV", secrets)
+    assert (login.user, login.password) == (user, password)
+    assert (login.host, login.port, login.database) == (
+        "source.cluster-abc.eu-west-1.rds.amazonaws.com",
+        3306,
+        "marketplace",
+    )
+
+
+def test_a_warehouse_the_stack_creates_needs_its_subnets():
+    from tests.deployed import root_stack
+
+    needs = "WarehouseSubnetIds"
+    for mode in ("serverless", "provisioned"):
+        refused = root_stack(WarehouseMode=mode, WarehouseSubnetIds="").rule_failures()
+        assert [m for m in refused if needs in m], mode
+        assert root_stack(WarehouseMode=mode, WarehouseSubnetIds="subnet-a,subnet-b,subnet-c").rule_failures() == []
+        assert [
+            m
+            for m in root_stack(WarehouseMode=mode, WarehouseSubnetIds="subnet-a,,subnet-c").rule_failures()
+            if needs in m
+        ]
+    assert root_stack(WarehouseMode="existing", WarehouseSubnetIds="").rule_failures() == []
+    assert root_stack(DeployApartments="false", WarehouseSubnetIds="").rule_failures() == []
+
+
+def test_the_rules_refuse_a_pipeline_without_its_parameters():
+    from tests.deployed import root_stack
+
+    assert root_stack().rule_failures() == []
+    assert root_stack(SubnetId="").rule_failures() == [
+        "The car-rental pipeline needs SubnetId (the EMR cluster's subnet)."
+    ]
+    assert root_stack(DeployCarRental="false", SubnetId="").rule_failures() == []
+
+
+def test_emr_finds_the_instance_profile_under_its_roles_name():
+    """EMR looks the role up under the profile's name: a profile named otherwise is an "invalid instance profile"
+    (EMR management guide, emr-iam-role-for-ec2)."""
+    from tests.deployed import deployment, filled_definition
+
+    car = deployment().car_rental
+    role_name = car.physical_name("EmrInstanceRole")
+    assert car.physical_name("EmrInstanceProfile") == role_name
+    create = filled_definition(car, "CarRentalStateMachine")["States"]["Create the cluster"]
+    assert create["Parameters"]["JobFlowRole"] == role_name
+
+
+def test_the_login_parameters_refuse_control_characters_the_secret_would_not_escape():
+    for template in (ROOT_STACK, APARTMENTS):
+        for name in ("SourceUser", "SourcePassword"):
+            pattern = template.parameters[name]["AllowedPattern"]
+            assert re.fullmatch(pattern, 'pa"ss\\word ok') and re.fullmatch(pattern, "")
+            assert not re.fullmatch(pattern, "two\nlines") and not re.fullmatch(pattern, "tab\there")
