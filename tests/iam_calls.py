@@ -435,10 +435,27 @@ def _apartments_workflow(d: Deployment) -> list[Call]:
     ]
     calls += [
         call
-        for name in ("Tell people it succeeded", "Alert the failure", "Alert: the retry request is refused")
+        for name in (
+            "Tell people it succeeded",
+            "Alert the failure",
+            "Alert: the retry request is refused",
+            "Warn: the warehouse is still running",
+        )
         for call in _encrypted_publish(role, apt.parameters["AlertTopic"], apt.parameters["PipelineKey"], name, name)
     ]
     calls += _execution_logs(role)
+    # With WarehouseMode=provisioned (and PauseWarehouseBetweenRuns, the default) the run resumes and pauses it.
+    cluster = f"arn:{PARTITION}:redshift:{REGION}:{ACCOUNT}:cluster:{apt.ref('RedshiftCluster')}"
+    cluster_calls = {
+        "Resume the warehouse": "ResumeCluster",
+        "Check the warehouse": "DescribeClusters",
+        "Pause the warehouse": "PauseCluster",
+        "Pause the warehouse after the failure": "PauseCluster",
+    }
+    calls += [
+        Call(role, f"redshift:{action}", cluster, state=state, warehouse_modes=("provisioned",))
+        for state, action in cluster_calls.items()
+    ]
     return calls
 
 

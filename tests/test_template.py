@@ -99,8 +99,15 @@ def _statements() -> list[tuple[str, dict[str, Any]]]:
             p["PolicyDocument"] for p in props.get("Policies", []) if isinstance(p, dict) and "PolicyDocument" in p
         ]
         for document in documents:
-            found += [(name, statement) for statement in document["Statement"]]
+            found += [(name, statement) for statement in document["Statement"] for statement in _branches(statement)]
     return found
+
+
+def _branches(statement: dict[str, Any]) -> list[dict[str, Any]]:
+    """A statement, or each branch of an `!If` that gives one (not AWS::NoValue)."""
+    if "If" not in statement:
+        return [statement]
+    return [branch for branch in statement["If"][1:] if branch != {"Ref": "AWS::NoValue"}]
 
 
 def test_no_policy_allows_every_action_on_every_resource():
