@@ -528,3 +528,21 @@ def test_the_login_parameters_refuse_control_characters_the_secret_would_not_esc
             pattern = template.parameters[name]["AllowedPattern"]
             assert re.fullmatch(pattern, 'pa"ss\\word ok') and re.fullmatch(pattern, "")
             assert not re.fullmatch(pattern, "two\nlines") and not re.fullmatch(pattern, "tab\there")
+
+
+def test_a_new_core_layer_version_replaces_the_old_one():
+    """A deploy that changes the core publishes a layer version; the one it replaced is deleted with it, and
+    `sam delete` leaves none (functions already published with an old version keep their copy of it)."""
+    layer = ROOT_STACK.resources["CoreLayer"]["Properties"]
+    assert layer["RetentionPolicy"] == "Delete"
+
+
+def test_glue_crawlers_take_no_log_group_so_the_stack_cannot_own_theirs():
+    """Glue's API has no log group for a crawler: every crawler logs to the shared /aws-glue/crawlers, which a
+    stack cannot create beside another crawler's (docs/deployment.md, "What stays after the stack")."""
+    import botocore.session
+
+    glue = botocore.session.get_session().get_service_model("glue")
+    members = glue.operation_model("CreateCrawler").input_shape.members
+    assert not [m for m in members if "Log" in re.findall(r"[A-Z][a-z]*", m)]
+    assert "LogGroup" in glue.shape_for("CrawlerHistory").members  # where a crawl's logs went, read-only
