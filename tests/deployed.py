@@ -70,6 +70,7 @@ _NAME_PROPERTY: dict[str, tuple[str, ...]] = {
     "AWS::CloudWatch::Alarm": ("AlarmName",),
     "AWS::RedshiftServerless::Namespace": ("NamespaceName",),
     "AWS::RedshiftServerless::Workgroup": ("WorkgroupName",),
+    "AWS::DynamoDB::Table": ("TableName",),
 }
 
 
@@ -173,6 +174,7 @@ class Stack:
             ("AWS::IAM::InstanceProfile", "Arn"): f"arn:{PARTITION}:iam::{ACCOUNT}:instance-profile/{name}",
             ("AWS::Logs::LogGroup", "Arn"): _arn("logs", f"log-group:{name}:*"),
             ("AWS::SQS::Queue", "Arn"): _arn("sqs", name),
+            ("AWS::DynamoDB::Table", "Arn"): _arn("dynamodb", f"table/{name}"),
             ("AWS::SQS::Queue", "QueueName"): name,
             ("AWS::Serverless::Function", "Arn"): _arn("lambda", f"function:{name}"),
             ("AWS::Serverless::StateMachine", "Name"): name,

@@ -5,7 +5,9 @@ add it to `calls`): name the role as `<stack>/<logical id>`, the action as the S
 spells it, the resource ARN through `d` (the deployment, so the names are the stacks' own), and in `context` the
 condition keys AWS puts in that request. `state` names the workflow Task that makes the call, `api` the boto3
 method; tests/test_iam_evaluation.py checks that every Task and every boto3 call of the handlers has its rows,
-that each row is allowed, and that action, ARN and keys are real.
+that each row is allowed, and that action, ARN and keys are real. A run lock's conditional put, for instance:
+`Call("CarRental/CarRentalStateMachine", "dynamodb:PutItem", d.car_rental.arn("RunLockTable"),
+{"dynamodb:LeadingKeys": [bucket]}, state="Take the run lock")`.
 """
 
 from __future__ import annotations

@@ -91,6 +91,11 @@ INTEGRATION_ACTIONS: dict[str, frozenset[str]] = {
     | {"glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"},
     "arn:aws:states:::sns:publish": frozenset({"sns:Publish"}),
     "arn:aws:states:::lambda:invoke": frozenset({"lambda:InvokeFunction"}),
+    # https://docs.aws.amazon.com/step-functions/latest/dg/dynamo-iam.html: each item API needs its own action.
+    **{
+        f"arn:aws:states:::dynamodb:{api[:1].lower()}{api[1:]}": frozenset({f"dynamodb:{api}"})
+        for api in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")
+    },
 }
 
 # Actions the Athena page lists for every query that these workflows deliberately do not grant: their queries

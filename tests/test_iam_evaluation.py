@@ -221,6 +221,9 @@ def test_the_reference_check_catches_a_wrong_arn_and_a_wrong_key() -> None:
     assert problems_with(Call("X/Y", "s3:GetObjects", "*")) == ["s3:GetObjects is no action"]
     stream = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws-glue/jobs/x/error:log-stream:jr_1-driver"
     assert problems_with(Call("X/Y", "logs:PutLogEvents", stream)) == []
+    # The shape of a run lock's row: a conditional put on one item of a table, keyed by the data bucket.
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/run-lock"
+    assert problems_with(Call("X/Y", "dynamodb:PutItem", table, {"dynamodb:LeadingKeys": ["data-bucket"]})) == []
 
 
 def _role_documents(d: Deployment) -> Iterator[tuple[str, dict]]:  # type: ignore[type-arg]

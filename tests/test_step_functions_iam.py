@@ -155,3 +155,8 @@ def test_the_car_rental_workflow_needs_each_service_it_calls() -> None:
         "sns:Publish",
     }
     assert expected <= actions
+
+
+def test_a_dynamodb_item_task_needs_its_own_action() -> None:
+    assert required_actions(_definition("arn:aws:states:::dynamodb:putItem")) == {"dynamodb:PutItem"}
+    assert required_actions(_definition("arn:aws:states:::dynamodb:deleteItem")) == {"dynamodb:DeleteItem"}
