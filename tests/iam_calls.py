@@ -521,21 +521,10 @@ def _glue_jobs(d: Deployment) -> list[Call]:
         calls += [
             Call(role, f"logs:{a}", stream, by="Glue 5.0's job logs") for a in ("CreateLogStream", "PutLogEvents")
         ]
-    secret_by_mode = {
-        "serverless": apt.ref("WarehouseSecret") if apt.exists("WarehouseSecret") else "",
-        "provisioned": apt.ref("WarehouseSecret") if apt.exists("WarehouseSecret") else "",
-        "existing": apt.parameters["ExistingWarehouseSecretArn"],
-    }
-    mode = apt.parameters["WarehouseMode"]
-    calls.append(
-        Call(
-            role,
-            "secretsmanager:GetSecretValue",
-            secret_by_mode[mode],
-            by="the warehouse login",
-            warehouse_modes=(mode,),
-        )
-    )
+    # The login of the warehouse the stack made, or of the existing one the parameters name.
+    created = apt.exists("WarehouseSecret")
+    warehouse_secret = apt.ref("WarehouseSecret") if created else apt.parameters["ExistingWarehouseSecretArn"]
+    calls.append(Call(role, "secretsmanager:GetSecretValue", warehouse_secret, by="the warehouse login"))
     return calls
 
 
