@@ -82,6 +82,11 @@ OPTIMIZED: dict[str, Integration] = {
     "glue:startJobRun": Integration("glue", "StartJobRun"),
     "sns:publish": Integration("sns", "Publish"),
     "lambda:invoke": Integration("lambda", "Invoke", free_json=frozenset({"Payload"})),
+    # https://docs.aws.amazon.com/step-functions/latest/dg/connect-ddb.html: the four item APIs, unchanged.
+    **{
+        f"dynamodb:{api[:1].lower()}{api[1:]}": Integration("dynamodb", api)
+        for api in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")
+    },
 }
 
 # AWS SDK integrations name the service as Step Functions spells it, which is botocore's name but for these.

@@ -91,7 +91,24 @@ INTEGRATION_ACTIONS: dict[str, frozenset[str]] = {
     | {"glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"},
     "arn:aws:states:::sns:publish": frozenset({"sns:Publish"}),
     "arn:aws:states:::lambda:invoke": frozenset({"lambda:InvokeFunction"}),
+    # https://docs.aws.amazon.com/step-functions/latest/dg/dynamo-iam.html: each item API needs its own action.
+    **{
+        f"arn:aws:states:::dynamodb:{api[:1].lower()}{api[1:]}": frozenset({f"dynamodb:{api}"})
+        for api in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")
+    },
 }
+
+# Actions the Athena page lists for every query that these workflows deliberately do not grant: their queries
+# only read tables the crawler made, in the default catalog, outside Lake Formation, into an existing bucket.
+NOT_NEEDED_FOR_READ_ONLY_QUERIES = frozenset(
+    {
+        "s3:CreateBucket",
+        "lakeformation:GetDataAccess",
+        *(f"glue:{verb}Database" for verb in ("Create", "Update", "Delete")),
+        *(f"glue:{verb}Table" for verb in ("Create", "Update", "Delete", "BatchDelete")),
+        *(f"glue:{verb}Partition" for verb in ("Create", "BatchCreate", "Update", "Delete", "BatchDelete")),
+    }
+)
 
 SDK_PREFIX = f"{STATES_PREFIX}aws-sdk:"
 # AWS SDK integrations need the API's own action; Step Functions generates no policy for them

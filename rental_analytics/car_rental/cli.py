@@ -1,4 +1,4 @@
-"""The car-rental subcommands (contract, section 5): demo, generate, validate, run and verify-deployment."""
+"""The car-rental subcommands: demo, generate, validate, run (contract, section 5) and the AWS commands."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 from rental_analytics.car_rental.contract import BATCH_ID_PATTERN, DEFAULT_MAX_REJECT_RATE
 from rental_analytics.car_rental.gate.files import BatchVerdict, FileVerdict, validate_file, validate_folder
 from rental_analytics.car_rental.generate import GeneratorOptions, generate_car_rental
+from rental_analytics.car_rental.verify import Step
 from rental_analytics.platform.aws import AwsClients, stack_outputs
 from rental_analytics.platform.command_line import (
     EXIT_FAILED,
@@ -63,6 +64,13 @@ def register(groups: CommandGroups) -> None:
     verify.add_argument("--region", help="default: your AWS configuration's")
     verify.add_argument("--timeout-minutes", type=positive, default=60, help="how long to wait for the workflow")
     verify.set_defaults(handler=_verify_deployment)
+
+    network = groups.top.add_parser(
+        "check-network", help="before deploying: the EMR subnet, its VPC and EMR's security groups are tagged for EMR"
+    )
+    network.add_argument("--subnet", required=True, help="the subnet you will pass as SubnetId")
+    network.add_argument("--region", help="default: your AWS configuration's")
+    network.set_defaults(handler=_check_network)
 
     redrive = groups.top.add_parser(
         "redrive-uploads", help="send the upload events the gate failed three times through it again"
@@ -157,11 +165,21 @@ def _verify_deployment(args: argparse.Namespace) -> int:
     steps = verify_deployment(
         args.stack, _aws(args.region), args.progress, Waiting(finish_seconds=args.timeout_minutes * 60.0)
     )
+    return _print_steps(steps, "steps")
+
+
+def _print_steps(steps: list[Step], what: str) -> int:
     for step in steps:
         print(step.line())
     passed = all(step.passed for step in steps)
-    print(f"{'PASSED' if passed else 'FAILED'}: {sum(s.passed for s in steps)} of {len(steps)} steps")
+    print(f"{'PASSED' if passed else 'FAILED'}: {sum(s.passed for s in steps)} of {len(steps)} {what}")
     return EXIT_OK if passed else EXIT_FAILED
+
+
+def _check_network(args: argparse.Namespace) -> int:
+    from rental_analytics.car_rental.network import check_network
+
+    return _print_steps(check_network(_aws(args.region).ec2, args.subnet), "checks")
 
 
 def _redrive_uploads(args: argparse.Namespace) -> int:

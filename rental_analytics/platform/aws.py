@@ -19,6 +19,7 @@ class AwsClients:
     cloudformation: Any = None
     sqs: Any = None
     awslambda: Any = None
+    ec2: Any = None
 
 
 @lru_cache(maxsize=1)
@@ -36,6 +37,7 @@ def clients() -> AwsClients:
         cloudformation=session.client("cloudformation"),
         sqs=session.client("sqs"),
         awslambda=session.client("lambda"),
+        ec2=session.client("ec2"),
     )
 
 

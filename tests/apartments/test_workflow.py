@@ -39,7 +39,11 @@ def aws() -> Iterator[dict[str, str]]:
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         topic = boto3.client("sns", region_name=REGION).create_topic(Name="alerts")["TopicArn"]
         values = {name: f"test-{name.lower()}" for name in placeholders(ASL)}
-        values.update(LastRunParameter="last-run", AlertTopicArn=topic)
+        # No cluster to resume and pause unless a test makes one (WarehouseMode=provisioned).
+        values.update(
+            LastRunParameter="last-run", AlertTopicArn=topic, RedshiftClusterId="", WarehousePollSeconds="0",
+            WarehouseMaxPolls="3",
+        )  # fmt: skip
         yield values
 
 
@@ -206,3 +210,100 @@ def test_the_documented_alarms_and_the_daily_schedule_are_in_the_template():
     assert json.loads(schedule["Target"]["Input"]) == {"scheduled_time": "<aws.scheduler.scheduled-time>"}
     assert APARTMENTS.parameters["WarehouseMode"]["Default"] == "serverless"
     assert resources["RedshiftWorkgroup"]["Properties"]["PubliclyAccessible"] is False
+
+
+WAREHOUSE = "warehouse"
+CLUSTER_STATES = ["Resume the warehouse", "Check the warehouse", "Pause the warehouse"]
+
+
+@pytest.fixture
+def paused_cluster(aws: dict[str, str]) -> dict[str, str]:
+    """A provisioned warehouse, paused between runs as the workflow leaves it."""
+    redshift = boto3.client("redshift", region_name=REGION)
+    redshift.create_cluster(
+        ClusterIdentifier=WAREHOUSE, NodeType="ra3.xlplus", ClusterType="multi-node", NumberOfNodes=2,
+        MasterUsername="loader", MasterUserPassword="Not-a-real-1",
+    )  # fmt: skip
+    redshift.pause_cluster(ClusterIdentifier=WAREHOUSE)
+    return {**aws, "RedshiftClusterId": WAREHOUSE}
+
+
+def _cluster_status() -> str:
+    [cluster] = boto3.client("redshift", region_name=REGION).describe_clusters(ClusterIdentifier=WAREHOUSE)["Clusters"]
+    return str(cluster["ClusterStatus"])
+
+
+def test_a_paused_cluster_is_resumed_for_the_load_and_paused_after_the_kpis(paused_cluster):
+    result = run_with(paused_cluster, {"load_date": "2024-06-02"})
+
+    assert result.status == "SUCCEEDED"
+    order = [s for s in result.entered if s in {*CLUSTER_STATES, "Load the warehouse", "Refresh the KPIs"}]
+    assert order == [
+        "Resume the warehouse",
+        "Check the warehouse",
+        "Load the warehouse",
+        "Refresh the KPIs",
+        "Pause the warehouse",
+    ]
+    assert result.inputs["Load the warehouse"]["warehouse"]["check"] == {"status": "available"}
+    assert _cluster_status() == "paused"
+    assert [subject for subject, _ in result.alerts] == ["Rental analytics: apartments load 2024-06-02 succeeded"]
+
+
+@pytest.mark.parametrize("job", ["Load the warehouse", "Refresh the KPIs"])
+def test_a_run_that_fails_after_resuming_pauses_the_cluster_again(paused_cluster, job: str):
+    result = run_with(paused_cluster, {"load_date": "2024-06-02"}, **{job: FAIL})
+
+    assert result.status == "FAILED"
+    assert "Pause the warehouse after the failure" in result.entered
+    assert _cluster_status() == "paused"
+    [(subject, _)] = result.alerts
+    assert subject.startswith("Rental analytics: apartments job")
+
+
+def test_a_failure_before_the_load_leaves_the_paused_cluster_paused(paused_cluster):
+    result = run_with(paused_cluster, {"load_date": "2024-06-02"}, **{"Extract from the source": FAIL})
+
+    assert result.status == "FAILED"
+    assert "Resume the warehouse" not in result.entered
+    assert _cluster_status() == "paused"
+
+
+def test_a_retry_at_the_kpis_resumes_the_cluster_first(paused_cluster):
+    run_with(paused_cluster, {"load_date": "2024-06-02"}, **{"Refresh the KPIs": FAIL})
+    result = run_with(paused_cluster, {"retry": True, "failed_job": "kpi_job"})
+
+    assert result.status == "SUCCEEDED"
+    order = [s for s in result.entered if s in {*CLUSTER_STATES, "Load the warehouse", "Refresh the KPIs"}]
+    assert order == ["Resume the warehouse", "Check the warehouse", "Refresh the KPIs", "Pause the warehouse"]
+    assert _cluster_status() == "paused"
+
+
+def test_a_cluster_that_cannot_be_resumed_fails_the_run_naming_the_load(aws):
+    result = run_with({**aws, "RedshiftClusterId": "no-such-cluster"}, {"load_date": "2024-06-02"})
+
+    assert result.status == "FAILED"
+    assert "Load the warehouse" not in result.entered
+    [(subject, message)] = result.alerts
+    assert subject == "Rental analytics: apartments job glue_to_redshift_job failed"
+    assert "WarehouseNotAvailable" in message or "no-such-cluster" in message
+
+
+def test_without_a_cluster_to_pause_the_jobs_start_at_once(aws):
+    result = run_with(aws, {"load_date": "2024-06-02"})
+    assert result.status == "SUCCEEDED"
+    assert not set(CLUSTER_STATES) & set(result.entered)
+
+
+def test_the_stack_resumes_and_pauses_only_a_provisioned_cluster_it_is_asked_to():
+    from tests.deployed import deployment
+
+    for mode, pause, cluster in (
+        ("provisioned", "true", True),
+        ("provisioned", "false", False),
+        ("serverless", "true", False),
+    ):
+        machine = deployment(mode, PauseWarehouseBetweenRuns=pause).apartments
+        substituted = machine.properties("ApartmentsStateMachine")["DefinitionSubstitutions"]["RedshiftClusterId"]
+        assert (substituted == machine.physical_name("RedshiftCluster")) is cluster, (mode, pause)
+        assert cluster or substituted == ""
