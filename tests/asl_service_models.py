@@ -239,6 +239,10 @@ class _Check:
         present = set()
         for key, item in value.items():
             name, dynamic = _member_name(key)
+            # supported-services-awssdk: parameters are PascalCase "even if the native service API is in
+            # camelCase" (Step Functions' own API: ExecutionArn for executionArn).
+            camel = name[:1].lower() + name[1:]
+            name = camel if name not in members and camel in members else name
             present.add(name)
             if name not in members:
                 problems.append(f"{path}: unknown member {name!r} (not in {where})")

@@ -223,9 +223,37 @@ def _car_rental_workflow(d: Deployment) -> list[Call]:
         ],
         *[
             Call(role, f"elasticmapreduce:{a}", cluster, on_cluster, state=name)
-            for name in ("Terminate the cluster", "Terminate the cluster after the failure")
+            for name in (
+                "Terminate the cluster",
+                "Terminate the cluster after the failure",
+                "End the cluster the ended run left",
+            )
             for a in ("TerminateJobFlows", "DescribeCluster")
         ],
+        # The run lock: one item of the stack's table, keyed by the data bucket's name.
+        *[
+            Call(
+                role,
+                f"dynamodb:{a}",
+                car.arn("RunLockTable"),
+                {"dynamodb:LeadingKeys": [car.ref("DataBucket")]},
+                state=name,
+            )
+            for a, names in (
+                ("PutItem", ("Take the run lock", "Take over the lock")),
+                ("GetItem", ("Read who holds the lock",)),
+                ("UpdateItem", ("Note the cluster in the lock",)),
+                ("DeleteItem", ("Release the run lock", "Release the run lock after the failure")),
+            )
+            for name in names
+        ],
+        Call(
+            role,
+            "states:DescribeExecution",
+            f"arn:{PARTITION}:states:{REGION}:{ACCOUNT}:execution:{car.ref('CarRentalStateMachine').rsplit(':', 1)[-1]}:2024-06-01-0123",
+            by="whether the run that holds the lock still runs",
+            state="Ask whether the holder still runs",
+        ),
         Call(role, "glue:StartCrawler", f"{glue}:crawler/{car.ref('Crawler')}", state="Start the crawler"),
         Call(role, "glue:GetCrawler", f"{glue}:crawler/{car.ref('Crawler')}", state="Check the crawler"),
         Call(role, "athena:GetNamedQuery", workgroup, state="Read the query"),
@@ -262,7 +290,10 @@ def _car_rental_workflow(d: Deployment) -> list[Call]:
             Call(role, f"s3:{a}", results, by="the result file", state=query)
             for a in ("PutObject", "GetObject", "AbortMultipartUpload", "ListMultipartUploadParts")
         ],
-        Call(role, "lambda:InvokeFunction", car.arn("PublishReportFunction"), state="Publish the report"),
+        *[
+            Call(role, "lambda:InvokeFunction", car.arn("PublishReportFunction"), state=name)
+            for name in ("Publish the report", "Publish the failure report")
+        ],
         *[
             call
             for name in ("Tell people it succeeded", "Alert the failure")

