@@ -123,6 +123,8 @@ REJECTED = [
 ACCEPTED = [
     Case("plain", "rental_transactions.csv", TX.encode(), rows=5),
     Case("BOM and CRLF", "rental_transactions.csv", ("\ufeff" + TX.replace("\n", "\r\n")).encode(), rows=5),
+    Case("two BOMs before the header", "users.csv", "\ufeff\ufeffuser_id\nU1\n".encode(), rows=1),
+    Case("a BOM before a quoted header", "users.csv", '\ufeff"user_id","first_name"\nU1,a\n'.encode(), rows=1),
     Case("no newline at the end", "rental_transactions.csv", TX.rstrip("\n").encode(), rows=5),
     Case(
         "multi-member gzip",

@@ -20,7 +20,14 @@ from rental_analytics.car_rental.contract import (
     map_header,
     normalize_header_name,
 )
-from rental_analytics.car_rental.gate.rows import BLOCK_BYTES, RowTally, UnreadableRows, shorten, tally_rows
+from rental_analytics.car_rental.gate.rows import (
+    BLOCK_BYTES,
+    RowTally,
+    UnreadableRows,
+    header_line,
+    shorten,
+    tally_rows,
+)
 
 CHUNK_BYTES = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
@@ -314,8 +321,9 @@ def _looks_utf16(head: bytes) -> bool:
 class _CheckedBytes(io.RawIOBase):
     """The file's (decompressed) bytes as a stream, checked for NUL bytes, UTF-8 and quoting as they pass.
 
-    The header is read first, through `next_chunk`; `replay` then hands those bytes back so that the row
-    reader sees the whole file from its first byte, while memory holds one chunk and one header at most.
+    The header is read first, through `next_chunk`; `replay` then hands back what was read past it, behind a
+    header of the row reader's own, so that the row reader sees every data row while memory holds one chunk and
+    one header at most.
     """
 
     def __init__(self, chunks: Iterator[bytes], limits: _Limits) -> None:
@@ -373,7 +381,7 @@ class _CheckedBytes(io.RawIOBase):
         self.scan.finish(self.newlines)
 
     def replay(self, chunks: list[bytes]) -> None:
-        """Serve these already-checked chunks again before reading on."""
+        """Serve these chunks (already checked, or made by the gate) before reading on."""
         self._replayed = list(reversed(chunks))
 
     def readinto(self, buffer: Any) -> int:
@@ -495,8 +503,9 @@ def validate_stream(
             # The header is the whole file, and pyarrow would find no line to infer it from; no row, no id twice.
             tally = RowTally(unique_ids=True)
         else:
-            source.replay(header_chunks)
-            tally = tally_rows(source, dataset, header, mapping.positions)
+            rows_start = b"".join(header_chunks)[source.scan.header_end :]
+            source.replay([header_line(len(header)), rows_start])
+            tally = tally_rows(source, dataset, len(header), mapping.positions)
     except UnreadableRows as unreadable:
         rejection = _Rejection("unreadable_rows", unreadable.reason, unreadable.line)
         if source.scan.quoted:
