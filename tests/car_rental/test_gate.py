@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -236,6 +237,16 @@ def test_folder_reports_missing_and_doubled_datasets(write_batch):
     assert not verdict.accepted
     assert verdict.missing == ("users",)
     assert [v.code for v in verdict.files if not v.accepted] == ["duplicate_dataset"]
+
+
+@pytest.mark.parametrize("stray", ["README.md", "rental_transactions_part2.csv"])
+def test_a_folder_with_a_stray_file_can_run_but_is_not_accepted(write_batch, stray: str):
+    files = sample_batch.files()
+    files[stray] = files["rental_transactions"]
+    verdict = validate_folder(write_batch(files))
+    # The run sets the stray file aside; `validate` exits 1, as the contract says of any rejected file.
+    assert (verdict.runnable, verdict.accepted) == (True, False)
+    assert [Path(v.file).name for v in verdict.files if not v.accepted] == [stray]
 
 
 TIMESTAMPS = [

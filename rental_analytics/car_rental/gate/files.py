@@ -567,9 +567,14 @@ class BatchVerdict:
 
     @property
     def accepted(self) -> bool:
-        """All four datasets are present and each of their files passes.
+        """Every file passes and no dataset is missing: only then does `validate` exit 0 (contract, section 5)."""
+        return self.runnable and all(v.accepted for v in self.files)
 
-        A file named after no dataset (a README, say) is rejected and set aside without stopping the batch, as
+    @property
+    def runnable(self) -> bool:
+        """All four datasets are present and each of their files passes: the batch can run.
+
+        A file named after no dataset (a README, say) is rejected and set aside without stopping the run, as
         the upload gate in AWS starts a run once each dataset has an accepted file, whatever else was uploaded.
         """
         of_datasets = [v for v in self.files if v.dataset]
