@@ -109,11 +109,12 @@ def parse_upload_key(encoded_key: str) -> UploadKey:
         raise BadKey("the key is URL-encoded more than once")
     if re.search(r"[\x00-\x1f\x7f\\]", key):
         raise BadKey("the key holds control characters or backslashes")
-    if ".." in key:
-        raise BadKey("the key holds '..'")
+    parts = key.split("/")
+    # A dot segment climbs or stays; dots inside a name (a batch id `2024-06-01..2024-06-07`) are just text.
+    if any(part in (".", "..") for part in parts):
+        raise BadKey("the key holds a '.' or '..' path segment")
     if not key.startswith(RAW_PREFIX):
         raise BadKey(f"the key is not under {RAW_PREFIX}")
-    parts = key.split("/")
     if any(not part for part in parts):
         raise BadKey("the key has an empty folder or file name")
     if len(parts) != 3:
