@@ -19,6 +19,7 @@ from rental_analytics.car_rental.contract import BATCH_ID_PATTERN, DATASETS, MAN
 from rental_analytics.car_rental.gate.files import FileVerdict, validate_stream
 from rental_analytics.platform.aws import AwsClients, read_text
 from rental_analytics.platform.config import require_env
+from rental_analytics.platform.text import printable
 
 RAW_PREFIX = "raw/"
 # The accepted versions of a batch, copied for one execution; the job reads these and nothing else.
@@ -235,11 +236,11 @@ def _create_json(aws: AwsClients, bucket: str, key: str, document: Mapping[str, 
 
 
 def _alert(aws: AwsClients, settings: GateSettings, subject: str, lines: list[str]) -> None:
-    printable = "".join(c if 32 <= ord(c) < 127 else "?" for c in subject)
+    ascii_subject = "".join(c if 32 <= ord(c) < 127 else "?" for c in subject)
     aws.sns.publish(
         TopicArn=settings.alert_topic_arn,
-        Subject=printable[:SNS_SUBJECT_CHARS],
-        Message="\n".join(lines),
+        Subject=ascii_subject[:SNS_SUBJECT_CHARS],
+        Message="\n".join(printable(line) for line in lines),  # a key may hold a line break
     )
 
 
