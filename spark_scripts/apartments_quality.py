@@ -14,7 +14,7 @@ from rental_analytics.apartments.contract import (
     DEFAULT_THRESHOLDS,
 )
 from rental_analytics.apartments.job_args import job_parser, parse_job_args
-from rental_analytics.apartments.jobs import Zones, publish_quality_metrics, run_quality
+from rental_analytics.apartments.jobs import ModelOrderError, Zones, publish_quality_metrics, run_quality
 from rental_analytics.apartments.quality import QualityRules
 from rental_analytics.platform.progress import job_log
 from rental_analytics.platform.spark_session import job_session
@@ -39,12 +39,16 @@ def rules_from(args: argparse.Namespace) -> QualityRules:
 
 
 def main(argv: list[str]) -> int:
-    """Exit 0 when every metric meets its threshold, 1 on a breach."""
+    """Exit 0 when every metric meets its threshold, 1 on a breach or a load date out of order."""
     args = parse_args(argv)
     say = job_log("quality")
     run_id = args.run_id or f"{args.load_date}-{uuid.uuid4().hex[:8]}"
     spark = job_session(f"apartments-quality-{args.load_date}")
-    outcome = run_quality(spark, Zones(args.output), args.load_date, run_id, rules_from(args), progress=say)
+    try:
+        outcome = run_quality(spark, Zones(args.output), args.load_date, run_id, rules_from(args), progress=say)
+    except ModelOrderError as error:
+        say(f"{error}")
+        return 1
     say(f"{outcome.message}")
     if args.metrics_namespace:
         from rental_analytics.platform.aws import clients

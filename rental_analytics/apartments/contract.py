@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+class ModelOrderError(RuntimeError):
+    """The model only moves forward: a load date older than one applied, or in the future, is refused."""
+
+
 @dataclass(frozen=True)
 class SourceTable:
     """One table of the marketplace database (contract, section 1)."""

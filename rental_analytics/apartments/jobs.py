@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -17,11 +17,13 @@ from rental_analytics.apartments.contract import (
     DQ_RESULTS_SCHEMA,
     SOURCE_TABLES,
     USER_VIEWING,
+    ModelOrderError,
 )
 from rental_analytics.apartments.db_url import DatabaseUrl
 from rental_analytics.apartments.extract import max_key, read_source_table
 from rental_analytics.platform import hadoop_fs
 from rental_analytics.platform.progress import Progress
+from rental_analytics.platform.publication import Publication, commit, recover
 from rental_analytics.platform.unusual import Finding, UnusualDataRule, check_all
 
 
@@ -59,6 +61,51 @@ class Zones:
         """Every run's quality metrics."""
         return self.processed("dq_results")
 
+    @property
+    def applied(self) -> str:
+        """The load dates the curated model holds, published with it: what decides the order of load dates."""
+        return self.curated("_load_history")
+
+    def backup(self, table: str) -> str:
+        """A curated table as it was before the last applied load date: what `undo apartments` restores."""
+        return self.curated(f"_undo/{table}")
+
+    @property
+    def staging(self) -> str:
+        """Where a job builds the folders it publishes in one step (`platform.publication`)."""
+        return f"{self.root.rstrip('/')}/tmp/apartments/publish"
+
+
+APPLIED_SCHEMA = "load_date date"
+
+
+def finish_publications(spark: SparkSession, zones: Zones, progress: Progress) -> None:
+    """Finish (or drop) what a stopped job was publishing, before anything reads the zones it changes."""
+    recover(spark, zones.staging, progress)
+
+
+def applied_load_dates(spark: SparkSession, zones: Zones) -> list[date]:
+    """The load dates the curated model was built from, oldest first."""
+    if not hadoop_fs.exists(spark, zones.applied):
+        return []
+    return sorted(row["load_date"] for row in spark.read.parquet(zones.applied).collect())
+
+
+def check_load_date(spark: SparkSession, zones: Zones, load_date: date, today: date | None = None) -> None:
+    """Refuse a load date older than the last one applied, or later than tomorrow in UTC (a typo, not a plan).
+
+    Tomorrow is allowed: a marketplace east of UTC is already there.
+    """
+    today = today or datetime.now(timezone.utc).date()
+    if load_date > today + timedelta(days=1):
+        raise ModelOrderError(f"load date {load_date} is in the future (today is {today} in UTC)")
+    applied = applied_load_dates(spark, zones)
+    if applied and applied[-1] > load_date:
+        raise ModelOrderError(
+            f"load date {applied[-1]} is already applied; {load_date} is older and cannot be applied "
+            "(`rental-analytics undo apartments` takes back the last applied date)"
+        )
+
 
 def partition(table_path: str, load_date: date) -> str:
     """One load date's folder of a zone table."""
@@ -95,6 +142,8 @@ def run_extract(
     Each table lands in its `load_date=` partition of the raw zone, replacing what a previous run of the same
     load date put there.
     """
+    finish_publications(spark, zones, progress)
+    check_load_date(spark, zones, load_date)
     outcome = ExtractOutcome()
     for table in SOURCE_TABLES.values():
         watermark = None
@@ -182,22 +231,27 @@ def run_quality(
 ) -> QualityOutcome:
     """Check one load date's raw partitions; quarantine failing rows and append the metrics to dq_results.
 
-    The processed partitions are written only when no metric breaches its threshold; on a breach they are
-    removed, so that no later job can load a half-checked run.
+    The processed and quarantine partitions are published together, and only when no metric breaches its
+    threshold (a breach on a date never checked before publishes its quarantine alone). A breach never takes
+    away what an earlier run of the same date passed: the model, and the next increment, still stand on it.
     """
     rules = rules or quality.QualityRules()
+    finish_publications(spark, zones, progress)
+    check_load_date(spark, zones, load_date)
     outcome = QualityOutcome(run_id)
     tagged: dict[str, DataFrame] = {}
     known: DataFrame | None = None
+    publication = Publication(f"{zones.staging}/quality-{load_date}")
+    checked_before = hadoop_fs.exists(spark, partition(zones.processed(APARTMENTS.name), load_date))
     for table in SOURCE_TABLES.values():
         rows = spark.read.parquet(partition(zones.raw(table.name), load_date))
         tagged[table.name] = quality.tag_rows(rows, table, load_date, rules, known).cache()
         if table is APARTMENTS:
             known = _known_apartments(spark, zones, rows).cache()
         outcome.metrics += quality.measure(tagged[table.name], table, rules)
-        failing = quality.failing(tagged[table.name])
-        failing.write.mode("overwrite").parquet(partition(zones.quarantine(table.name), load_date))
-        outcome.quarantined[table.name] = failing.count()
+        staged = publication.stage(f"quarantine/{table.name}", partition(zones.quarantine(table.name), load_date))
+        quality.failing(tagged[table.name]).write.mode("overwrite").parquet(staged)
+        outcome.quarantined[table.name] = spark.read.parquet(staged).count()
         progress(f"quality: {table.name} {outcome.quarantined[table.name]:,} rows quarantined")
     outcome.unusual = _unusual_row_counts(spark, zones, load_date, outcome.metrics)
     for finding in outcome.unusual:
@@ -209,15 +263,20 @@ def run_quality(
     spark.createDataFrame(results, DQ_RESULTS_SCHEMA).coalesce(1).write.mode("append").partitionBy("load_date").parquet(
         zones.dq_results
     )
-    for table in SOURCE_TABLES.values():
-        target = partition(zones.processed(table.name), load_date)
-        if outcome.passed:
-            quality.passing(tagged[table.name]).write.mode("overwrite").parquet(target)
-        else:
-            hadoop_fs.delete(spark, target)
-        tagged[table.name].unpersist()
-    if known is not None:
-        known.unpersist()
+    if outcome.passed:
+        for table in SOURCE_TABLES.values():
+            target = partition(zones.processed(table.name), load_date)
+            quality.passing(tagged[table.name]).write.mode("overwrite").parquet(
+                publication.stage(f"processed/{table.name}", target)
+            )
+    for frame in [*tagged.values(), *([known] if known is not None else [])]:
+        frame.unpersist()
+    if outcome.passed or not checked_before:
+        commit(spark, publication)
+    else:
+        # The partitions an earlier run passed stay as they were, quarantine included: the next increment's
+        # starting id is read from both.
+        hadoop_fs.delete(spark, publication.root)
     progress(f"quality: {outcome.message}")
     return outcome
 
@@ -242,10 +301,6 @@ def _unusual_row_counts(
     return check_all([by_date[day] for day in sorted(by_date)], today, UnusualDataRule())
 
 
-class ModelOrderError(RuntimeError):
-    """The model only moves forward: a load date older than one already applied cannot be applied."""
-
-
 def _history(spark: SparkSession, zones: Zones, table: str, key: str, load_date: date) -> DataFrame:
     rows = spark.read.parquet(zones.processed(table)).filter(F.col("load_date") <= F.lit(load_date).cast("date"))
     return model.latest_rows(rows, key)
@@ -253,14 +308,12 @@ def _history(spark: SparkSession, zones: Zones, table: str, key: str, load_date:
 
 def run_transform(spark: SparkSession, zones: Zones, load_date: date, progress: Progress = _silent) -> dict[str, int]:
     """Build the curated model from the processed zone as of one load date; returns the rows per table."""
+    finish_publications(spark, zones, progress)
+    check_load_date(spark, zones, load_date)
+    applied = applied_load_dates(spark, zones)
     previous = {
         name: _read_or_empty(spark, zones.curated(name), schema).cache() for name, schema in CURATED_SCHEMAS.items()
     }
-    latest = previous["dim_apartments"].agg(F.max("effective_date").alias("latest")).first()
-    if latest is not None and latest["latest"] is not None and latest["latest"] > load_date:
-        raise ModelOrderError(
-            f"dim_apartments already holds load date {latest['latest']}; {load_date} is older and cannot be applied"
-        )
     snapshot = spark.read.parquet(partition(zones.processed(APARTMENTS.name), load_date))
     locations = model.extend_dimension(
         previous["dim_locations"],
@@ -287,16 +340,23 @@ def run_transform(spark: SparkSession, zones: Zones, load_date: date, progress: 
         "fact_bookings": model.fact_bookings(bookings, apartments, users, previous["fact_bookings"]),
         "fact_viewings": model.fact_viewings(viewings, apartments, users, previous["fact_viewings"]),
     }
-    staging = f"{zones.root.rstrip('/')}/curated/_next"
+    # A new load date keeps the model it replaces, for `undo apartments`; a re-run keeps the backup it has.
+    forward = not applied or applied[-1] < load_date
+    publication = Publication(f"{zones.staging}/transform-{load_date}")
     counts: dict[str, int] = {}
     for name, frame in tables.items():
-        frame.write.mode("overwrite").parquet(f"{staging}/{name}")
-        counts[name] = spark.read.parquet(f"{staging}/{name}").count()
+        backup = zones.backup(name) if forward else None
+        staged = publication.stage(name, zones.curated(name), backup)
+        frame.write.mode("overwrite").parquet(staged)
+        counts[name] = spark.read.parquet(staged).count()
         progress(f"transform: {name} {counts[name]:,} rows")
-    # Every table is written before any replaces its predecessor: a failure above leaves the old model whole.
+    history = spark.createDataFrame([(day,) for day in sorted({*applied, load_date})], APPLIED_SCHEMA)
+    history.coalesce(1).write.mode("overwrite").parquet(
+        publication.stage("_load_history", zones.applied, zones.backup("_load_history") if forward else None)
+    )
     for frame in [*previous.values(), apartments, users]:
         frame.unpersist()
-    for name in tables:
-        hadoop_fs.replace(spark, f"{staging}/{name}", zones.curated(name))
-    hadoop_fs.delete(spark, staging)
+    # Every table is staged before any replaces its predecessor, and the journal lets the next job finish
+    # a publication that was stopped half way.
+    commit(spark, publication)
     return counts

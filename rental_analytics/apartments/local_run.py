@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rental_analytics.apartments import jobs, report, warehouse
-from rental_analytics.apartments.contract import CURATED_SCHEMAS
+from rental_analytics.apartments.contract import CURATED_SCHEMAS, ModelOrderError
 from rental_analytics.apartments.db_url import DatabaseUrl
 from rental_analytics.apartments.quality import QualityRules
 from rental_analytics.platform.errors import as_stage_error
@@ -34,6 +34,7 @@ def run_apartments(
     load_date: date,
     progress: Progress,
     rules: QualityRules | None = None,
+    full: bool = False,
 ) -> ApartmentsRun:
     """Run the five jobs in order; stop at the first that fails and say which and why. The page goes with it."""
     started = datetime.now(timezone.utc)
@@ -48,7 +49,7 @@ def run_apartments(
         run.lines.append(f"Report: {run.report.resolve()}")
 
     try:
-        _run_stages(run, stages, source, target, output, load_date, progress, rules)
+        _run_stages(run, stages, source, target, output, load_date, progress, rules, full)
     except Exception as error:
         # The page still says how far the run got and why it stopped; the command line reports the failure too.
         failure = as_stage_error(error, getattr(progress, "current", None) or "run apartments")
@@ -68,6 +69,7 @@ def _run_stages(
     load_date: date,
     progress: Progress,
     rules: QualityRules | None,
+    full: bool,
 ) -> None:
     """The stages, each noting in `stages` what the report shows of it."""
     from rental_analytics.platform.spark_session import local_session
@@ -76,8 +78,14 @@ def _run_stages(
     progress("starting Spark (local mode)")
     spark = local_session("apartments", log_dir=output / "logs")
     follow_spark(progress, spark)
+    jobs.finish_publications(spark, zones, progress)
+    try:
+        jobs.check_load_date(spark, zones, load_date)
+    except ModelOrderError as error:
+        run.failed_stage, run.message = "checks", str(error)
+        return
     progress(f"extract from {source} for load date {load_date}")
-    extracted = jobs.run_extract(spark, source, zones, load_date, progress=progress)
+    extracted = jobs.run_extract(spark, source, zones, load_date, full, progress=progress)
     stages["extracted"] = extracted.rows
     run.lines.append("Extracted: " + ", ".join(f"{t} {n:,}" for t, n in extracted.rows.items()))
     checked = jobs.run_quality(spark, zones, load_date, f"{load_date}-{uuid.uuid4().hex[:8]}", rules, progress)
@@ -86,11 +94,7 @@ def _run_stages(
     if not checked.passed:
         run.failed_stage, run.message = "data quality", checked.message
         return
-    try:
-        modelled = jobs.run_transform(spark, zones, load_date, progress)
-    except jobs.ModelOrderError as error:
-        run.failed_stage, run.message = "transform", str(error)
-        return
+    modelled = jobs.run_transform(spark, zones, load_date, progress)
     stages["model"] = modelled
     run.lines.append("Model: " + ", ".join(f"{t} {n:,}" for t, n in modelled.items()))
     with warehouse.connect(spark, target, warehouse.POSTGRESQL) as connection:
@@ -99,12 +103,14 @@ def _run_stages(
         if applied:
             run.lines.append("Warehouse DDL applied: " + ", ".join(applied))
         curated = {name: zones.curated(name) for name in CURATED_SCHEMAS}
-        loaded = warehouse.load_model(spark, connection, curated, load_date)
-        stages["loaded"] = loaded
-        run.lines.append("Loaded: " + ", ".join(f"{t} {n:,}" for t, n in loaded.items()))
-        progress("refresh the KPI tables")
-        kpis = warehouse.refresh_kpis(connection)
-        stages["kpi_rows"] = kpis
+        try:
+            loaded = warehouse.load_model(spark, connection, curated, load_date)
+        except ModelOrderError as error:
+            run.failed_stage, run.message = "load", str(error)
+            return
+        stages["loaded"] = loaded.tables
+        run.lines.append("Loaded: " + ", ".join(f"{t} {n:,}" for t, n in loaded.tables.items()))
+        stages["kpi_rows"] = loaded.kpis
         stages["kpis"] = report.read_kpis(connection)
-        run.lines.append("KPIs: " + ", ".join(f"{t} {n:,}" for t, n in kpis.items()))
+        run.lines.append("KPIs: " + ", ".join(f"{t} {n:,}" for t, n in loaded.kpis.items()))
     run.succeeded, run.message = True, f"load date {load_date} is in the warehouse"

@@ -22,7 +22,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from rental_analytics.apartments.contract import CURATED_SCHEMAS
+from rental_analytics.apartments.contract import CURATED_SCHEMAS, ModelOrderError
 from rental_analytics.apartments.db_url import DatabaseUrl
 from rental_analytics.platform.config import ConfigError
 
@@ -282,24 +282,44 @@ def _copy_into_postgresql(spark: SparkSession, connection: Connection, table: st
                 stream.close()
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """What one load committed: the rows of each model table and of each KPI table."""
+
+    tables: dict[str, int]
+    kpis: dict[str, int]
+
+
+def last_load_date(connection: Connection) -> date | None:
+    """The latest load date in `load_history`: no older one may be loaded over it."""
+    [(latest,)] = connection.query(f"SELECT MAX(load_date) FROM {SCHEMA}.load_history")
+    return None if latest is None else date.fromisoformat(str(latest)[:10])
+
+
 def load_model(
     spark: SparkSession,
     connection: Connection,
     curated: dict[str, str],
     load_date: date,
     copy_role_arn: str | None = None,
-) -> dict[str, int]:
-    """glue_to_redshift_job: bulk-load every curated table into its stage and merge them all, in one transaction.
+    rewind: bool = False,
+) -> Loaded:
+    """glue_to_redshift_job: load every curated table, merge them, refresh the KPIs and record the load date.
 
-    The stage holds each table whole, so loading the same load date again leaves the same rows. Redshift
-    COPYs from S3 with `copy_role_arn`, a role attached to its namespace or cluster.
+    All of it is one transaction: the warehouse holds the model, its KPIs and its `load_history` of one load
+    date or of the one before, never a mix. The stage holds each table whole, so loading the same load date
+    again leaves the same rows. A load date older than the last one loaded is refused unless `rewind` (the
+    undo of the last load date). Redshift COPYs from S3 with `copy_role_arn`, a role attached to its
+    namespace or cluster.
     """
     if connection.dialect is REDSHIFT and not copy_role_arn:
         raise ConfigError("loading Redshift needs the IAM role its COPY reads S3 with (--copy-role-arn)")
     counts = {table: spark.read.parquet(path).count() for table, path in curated.items()}
-    # Filling the stages inside the merge's transaction: a load that fails anywhere leaves stages and tables
-    # as they were.
+    day = f"DATE '{load_date.isoformat()}'"
     with connection.transaction():
+        latest = last_load_date(connection)
+        if latest is not None and latest > load_date and not rewind:
+            raise ModelOrderError(f"the warehouse already holds load date {latest}; {load_date} is older")
         for table, path in curated.items():
             connection.execute(f"DELETE FROM {SCHEMA}.stage_{table}")
             if connection.dialect is REDSHIFT:
@@ -308,23 +328,30 @@ def load_model(
                 _copy_into_postgresql(spark, connection, table, path)
         for table in curated:
             _merge(connection, table)
-        connection.execute(f"DELETE FROM {SCHEMA}.load_history WHERE load_date = DATE '{load_date.isoformat()}'")
+        # Later dates are there only when rewinding: the model no longer holds them.
+        connection.execute(f"DELETE FROM {SCHEMA}.load_history WHERE load_date >= {day}")
         for table, rows in counts.items():
-            connection.execute(
-                f"INSERT INTO {SCHEMA}.load_history VALUES "
-                f"(DATE '{load_date.isoformat()}', '{table}', {rows}, CURRENT_TIMESTAMP)"
-            )
+            record = f"({day}, '{table}', {rows}, CURRENT_TIMESTAMP)"
+            connection.execute(f"INSERT INTO {SCHEMA}.load_history VALUES {record}")
         for table in curated:
             connection.execute(f"DELETE FROM {SCHEMA}.stage_{table}")
+        kpis = _refresh_kpis(connection)
+    return Loaded(counts, kpis)
+
+
+def _refresh_kpis(connection: Connection) -> dict[str, int]:
+    counts = {}
+    for table in KPI_TABLES:
+        connection.execute(f"DELETE FROM {SCHEMA}.{table}")
+        [select] = statements(_sql("kpis", f"{table}.sql"))
+        counts[table] = connection.execute(f"INSERT INTO {SCHEMA}.{table} {select}")
     return counts
 
 
 def refresh_kpis(connection: Connection) -> dict[str, int]:
-    """Recompute every KPI table from the model, all in one transaction; returns the rows per table."""
-    counts = {}
+    """Recompute every KPI table from the model, all in one transaction; returns the rows per table.
+
+    The load already does this in its own transaction; kpi_job repeats it, which changes nothing.
+    """
     with connection.transaction():
-        for table in KPI_TABLES:
-            connection.execute(f"DELETE FROM {SCHEMA}.{table}")
-            [select] = statements(_sql("kpis", f"{table}.sql"))
-            counts[table] = connection.execute(f"INSERT INTO {SCHEMA}.{table} {select}")
-    return counts
+        return _refresh_kpis(connection)
