@@ -84,11 +84,15 @@ def finish_publications(spark: SparkSession, zones: Zones, progress: Progress) -
     recover(spark, zones.staging, progress)
 
 
+def _load_dates(spark: SparkSession, path: str) -> list[date]:
+    if not hadoop_fs.exists(spark, path):
+        return []
+    return sorted(row["load_date"] for row in spark.read.parquet(path).collect())
+
+
 def applied_load_dates(spark: SparkSession, zones: Zones) -> list[date]:
     """The load dates the curated model was built from, oldest first."""
-    if not hadoop_fs.exists(spark, zones.applied):
-        return []
-    return sorted(row["load_date"] for row in spark.read.parquet(zones.applied).collect())
+    return _load_dates(spark, zones.applied)
 
 
 def check_load_date(spark: SparkSession, zones: Zones, load_date: date, today: date | None = None) -> None:
@@ -360,3 +364,45 @@ def run_transform(spark: SparkSession, zones: Zones, load_date: date, progress: 
     # a publication that was stopped half way.
     commit(spark, publication)
     return counts
+
+
+@dataclass(frozen=True)
+class Undo:
+    """Taking back the last applied load date: the model goes back to the one `back_to` left."""
+
+    undone: date
+    back_to: date
+
+
+def plan_undo(spark: SparkSession, zones: Zones, progress: Progress = _silent) -> Undo:
+    """Which load date an undo takes back, refused when the curated zone keeps no model from before it."""
+    finish_publications(spark, zones, progress)
+    applied = applied_load_dates(spark, zones)
+    before = _load_dates(spark, zones.backup("_load_history"))
+    if not applied or not before or before[-1] >= applied[-1]:
+        last = applied[-1] if applied else "no load date"
+        raise ModelOrderError(
+            f"{last} cannot be undone: the curated zone keeps the model of the load date before the last one only, "
+            "once, and not before the first"
+        )
+    return Undo(applied[-1], before[-1])
+
+
+def backup_paths(zones: Zones) -> dict[str, str]:
+    """The curated tables as they were before the last applied load date."""
+    return {name: zones.backup(name) for name in CURATED_SCHEMAS}
+
+
+def restore_backup(spark: SparkSession, zones: Zones, undo: Undo) -> None:
+    """Publish the model kept from before `undo.undone` and remove that date's checked and quarantined rows.
+
+    Without them the next extract starts its increments where `undo.back_to` left them, and the undone date
+    can be run again.
+    """
+    publication = Publication(f"{zones.staging}/undo-{undo.undone}")
+    for name in [*CURATED_SCHEMAS, "_load_history"]:
+        publication.moves.append((zones.backup(name), zones.curated(name)))
+    for table in SOURCE_TABLES.values():
+        publication.delete(partition(zones.processed(table.name), undo.undone))
+        publication.delete(partition(zones.quarantine(table.name), undo.undone))
+    commit(spark, publication)

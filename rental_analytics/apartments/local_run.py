@@ -114,3 +114,24 @@ def _run_stages(
         stages["kpis"] = report.read_kpis(connection)
         run.lines.append("KPIs: " + ", ".join(f"{t} {n:,}" for t, n in loaded.kpis.items()))
     run.succeeded, run.message = True, f"load date {load_date} is in the warehouse"
+
+
+def undo_last_load_date(target: DatabaseUrl, output: Path, progress: Progress) -> str:
+    """`rental-analytics undo-apartments`: the warehouse, then the curated zone, as before the last load date.
+
+    The warehouse goes first, in one transaction: stopped after it, the curated zone's publication is
+    finished by the next command; stopped before, nothing changed.
+    """
+    from rental_analytics.platform.spark_session import local_session
+
+    zones = jobs.Zones(str(output.resolve()))
+    progress("starting Spark (local mode)")
+    spark = local_session("apartments-undo", log_dir=output / "logs")
+    undo = jobs.plan_undo(spark, zones, progress)
+    progress(f"undo load date {undo.undone} in {target} (schema {warehouse.SCHEMA})")
+    with warehouse.connect(spark, target, warehouse.POSTGRESQL) as connection:
+        warehouse.migrate(connection)
+        warehouse.load_model(spark, connection, jobs.backup_paths(zones), undo.back_to, rewind=True)
+    progress(f"undo load date {undo.undone} in the curated zone")
+    jobs.restore_backup(spark, zones, undo)
+    return f"load date {undo.undone} is undone: the warehouse and the curated zone are as {undo.back_to} left them"

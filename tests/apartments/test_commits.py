@@ -137,3 +137,33 @@ def test_the_model_its_kpis_and_load_history_commit_together(spark, target, tmp_
         load(spark, target, write_model(spark, tmp_path / "d2", more), D2)
 
     assert {t: rows(target, f"SELECT * FROM analytics.{t} ORDER BY 1, 2") for t in tables} == before
+
+
+def load_curated(spark, zones: jobs.Zones, url, day: date) -> None:
+    load(spark, url, {name: zones.curated(name) for name in CURATED_SCHEMAS}, day)
+
+
+@pytest.mark.databases
+def test_undo_takes_back_the_last_applied_date_in_the_warehouse_and_the_curated_zone(spark, target, tmp_path: Path):  # noqa: F811
+    from rental_analytics.cli import main
+
+    zones = jobs.Zones(str(tmp_path))
+    checked(spark, zones, D1, [apartment(1, "Accra", "100")], [booking(10, 1, 501, D1, 2, "200")])
+    jobs.run_transform(spark, zones, D1)
+    load_curated(spark, zones, target, D1)
+    model_d1 = curated(spark, zones)
+    tables = (*CURATED_SCHEMAS, *warehouse.KPI_TABLES)
+    warehouse_d1 = {t: rows(target, f"SELECT * FROM analytics.{t} ORDER BY 1, 2") for t in tables}
+    checked(spark, zones, D2, [apartment(1, "Lagos", "90")], [booking(11, 1, 502, D2, 1, "90")])
+    jobs.run_transform(spark, zones, D2)
+    load_curated(spark, zones, target, D2)
+
+    undo = ["undo-apartments", "--warehouse-url", str(target), "--output", str(tmp_path)]
+    assert main(undo) == 0
+    assert {t: rows(target, f"SELECT * FROM analytics.{t} ORDER BY 1, 2") for t in tables} == warehouse_d1
+    assert rows(target, "SELECT DISTINCT load_date FROM analytics.load_history") == [[D1]]
+    for name, frame in curated(spark, zones).items():
+        assertDataFrameEqual(frame, model_d1[name])
+    assert jobs.applied_load_dates(spark, zones) == [D1]
+    assert not hadoop_fs.exists(spark, jobs.partition(zones.processed("bookings"), D2))
+    assert main(undo) == 1  # one step back only: the model before D1 was never kept
