@@ -18,6 +18,7 @@ from rental_analytics.apartments.contract import (
     SOURCE_TABLES,
     USER_VIEWING,
     ModelOrderError,
+    SourceTable,
 )
 from rental_analytics.apartments.db_url import DatabaseUrl
 from rental_analytics.apartments.extract import max_key, read_source_table
@@ -151,12 +152,8 @@ def run_extract(
     outcome = ExtractOutcome()
     for table in SOURCE_TABLES.values():
         watermark = None
-        # Above what earlier load dates passed the quality checks: rows of a run that breached them, or was
-        # stopped before they ended, are extracted again by the next load date rather than skipped for good.
-        # A breach removes its partition, so the folder may be there with no load date in it.
-        checked = zones.processed(table.name)
-        if table.incremental and not full and hadoop_fs.partition_values(spark, checked, "load_date"):
-            watermark = max_key(spark.read.parquet(checked), table, load_date)
+        if table.incremental and not full:
+            watermark = _watermark(spark, zones, table, load_date)
         target = partition(zones.raw(table.name), load_date)
         read_source_table(spark, source, table, watermark, partitions).write.mode("overwrite").parquet(target)
         outcome.rows[table.name] = spark.read.parquet(target).count()
@@ -164,6 +161,23 @@ def run_extract(
         since = "all rows" if watermark is None else f"above {table.key} {watermark}"
         progress(f"extract: {table.name} {outcome.rows[table.name]:,} rows ({since})")
     return outcome
+
+
+def _watermark(spark: SparkSession, zones: Zones, table: SourceTable, load_date: date) -> int | None:
+    """Where an increment starts: above every row that earlier load dates' quality checks passed or quarantined.
+
+    Only dates that passed count: rows of a run that breached the checks, or was stopped before they ended,
+    are extracted again by the next load date rather than skipped for good. A quarantined row of a passed
+    date counts too, or the highest id, failing, would be read (and fail) again by every later increment.
+    """
+    passed = sorted(hadoop_fs.partition_values(spark, zones.processed(table.name), "load_date"))
+    if not passed:
+        return None
+    keys = spark.read.parquet(zones.processed(table.name)).select(table.key, "load_date")
+    if hadoop_fs.exists(spark, zones.quarantine(table.name)):
+        quarantined = spark.read.parquet(zones.quarantine(table.name)).select(table.key, "load_date")
+        keys = keys.unionByName(quarantined.filter(F.col("load_date").cast("string").isin(*passed)))
+    return max_key(keys, table, load_date)
 
 
 @dataclass
@@ -310,6 +324,14 @@ def _history(spark: SparkSession, zones: Zones, table: str, key: str, load_date:
     return model.latest_rows(rows, key)
 
 
+def _quarantined_apartments(spark: SparkSession, zones: Zones, load_date: date) -> DataFrame | None:
+    """The apartment ids of the load date's quarantined apartment rows: held, not deleted."""
+    path = partition(zones.quarantine(APARTMENTS.name), load_date)
+    if not hadoop_fs.exists(spark, path):
+        return None
+    return spark.read.parquet(path).select("apartment_id").where(F.col("apartment_id").isNotNull()).distinct()
+
+
 def run_transform(spark: SparkSession, zones: Zones, load_date: date, progress: Progress = _silent) -> dict[str, int]:
     """Build the curated model from the processed zone as of one load date; returns the rows per table."""
     finish_publications(spark, zones, progress)
@@ -319,30 +341,38 @@ def run_transform(spark: SparkSession, zones: Zones, load_date: date, progress: 
         name: _read_or_empty(spark, zones.curated(name), schema).cache() for name, schema in CURATED_SCHEMAS.items()
     }
     snapshot = spark.read.parquet(partition(zones.processed(APARTMENTS.name), load_date))
-    locations = model.extend_dimension(
-        previous["dim_locations"],
-        snapshot.select(F.col("location").alias("location_name")),
-        "location_key",
-        "location_name",
+    locations = model.extend_locations(
+        previous["dim_locations"], snapshot.select(F.col("location").alias("location_name"))
     )
-    keyed_snapshot = snapshot.join(locations, snapshot["location"] == locations["location_name"]).select(
+    same = model.same_location(snapshot["location"]) == model.same_location(locations["location_name"])
+    keyed_snapshot = snapshot.join(locations, same).select(
         "apartment_id", "location_key", F.col("price").alias("current_price"), "status"
     )
     bookings = _history(spark, zones, BOOKINGS.name, BOOKINGS.key, load_date)
     viewings = _history(spark, zones, USER_VIEWING.name, USER_VIEWING.key, load_date)
-    apartments = model.scd2_apartments(previous["dim_apartments"], keyed_snapshot, load_date).cache()
+    apartments = model.scd2_apartments(
+        previous["dim_apartments"], keyed_snapshot, load_date, _quarantined_apartments(spark, zones, load_date)
+    ).cache()
     users = model.extend_dimension(
         previous["dim_users"],
         bookings.select("user_id").unionByName(viewings.select("user_id")),
         "user_key",
         "user_id",
     ).cache()
+    facts = {
+        "fact_bookings": model.fact_bookings(bookings, apartments, users, previous["fact_bookings"]).cache(),
+        "fact_viewings": model.fact_viewings(viewings, apartments, users, previous["fact_viewings"]).cache(),
+    }
+    # Only what the model refers to: a location or user that a corrected source no longer has leaves with it.
     tables = {
-        "dim_locations": locations,
-        "dim_users": users,
+        "dim_locations": locations.join(apartments.select("location_key"), "location_key", "left_semi"),
+        "dim_users": users.join(
+            facts["fact_bookings"].select("user_key").unionByName(facts["fact_viewings"].select("user_key")),
+            "user_key",
+            "left_semi",
+        ),
         "dim_apartments": apartments,
-        "fact_bookings": model.fact_bookings(bookings, apartments, users, previous["fact_bookings"]),
-        "fact_viewings": model.fact_viewings(viewings, apartments, users, previous["fact_viewings"]),
+        **facts,
     }
     # A new load date keeps the model it replaces, for `undo apartments`; a re-run keeps the backup it has.
     forward = not applied or applied[-1] < load_date
@@ -358,7 +388,7 @@ def run_transform(spark: SparkSession, zones: Zones, load_date: date, progress: 
     history.coalesce(1).write.mode("overwrite").parquet(
         publication.stage("_load_history", zones.applied, zones.backup("_load_history") if forward else None)
     )
-    for frame in [*previous.values(), apartments, users]:
+    for frame in [*previous.values(), apartments, users, *facts.values()]:
         frame.unpersist()
     # Every table is staged before any replaces its predecessor, and the journal lets the next job finish
     # a publication that was stopped half way.
