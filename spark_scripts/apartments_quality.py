@@ -27,6 +27,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for metric in (COMPLETENESS, ACCURACY, CONSISTENCY):
         parser.add_argument(f"--min-{metric}", type=float, default=DEFAULT_THRESHOLDS[metric], metavar="SHARE")
     parser.add_argument("--statuses", default=",".join(DEFAULT_STATUSES), help="accepted apartment statuses")
+    parser.add_argument(
+        "--allow-empty-apartments", action="store_true", help="accept an apartments extract without rows"
+    )
     parser.add_argument("--metrics-namespace", help="also publish the metrics to CloudWatch under this namespace")
     return parse_job_args(parser, argv)
 
@@ -35,7 +38,7 @@ def rules_from(args: argparse.Namespace) -> QualityRules:
     """The thresholds and statuses the arguments ask for."""
     thresholds = {metric: getattr(args, f"min_{metric}") for metric in (COMPLETENESS, ACCURACY, CONSISTENCY)}
     statuses = tuple(s.strip() for s in args.statuses.split(",") if s.strip())
-    return QualityRules(thresholds, statuses)
+    return QualityRules(thresholds, statuses, args.allow_empty_apartments)
 
 
 def main(argv: list[str]) -> int:

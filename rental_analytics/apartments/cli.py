@@ -40,6 +40,11 @@ def register(groups: CommandGroups) -> None:
     run.add_argument("--output", type=Path, required=True, help="folder of the raw, processed and curated zones")
     run.add_argument("--load-date", type=load_date, help="YYYY-MM-DD (default: today in UTC)")
     run.add_argument("--full", action="store_true", help="reload viewings and bookings from the first id")
+    run.add_argument(
+        "--allow-empty-apartments",
+        action="store_true",
+        help="accept an apartments extract without rows (it closes every apartment); refused otherwise",
+    )
     run.set_defaults(handler=_run)
 
     undo = groups.top.add_parser(
@@ -86,6 +91,7 @@ def _source(args: argparse.Namespace) -> DatabaseUrl:
 
 def _run(args: argparse.Namespace) -> int:
     from rental_analytics.apartments.local_run import run_apartments
+    from rental_analytics.apartments.quality import QualityRules
 
     source = _source(args)
     target = resolve_database_url("postgresql", args.warehouse_url, None, WAREHOUSE_ENV, flag="--warehouse-url")
@@ -93,7 +99,8 @@ def _run(args: argparse.Namespace) -> int:
     spark_can_start(args.output, (source.driver_class, target.driver_class))
     check_login(source, "--mysql-url", SOURCE_TABLES)
     check_login(target, "--warehouse-url")
-    result = run_apartments(source, target, args.output, day, args.progress, full=args.full)
+    rules = QualityRules(allow_empty_apartments=args.allow_empty_apartments)
+    result = run_apartments(source, target, args.output, day, args.progress, rules, full=args.full)
     for line in result.lines:
         print(line)
     if not result.succeeded:

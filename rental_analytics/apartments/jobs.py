@@ -188,6 +188,7 @@ class QualityOutcome:
     metrics: list[quality.QualityMetric] = field(default_factory=list)
     quarantined: dict[str, int] = field(default_factory=dict)
     unusual: list[Finding] = field(default_factory=list)
+    refused: str | None = None  # why the load date may not go on although no metric breached
 
     @property
     def breaches(self) -> list[quality.QualityMetric]:
@@ -196,15 +197,16 @@ class QualityOutcome:
 
     @property
     def passed(self) -> bool:
-        """True when no metric is below its threshold."""
-        return not self.breaches
+        """True when no metric is below its threshold and nothing refused the load date."""
+        return not self.breaches and self.refused is None
 
     @property
     def message(self) -> str:
         """The alert text: "Data Quality Breach" and each breached metric, or a one-line all-clear."""
         if self.passed:
             return f"data quality passed: {len(self.metrics)} metrics at or above their thresholds"
-        return "Data Quality Breach: " + "; ".join(m.describe() for m in self.breaches)
+        reasons = [m.describe() for m in self.breaches] + ([self.refused] if self.refused else [])
+        return "Data Quality Breach: " + "; ".join(reasons)
 
 
 def publish_quality_metrics(cloudwatch: Any, namespace: str, outcome: QualityOutcome) -> None:
@@ -271,6 +273,11 @@ def run_quality(
         quality.failing(tagged[table.name]).write.mode("overwrite").parquet(staged)
         outcome.quarantined[table.name] = spark.read.parquet(staged).count()
         progress(f"quality: {table.name} {outcome.quarantined[table.name]:,} rows quarantined")
+    if not rules.allow_empty_apartments and outcome.metrics and _emptied(spark, zones, outcome.metrics):
+        outcome.refused = (
+            "the apartments extract is empty and would close every apartment of the model; "
+            "if the marketplace really has none left, run again with --allow-empty-apartments"
+        )
     outcome.unusual = _unusual_row_counts(spark, zones, load_date, outcome.metrics)
     for finding in outcome.unusual:
         progress(f"quality: WARNING unusual data: {finding.describe()}")
@@ -297,6 +304,13 @@ def run_quality(
         hadoop_fs.delete(spark, publication.root)
     progress(f"quality: {outcome.message}")
     return outcome
+
+
+def _emptied(spark: SparkSession, zones: Zones, metrics: list[quality.QualityMetric]) -> bool:
+    """True when the apartments snapshot has no rows while the model has current apartments."""
+    extracted = next(m.rows for m in metrics if m.table == APARTMENTS.name)
+    dim = zones.curated("dim_apartments")
+    return extracted == 0 and hadoop_fs.exists(spark, dim) and spark.read.parquet(dim).filter("is_current").count() > 0
 
 
 def _unusual_row_counts(

@@ -22,6 +22,7 @@ class ApartmentsRun:
 
     succeeded: bool = False
     failed_stage: str | None = None
+    stage: str = "start"  # the stage under way: what a failure names
     message: str = ""
     lines: list[str] = field(default_factory=list)
     report: Path | None = None  # the run's HTML page
@@ -52,10 +53,10 @@ def run_apartments(
         _run_stages(run, stages, source, target, output, load_date, progress, rules, full)
     except Exception as error:
         # The page still says how far the run got and why it stopped; the command line reports the failure too.
-        failure = as_stage_error(error, getattr(progress, "current", None) or "run apartments")
+        failure = as_stage_error(error, run.stage)
         run.failed_stage, run.message = failure.stage, failure.what
         write_page()
-        raise
+        raise failure from error
     write_page()
     return run
 
@@ -84,21 +85,26 @@ def _run_stages(
     except ModelOrderError as error:
         run.failed_stage, run.message = "checks", str(error)
         return
+    run.stage = "extract"
     progress(f"extract from {source} for load date {load_date}")
     extracted = jobs.run_extract(spark, source, zones, load_date, full, progress=progress)
     stages["extracted"] = extracted.rows
     run.lines.append("Extracted: " + ", ".join(f"{t} {n:,}" for t, n in extracted.rows.items()))
+    run.stage = "data quality"
     checked = jobs.run_quality(spark, zones, load_date, f"{load_date}-{uuid.uuid4().hex[:8]}", rules, progress)
     stages["quality"] = report.quality_summary(checked)
     run.lines.append(checked.message)
     if not checked.passed:
         run.failed_stage, run.message = "data quality", checked.message
         return
+    run.stage = "transform"
+    progress("transform: build the model")
     modelled = jobs.run_transform(spark, zones, load_date, progress)
     stages["model"] = modelled
     run.lines.append("Model: " + ", ".join(f"{t} {n:,}" for t, n in modelled.items()))
+    run.stage = "load"
+    progress(f"load into {target} (schema {warehouse.SCHEMA})")
     with warehouse.connect(spark, target, warehouse.POSTGRESQL) as connection:
-        progress(f"load into {target} (schema {warehouse.SCHEMA})")
         applied = warehouse.migrate(connection)
         if applied:
             run.lines.append("Warehouse DDL applied: " + ", ".join(applied))

@@ -47,6 +47,9 @@ class QualityRules:
 
     thresholds: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     statuses: tuple[str, ...] = DEFAULT_STATUSES
+    # An empty apartments snapshot closes every apartment of the model: far likelier a broken extract (a
+    # wrong database, a truncated table) than a marketplace with nothing left, so it must be asked for.
+    allow_empty_apartments: bool = False
 
 
 @dataclass(frozen=True)

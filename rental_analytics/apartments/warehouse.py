@@ -118,10 +118,16 @@ DIALECTS = {d.name: d for d in (POSTGRESQL, REDSHIFT)}
 class Connection:
     """A JDBC connection opened by Spark's JVM, with statements run inside explicit transactions."""
 
-    def __init__(self, java_connection: Any, dialect: Dialect) -> None:
+    def __init__(self, java_connection: Any, dialect: Dialect, statement_timeout: int) -> None:
         self._connection = java_connection
         self.dialect = dialect
+        self.statement_timeout = statement_timeout  # seconds; the driver cancels a statement that runs longer
         self._connection.setAutoCommit(False)
+
+    def _statement(self) -> Any:
+        statement = self._connection.createStatement()
+        statement.setQueryTimeout(self.statement_timeout)
+        return statement
 
     @property
     def java(self) -> Any:
@@ -130,7 +136,7 @@ class Connection:
 
     def execute(self, sql: str) -> int:
         """Run one statement (macros expanded); the count of rows it changed."""
-        statement = self._connection.createStatement()
+        statement = self._statement()
         try:
             statement.execute(self.dialect.render(sql))
             return int(statement.getUpdateCount())
@@ -139,7 +145,7 @@ class Connection:
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         """The rows of a query, as Python values."""
-        statement = self._connection.createStatement()
+        statement = self._statement()
         try:
             result = statement.executeQuery(self.dialect.render(sql))
             width = result.getMetaData().getColumnCount()
@@ -182,7 +188,8 @@ def connect(spark: SparkSession, url: DatabaseUrl, dialect: Dialect) -> Iterator
     properties = jvm.java.util.Properties()
     properties.setProperty("user", options["user"])
     properties.setProperty("password", options["password"])
-    connection = Connection(jvm.java.sql.DriverManager.getConnection(options["url"], properties), dialect)
+    java = jvm.java.sql.DriverManager.getConnection(options["url"], properties)
+    connection = Connection(java, dialect, url.timeouts.statement)
     try:
         yield connection
     finally:
@@ -192,8 +199,15 @@ def connect(spark: SparkSession, url: DatabaseUrl, dialect: Dialect) -> Iterator
 MIGRATIONS = ("001_model.sql", "002_kpis.sql")
 
 
+_CREATES = re.compile(rf"CREATE TABLE IF NOT EXISTS {SCHEMA}\.(\w+)", re.IGNORECASE)
+
+
 def migrate(connection: Connection) -> list[str]:
-    """Apply the DDL files not applied yet, each in its own transaction; returns the ones applied now."""
+    """Apply the DDL files not applied yet, each in its own transaction; returns the ones applied now.
+
+    A file whose tables are not all there (one dropped by hand) is applied again: every statement in these
+    files creates only what is missing, and `schema_migrations` alone would keep the table gone for good.
+    """
     with connection.transaction():
         connection.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
         connection.execute(
@@ -201,13 +215,19 @@ def migrate(connection: Connection) -> list[str]:
             "(version VARCHAR(64) PRIMARY KEY, applied_at TIMESTAMP)"
         )
     applied = {row[0] for row in connection.query(f"SELECT version FROM {SCHEMA}.schema_migrations")}
+    present = {
+        str(row[0]).lower()
+        for row in connection.query(f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{SCHEMA}'")
+    }
     done = []
     for name in MIGRATIONS:
-        if name in applied:
+        script = _sql("warehouse", name)
+        if name in applied and {t.lower() for t in _CREATES.findall(script)} <= present:
             continue
         with connection.transaction():
-            for statement in statements(_sql("warehouse", name)):
+            for statement in statements(script):
                 connection.execute(statement)
+            connection.execute(f"DELETE FROM {SCHEMA}.schema_migrations WHERE version = '{name}'")
             connection.execute(f"INSERT INTO {SCHEMA}.schema_migrations VALUES ('{name}', CURRENT_TIMESTAMP)")
         done.append(name)
     return done

@@ -63,7 +63,7 @@ def run(spark, source: DatabaseUrl, zones: jobs.Zones, day: date) -> jobs.Extrac
 
 def quarantined(spark, zones: jobs.Zones, table: str, day: date, key: str) -> list[tuple]:
     frame = spark.read.parquet(jobs.partition(zones.quarantine(table), day))
-    return sorted((r[key], r.reason, r.invalid_text) for r in frame.collect())
+    return sorted((r[key], r.reason, r.asDict().get("invalid_text")) for r in frame.collect())
 
 
 def test_odd_source_rows_are_quarantined_and_never_poison_the_model_or_later_runs(spark, source, tmp_path: Path):
