@@ -49,7 +49,7 @@ SCRIPTED_OK: dict[str, Any] = {
     "Terminate the cluster": None,
     "Terminate the cluster after the failure": None,
     "Check the crawler": CRAWL_OK,
-    "Run the query": {"output": "s3://artifacts/athena-results/q.csv"},
+    "Run the query": {"output": "s3://artifacts/athena-results/q.csv", "statistics": {"DataScannedInBytes": 1024}},
     "Publish the report": REPORT,
     "Publish the failure report": None,
     "End the cluster the ended run left": None,
