@@ -152,6 +152,35 @@ def _report_function(d: Deployment) -> list[Call]:
         *_encrypted_publish(
             role, car.parameters["WarningTopic"], car.parameters["PipelineKey"], "warnings", api="sns.publish"
         ),
+        # What the run cost and where its time went (rental_analytics/car_rental/costs.py).
+        *[
+            Call(
+                role,
+                f"elasticmapreduce:{action}",
+                f"arn:{PARTITION}:elasticmapreduce:{REGION}:{ACCOUNT}:cluster/{CLUSTER_ID}",
+                _tag_context(cluster_tags(d), "ResourceTag"),
+                by="the cluster's timeline and instance-hours",
+                api=api,
+            )
+            for action, api in (
+                ("DescribeCluster", "emr.describe_cluster"),
+                ("ListInstances", "emr.get_paginator:list_instances"),
+            )
+        ],
+        Call(
+            role,
+            "glue:ListCrawls",
+            f"arn:{PARTITION}:glue:{REGION}:{ACCOUNT}:crawler/{car.ref('Crawler')}",
+            by="the crawls' DPU-hours",
+            api="glue.list_crawls",
+        ),
+        Call(
+            role,
+            "states:GetExecutionHistory",
+            f"arn:{PARTITION}:states:{REGION}:{ACCOUNT}:execution:{car.ref('CarRentalStateMachine').rsplit(':', 1)[-1]}:{EXECUTION}",
+            by="the stage times of the run",
+            api="stepfunctions.get_paginator:get_execution_history",
+        ),
     ]
 
 

@@ -125,7 +125,7 @@ HANDLER_CODE = {
     "CarRental/PublishReportFunction": ("rental_analytics/car_rental/publish.py",),
     "rental-analytics/ShipCodeFunction": ("rental_analytics/platform/ship.py",),
 }
-_CLIENTS = {"s3", "sns", "stepfunctions", "secretsmanager", "cloudwatch", "sqs"}
+_CLIENTS = {"s3", "sns", "stepfunctions", "secretsmanager", "cloudwatch", "sqs", "emr", "glue", "emrserverless"}
 # Helpers of rental_analytics/platform/aws.py that make a call for their caller.
 _HELPERS = {"read_text": "s3.get_object"}
 

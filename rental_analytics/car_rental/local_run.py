@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -58,6 +59,7 @@ def _run_car_rental(
     from rental_analytics.platform.spark_session import StartingSession
 
     report_dir = output_dir / "reports" / batch_id
+    clock = StageClock()
     progress(f"checking the files in {input_dir}")
     size = sum(path.stat().st_size for path in input_dir.iterdir() if path.is_file())
     # Spark's JVM starts on the other core while the gate checks the files.
@@ -65,10 +67,11 @@ def _run_car_rental(
     verdict = validate_folder(input_dir)
     files = [f.as_dict() for f in verdict.files]
     quarantine_files(verdict, output_dir / "quarantine" / batch_id)
+    clock.done("gate")
     if not verdict.runnable:
         starting.discard()
         message = "the batch was not processed: " + "; ".join(verdict.problems())
-        return _finish(report_dir, build_summary(batch_id, {"message": message}, {}, files), False)
+        return _finish(report_dir, build_summary(batch_id, {"message": message}, {}, files, run=clock.run()), False)
     for problem in verdict.problems():  # files of no dataset, set aside
         progress(f"set aside, not part of the batch: {problem}")
 
@@ -77,15 +80,35 @@ def _run_car_rental(
 
     spark = starting.get()
     follow_spark(progress, spark)
+    clock.done("start")
     verdicts = {f.dataset: f.as_dict() for f in verdict.files if f.dataset}
     job = held_to_the_gate(BatchJob(str(input_dir), str(output_dir), batch_id, max_reject_rate), verdicts)
     outcome = run_batch(spark, job, progress)
+    clock.done("Spark")
     if not outcome.succeeded:
-        return _finish(report_dir, build_summary(batch_id, outcome.as_dict(), {}, files), False)
+        return _finish(report_dir, build_summary(batch_id, outcome.as_dict(), {}, files, run=clock.run()), False)
     progress("running the insight queries (DuckDB)")
     insights = run_insights(output_dir / "analytics", report_dir / "insights")
+    clock.done("queries")
     progress("writing the report")
-    return _finish(report_dir, build_summary(batch_id, outcome.as_dict(), insights, files), True)
+    return _finish(report_dir, build_summary(batch_id, outcome.as_dict(), insights, files, run=clock.run()), True)
+
+
+class StageClock:
+    """The seconds of each stage of a local run, as they end (the report's own writing is not in it)."""
+
+    def __init__(self) -> None:
+        self._last = time.monotonic()
+        self._stages: list[dict[str, Any]] = []
+
+    def done(self, stage: str) -> None:
+        now = time.monotonic()
+        self._stages.append({"stage": stage, "seconds": round(now - self._last, 3)})
+        self._last = now
+
+    def run(self) -> dict[str, Any]:
+        """The summary's `run`: a local run has stage times and no cloud cost."""
+        return {"mode": "local", "stages": list(self._stages), "cost": None}
 
 
 def _finish(report_dir: Path, summary: dict[str, Any], succeeded: bool) -> RunResult:

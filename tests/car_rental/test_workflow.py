@@ -49,7 +49,7 @@ SCRIPTED_OK: dict[str, Any] = {
     "Terminate the cluster": None,
     "Terminate the cluster after the failure": None,
     "Check the crawler": CRAWL_OK,
-    "Run the query": {"output": "s3://artifacts/athena-results/q.csv"},
+    "Run the query": {"output": "s3://artifacts/athena-results/q.csv", "statistics": {"DataScannedInBytes": 1024}},
     "Publish the report": REPORT,
     "Publish the failure report": None,
     "End the cluster the ended run left": None,
@@ -400,3 +400,40 @@ def test_a_run_that_waits_too_long_fails_with_its_report_and_leaves_the_live_run
     assert "Publish the failure report" in result.entered
     [item] = _lock_items()
     assert item["holder"]["S"] == live  # released only by its holder
+
+
+def test_the_cluster_gets_the_core_capacity_the_gate_sized_for_the_batch(aws):
+    sized = {"on_demand_units": 1, "spot_units": 3}
+    staged = "s3://data/staged/2024-06-01/2024-06-01-0123/"
+    result = run_scenario(aws, {"batch_id": "2024-06-01", "input_path": staged, "files": {}, "core_capacity": sized})
+    assert result.status == "SUCCEEDED"
+    assert result.inputs["Create the cluster"]["core_capacity"] == sized
+    core = _core_fleet()
+    assert core["TargetOnDemandCapacity.$"] == "$.core_capacity.on_demand_units"
+    assert core["TargetSpotCapacity.$"] == "$.core_capacity.spot_units"
+
+
+def test_a_run_started_by_hand_gets_the_largest_cluster_on_demand(aws):
+    result = run_scenario(aws, {"batch_id": "2024-06-01"})
+    assert result.status == "SUCCEEDED"
+    assert result.inputs["Create the cluster"]["core_capacity"] == {
+        "on_demand_units": int(aws["CoreMaxUnits"]),
+        "spot_units": 0,
+    }
+
+
+def _core_fleet() -> dict[str, Any]:
+    fleets = json.loads(ASL)["States"]["Create the cluster"]["Parameters"]["Instances"]["InstanceFleets"]
+    [core] = [f for f in fleets if f["InstanceFleetType"] == "CORE"]
+    return dict(core)
+
+
+def test_a_spot_shortage_launches_on_demand_instead_of_failing_from_several_instance_types():
+    core = _core_fleet()
+    spot = core["LaunchSpecifications"]["SpotSpecification"]
+    assert spot["TimeoutAction"] == "SWITCH_TO_ON_DEMAND"
+    assert spot["TimeoutDurationMinutes.$"] == "States.StringToJson('${SpotTimeoutMinutes}')"
+    types = [c["InstanceType"] for c in core["InstanceTypeConfigs"]]
+    assert len(set(types)) == 4 and all(c["WeightedCapacity"] == 1 for c in core["InstanceTypeConfigs"])
+    defaults = CAR_RENTAL.parameters["CoreInstanceTypes"]["Default"].split(",")
+    assert any(t.split(".")[0].endswith("g") for t in defaults), "a Graviton type among the defaults"
