@@ -10,9 +10,17 @@ from typing import Any, TextIO
 
 from rental_analytics.car_rental.gate.files import BatchVerdict, validate_folder
 from rental_analytics.car_rental.insights import run_insights
-from rental_analytics.car_rental.report import build_summary, summary_lines, write_reports
+from rental_analytics.car_rental.report import (
+    Failure,
+    build_summary,
+    failed_outcome,
+    notification_lines,
+    summary_lines,
+    write_reports,
+)
 from rental_analytics.platform.progress import Progress, follow_spark
 from rental_analytics.platform.run_lock import holding_run_lock
+from rental_analytics.platform.text import printable
 
 # Below this many bytes of input (about 200,000 rows), the JVM's optimising compiler costs more time than it
 # saves (docs/benchmarks.md: the demo and 1M rentals, with and without it).
@@ -52,46 +60,79 @@ def run_car_rental(
         return _run_car_rental(input_dir, output_dir, batch_id, max_reject_rate, progress)
 
 
+class _Run:
+    """What a local run has learned so far, so that however it ends its report says where it stopped."""
+
+    def __init__(self, batch_id: str, report_dir: Path, progress: Progress) -> None:
+        self.batch_id, self.report_dir, self.say = batch_id, report_dir, progress
+        self.stage = "starting"
+        self.files: list[dict[str, Any]] = []
+        self.outcome: dict[str, Any] = {}
+
+    def __call__(self, message: str) -> None:
+        """Report progress, and note it as the stage a failure from here on happened in."""
+        self.stage = message
+        self.say(message)
+
+    def failed(self, error: BaseException) -> RunResult:
+        """Write the report of a run stopped by an error in the stage it had reached."""
+        name = "interrupted" if isinstance(error, KeyboardInterrupt) else type(error).__name__
+        failure = Failure.from_event({"state": self.stage, "error": name, "cause": str(error)})
+        summary = build_summary(self.batch_id, failed_outcome(self.outcome, failure), {}, self.files)
+        summary["failed_state"] = failure.state
+        return _finish(self.report_dir, summary, False)
+
+
 def _run_car_rental(
     input_dir: Path, output_dir: Path, batch_id: str, max_reject_rate: float, progress: Progress
 ) -> RunResult:
+    run = _Run(batch_id, output_dir / "reports" / batch_id, progress)
+    try:
+        return _run_stages(run, input_dir, output_dir, max_reject_rate)
+    except BaseException as error:  # the report is written, then the error ends the command as it would have
+        run.failed(error)
+        raise
+
+
+def _run_stages(run: _Run, input_dir: Path, output_dir: Path, max_reject_rate: float) -> RunResult:
     from rental_analytics.platform.spark_session import StartingSession
 
-    report_dir = output_dir / "reports" / batch_id
-    progress(f"checking the files in {input_dir}")
+    batch_id, report_dir = run.batch_id, run.report_dir
+    run(f"checking the files in {input_dir}")
     size = sum(path.stat().st_size for path in input_dir.iterdir() if path.is_file())
     # Spark's JVM starts on the other core while the gate checks the files.
     starting = StartingSession(log_dir=output_dir / "logs", quick_start=size < QUICK_START_BYTES)
     verdict = validate_folder(input_dir)
-    files = [f.as_dict() for f in verdict.files]
+    run.files = [f.as_dict() for f in verdict.files]
+    run("setting rejected files aside in the quarantine")
     quarantine_files(verdict, output_dir / "quarantine" / batch_id)
     if not verdict.accepted:
         starting.discard()
         message = "the batch was not processed: " + "; ".join(verdict.problems())
-        return _finish(report_dir, build_summary(batch_id, {"message": message}, {}, files), False)
+        return _finish(report_dir, build_summary(batch_id, {"message": message}, {}, run.files), False)
     for problem in verdict.problems():  # files of no dataset, set aside
-        progress(f"set aside, not part of the batch: {problem}")
+        run.say(printable(f"set aside, not part of the batch: {problem}"))
 
-    progress("starting Spark (local mode)")
+    run("starting Spark (local mode)")
     from rental_analytics.car_rental.job import BatchJob, held_to_the_gate, run_batch
 
     spark = starting.get()
-    follow_spark(progress, spark)
+    follow_spark(run.say, spark)
     verdicts = {f.dataset: f.as_dict() for f in verdict.files if f.dataset}
     job = held_to_the_gate(BatchJob(str(input_dir), str(output_dir), batch_id, max_reject_rate), verdicts)
-    outcome = run_batch(spark, job, progress)
-    if not outcome.succeeded:
-        return _finish(report_dir, build_summary(batch_id, outcome.as_dict(), {}, files), False)
-    progress("running the insight queries (DuckDB)")
+    run.outcome = run_batch(spark, job, run).as_dict()
+    if not run.outcome["succeeded"]:
+        return _finish(report_dir, build_summary(batch_id, run.outcome, {}, run.files), False)
+    run("running the insight queries (DuckDB)")
     insights = run_insights(output_dir / "analytics", report_dir / "insights")
-    progress("writing the report")
-    return _finish(report_dir, build_summary(batch_id, outcome.as_dict(), insights, files), True)
+    run("writing the report")
+    return _finish(report_dir, build_summary(batch_id, run.outcome, insights, run.files), True)
 
 
 def _finish(report_dir: Path, summary: dict[str, Any], succeeded: bool) -> RunResult:
     write_reports(report_dir, summary)
     # Locally the notification that SNS sends in AWS is a file beside the report.
-    (report_dir / "notification.txt").write_text("\n".join(summary_lines(summary)) + "\n", encoding="utf-8")
+    (report_dir / "notification.txt").write_text("\n".join(notification_lines(summary)) + "\n", encoding="utf-8")
     return RunResult(succeeded, summary, report_dir)
 
 
@@ -99,4 +140,4 @@ def print_result(result: RunResult, out: TextIO) -> None:
     """The short summary a person reads at the end of a run."""
     for line in summary_lines(result.summary):
         print(line, file=out)
-    print(f"Report: {(result.report_dir / 'report.html').resolve()}", file=out)
+    print(printable(f"Report: {(result.report_dir / 'report.html').resolve()}"), file=out)
