@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -9,6 +10,21 @@ from dataclasses import dataclass, field
 BATCH_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=-]{0,127}")
 # What the upload gate writes beside the files it staged for a run: each dataset's version, row count and verdict.
 MANIFEST_NAME = "_manifest.json"
+
+
+# The job's rejected rows, beside the rejected files' folders in `quarantine/<batch_id>/`.
+QUARANTINE_ROWS = "rows"
+
+
+def quarantine_folder(batch_id: str, file_name: str, version: str) -> str:
+    """Where one rejected version of a file is kept, with its report: `quarantine/<batch_id>/<tag>`.
+
+    The tag is 20 hex digits of a digest of the file's name and version: the folder holds that one file and its
+    `.report.json` and nothing else, so no name a sender picks meets another file, another's report, or the
+    job's `rows/` folder, and a later rejected version of the same name does not replace an earlier one.
+    """
+    named = file_name.encode("utf-8", "surrogateescape") + b"\0" + version.encode("utf-8", "surrogateescape")
+    return f"quarantine/{batch_id}/{hashlib.sha256(named).hexdigest()[:20]}"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from rental_analytics.car_rental.contract import quarantine_folder
 from rental_analytics.car_rental.gate.files import BatchVerdict, validate_folder
 from rental_analytics.car_rental.insights import run_insights
 from rental_analytics.car_rental.report import (
@@ -36,15 +37,21 @@ class RunResult:
     report_dir: Path
 
 
-def quarantine_files(verdict: BatchVerdict, quarantine_dir: Path) -> None:
-    """Keep each rejected file as it arrived, with a JSON report beside it."""
+def quarantine_files(verdict: BatchVerdict, output_dir: Path, batch_id: str) -> None:
+    """Keep each rejected file as it arrived, with a JSON report beside it, in a folder of its own.
+
+    The folder is the one the upload gate uses (`quarantine_folder`), the file's size and time standing for
+    the version S3 would give it.
+    """
     for file in verdict.files:
         if file.accepted:
             continue
-        quarantine_dir.mkdir(parents=True, exist_ok=True)
         source = Path(file.file)
-        shutil.copyfile(source, quarantine_dir / source.name)
-        report = quarantine_dir / f"{source.name}.report.json"
+        stat = source.stat()
+        folder = output_dir / quarantine_folder(batch_id, source.name, f"{stat.st_size}:{stat.st_mtime_ns}")
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, folder / source.name)
+        report = folder / f"{source.name}.report.json"
         report.write_text(json.dumps(file.as_dict(), indent=2), encoding="utf-8")
 
 
@@ -105,7 +112,7 @@ def _run_stages(run: _Run, input_dir: Path, output_dir: Path, max_reject_rate: f
     verdict = validate_folder(input_dir)
     run.files = [f.as_dict() for f in verdict.files]
     run("setting rejected files aside in the quarantine")
-    quarantine_files(verdict, output_dir / "quarantine" / batch_id)
+    quarantine_files(verdict, output_dir, batch_id)
     if not verdict.accepted:
         starting.discard()
         message = "the batch was not processed: " + "; ".join(verdict.problems())
