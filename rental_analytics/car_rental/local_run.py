@@ -113,7 +113,7 @@ def _run_stages(run: _Run, input_dir: Path, output_dir: Path, max_reject_rate: f
     run.files = [f.as_dict() for f in verdict.files]
     run("setting rejected files aside in the quarantine")
     quarantine_files(verdict, output_dir, batch_id)
-    if not verdict.accepted:
+    if not verdict.runnable:
         starting.discard()
         message = "the batch was not processed: " + "; ".join(verdict.problems())
         return _finish(report_dir, build_summary(batch_id, {"message": message}, {}, run.files), False)

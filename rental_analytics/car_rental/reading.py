@@ -45,6 +45,7 @@ class FileFacts:
     multiline: bool = True  # a quoted field holds a line break, or a line is white: read whole, by one task
     quotes: bool = True  # without a single quote, the file is plain lines that the job splits at each comma
     unique_ids: bool = False  # every row has an id and no two rows the same: no rows need comparing
+    line_end: str = ""  # the records' line end, "\n" or "\r\n" (the gate refuses a file that mixes them)
 
     @classmethod
     def from_verdict(cls, verdict: Mapping[str, Any]) -> FileFacts:
@@ -58,6 +59,7 @@ class FileFacts:
             multiline=bool(verdict.get("multiline_fields", True)),
             quotes=bool(verdict.get("quotes", True)),
             unique_ids=bool(verdict.get("unique_ids", False)),
+            line_end=str(verdict.get("line_end", "")),
         )
 
 
@@ -96,6 +98,9 @@ def read_dataset(
         header=True,  # with a schema given, the header line is skipped and not compared
         inferSchema=False,
         multiLine=True if facts is None else facts.multiline,  # RFC 4180 allows line breaks in quoted fields
+        # Left to itself the multi-line reader takes the first line end it meets, in a quoted header name too, for
+        # every record's, and keeps a CR at the end of CRLF records' last values. The line-by-line readers take both.
+        lineSep=facts.line_end if facts is not None and facts.multiline and facts.line_end else None,
         escape='"',  # RFC 4180 doubles a quote inside a quoted field
         encoding="UTF-8",
         mode="PERMISSIVE",

@@ -209,6 +209,13 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     for dataset, reasons in summary.get("reference_rejected", {}).items():
         if reasons:
             lines.append(f"Rejected {dataset} rows: " + ", ".join(f"{r} {n}" for r, n in reasons.items()))
+    # A run goes on without files of no dataset (a README, a `rental_transactions_part2.csv`); it says so.
+    set_aside = [f for f in summary.get("files", []) if not f.get("accepted") and not f.get("dataset")]
+    if set_aside:
+        lines.append(
+            "Set aside, not part of the batch: "
+            + ", ".join(f"{str(f.get('file')).rsplit('/', 1)[-1]} ({f.get('code')})" for f in set_aside)
+        )
     collapsed = {d: n for d, n in summary.get("identical_rows_collapsed", {}).items() if n}
     if collapsed:
         lines.append(

@@ -168,6 +168,8 @@ class ReadRecorder:
     [
         "raw/2024-06-01/..%2F..%2Fprocessed%2Frental_transactions.csv",
         "raw/../processed/rental_transactions.csv",
+        "raw/2024-06-01/../users.csv",
+        "raw/2024-06-01/./users.csv",
         "raw/2024-06-01/%252e%252e/users.csv",
         "raw//users.csv",
         "raw/2024-06-01//users.csv",
@@ -237,6 +239,47 @@ def test_execution_names_fit_step_functions_and_depend_on_versions():
 def test_settings_fail_fast_naming_what_is_missing():
     with pytest.raises(ConfigError, match="STATE_MACHINE_ARN, ALERT_TOPIC_ARN"):
         GateSettings.from_env({"DATA_BUCKET": "data"})
+
+
+class ContextNearItsEnd(FakeContext):
+    """An invocation with no time left for checking once the reserve is kept."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(GateSettings.reserve_seconds * 1000)
+
+
+def test_a_file_the_handler_has_no_time_to_check_gets_a_verdict_and_an_alert(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+):
+    # A timeout would give no verdict, retry the same work twice and end in the failed-events queue.
+    app = stack.gate_handler(monkeypatch)
+    event = json.loads((EVENTS / "s3_put_users.json").read_text())
+    s3_object = event["Records"][0]["s3"]["object"]
+    upload = stack.put(s3_object["key"], sample_batch.files()["users"].encode())
+    s3_object.update(versionId=upload.version_id, eTag=upload.etag.strip('"'))
+    [outcome] = app.lambda_handler(event, ContextNearItsEnd())["outcomes"]
+
+    assert (outcome["status"], outcome["verdict"]["code"]) == ("rejected", "too_slow_to_check")
+    assert stack.body(stack.quarantined(upload)) == sample_batch.files()["users"].encode()
+    [alert] = stack.alerts()
+    assert "ran out of time" in alert["Message"]
+
+
+def test_a_batch_id_with_dots_inside_runs_through_the_handler(stack: Stack, monkeypatch: pytest.MonkeyPatch):
+    # `..` is a path segment only when it is the whole segment; the contract's batch pattern allows dots inside.
+    app = stack.gate_handler(monkeypatch)
+    batch = "2024-06-01..2024-06-07"
+    statuses = []
+    for name, text in sample_batch.files().items():
+        event = json.loads((EVENTS / f"s3_put_{name}.json").read_text())
+        s3_object = event["Records"][0]["s3"]["object"]
+        upload = stack.put(f"raw/{batch}/{name}.csv", text.encode())
+        s3_object.update(key=f"raw/{batch}/{name}.csv", versionId=upload.version_id, eTag=upload.etag.strip('"'))
+        statuses.append(app.lambda_handler(event, FakeContext())["outcomes"][0]["status"])
+
+    assert statuses == ["accepted"] * 4
+    [execution] = stack.executions()
+    assert execution["name"].startswith(batch)
 
 
 def test_the_handler_runs_the_sample_events(stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys):

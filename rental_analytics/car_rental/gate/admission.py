@@ -46,12 +46,23 @@ class GateSettings:
     alert_topic_arn: str
     # How long a repeated delivery of a rejection waits for its twin's alert before sending one itself.
     alert_wait_seconds: float = 10.0
+    # The time an invocation keeps, once a file is judged, to quarantine it (a managed copy of up to 20 GiB)
+    # and send the alert; the checks have the rest (`check_deadline`).
+    reserve_seconds: float = 120.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> GateSettings:
         """Read DATA_BUCKET, STATE_MACHINE_ARN and ALERT_TOPIC_ARN; fail naming any that is missing."""
         bucket, state_machine, topic = require_env(environ, "DATA_BUCKET", "STATE_MACHINE_ARN", "ALERT_TOPIC_ARN")
         return cls(bucket, state_machine, topic)
+
+    def check_deadline(self, seconds_left: float) -> float:
+        """The `time.monotonic()` by which a file must be judged, for an invocation with `seconds_left`.
+
+        A file not judged by then is rejected as `too_slow_to_check`: a verdict, a quarantine and an alert,
+        where a timeout would retry the same work twice and leave the event in the failed-events queue.
+        """
+        return time.monotonic() + seconds_left - self.reserve_seconds
 
 
 @dataclass(frozen=True)
@@ -116,11 +127,12 @@ def parse_upload_key(encoded_key: str) -> UploadKey:
         raise BadKey("the key is URL-encoded more than once")
     if re.search(r"[\x00-\x1f\x7f\\]", key):
         raise BadKey("the key holds control characters or backslashes")
-    if ".." in key:
-        raise BadKey("the key holds '..'")
+    parts = key.split("/")
+    # A dot segment climbs or stays; dots inside a name (a batch id `2024-06-01..2024-06-07`) are just text.
+    if any(part in (".", "..") for part in parts):
+        raise BadKey("the key holds a '.' or '..' path segment")
     if not key.startswith(RAW_PREFIX):
         raise BadKey(f"the key is not under {RAW_PREFIX}")
-    parts = key.split("/")
     if any(not part for part in parts):
         raise BadKey("the key has an empty folder or file name")
     if len(parts) != 3:
@@ -439,7 +451,12 @@ def _start_if_complete(batch_id: str, aws: AwsClients, settings: GateSettings) -
 
 
 def _judge(
-    target: UploadKey, dataset: str | None, version: ObjectVersion, aws: AwsClients, settings: GateSettings
+    target: UploadKey,
+    dataset: str | None,
+    version: ObjectVersion,
+    aws: AwsClients,
+    settings: GateSettings,
+    deadline: float | None,
 ) -> tuple[FileVerdict, bool]:
     """The verdict on this version, and whether an earlier delivery already noted it as accepted."""
     bucket = settings.data_bucket
@@ -452,7 +469,7 @@ def _judge(
     if report:
         return FileVerdict.from_dict(report), False  # a retry of a rejection that did not finish
     body = aws.s3.get_object(Bucket=bucket, Key=target.key, **_version_of(version))["Body"]
-    verdict = validate_stream(target.key, body)
+    verdict = validate_stream(target.key, body, deadline=deadline)
     other = _duplicate_dataset(target, dataset, aws, settings) if verdict.accepted else None
     if other:
         verdict = verdict.rejected_as(
@@ -461,8 +478,13 @@ def _judge(
     return verdict, False
 
 
-def admit_upload(upload: Upload, settings: GateSettings, aws: AwsClients) -> UploadOutcome:
-    """Judge one uploaded object and, when its batch is complete and accepted, start the workflow once."""
+def admit_upload(
+    upload: Upload, settings: GateSettings, aws: AwsClients, deadline: float | None = None
+) -> UploadOutcome:
+    """Judge one uploaded object and, when its batch is complete and accepted, start the workflow once.
+
+    `deadline` (`GateSettings.check_deadline`) bounds the checks of the file's bytes.
+    """
     started = time.monotonic()
     try:
         if upload.bucket != settings.data_bucket:
@@ -480,7 +502,7 @@ def admit_upload(upload: Upload, settings: GateSettings, aws: AwsClients) -> Upl
     if replaced or current != version:
         return UploadOutcome(target.key, "superseded", "a later upload or a delete has replaced this object")
     dataset = dataset_for_file_name(target.file_name)
-    verdict, noted = _judge(target, dataset.name if dataset else None, version, aws, settings)
+    verdict, noted = _judge(target, dataset.name if dataset else None, version, aws, settings, deadline)
     if not verdict.accepted:
         details = _quarantine(target, dataset.name if dataset else None, version, verdict, aws, settings)
         return UploadOutcome(
