@@ -185,14 +185,20 @@ PROCESSED_SCHEMAS: dict[str, Schema] = {
         *tuple((c, "string") for c in LOCATIONS.columns if c not in ("latitude", "longitude")),
         ("latitude", "double"),
         ("longitude", "double"),
+        ("state_key", "string"),  # the partition: `state` as a folder name (PARTITION_KEY_REGEX)
     ),
     "vehicles": tuple((c, "string") for c in VEHICLES.columns),
     "users": (*tuple((c, "string") for c in USERS.columns if c not in PERSONAL_COLUMNS), ("registration_year", "int")),
 }
+# A free-text value is a partition folder's name as it is only when it is short and plain: a long one fails the
+# write (ENAMETOOLONG), Spark escapes `/` and other signs (which Athena then shows escaped), and
+# `__HIVE_DEFAULT_PARTITION__` is read back as null. Any other value is named by `~` and 20 hex digits of its
+# SHA-256; the value itself stays a column of the files, so every reader sees it as it arrived.
+PARTITION_KEY_REGEX = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}\z"
 PROCESSED_PARTITIONS: dict[str, tuple[str, ...]] = {
     "rental_transactions": ("rental_date",),
     "users": ("registration_year",),
-    "locations": ("state",),
+    "locations": ("state_key",),
     "vehicles": (),
 }
 
