@@ -15,7 +15,13 @@ from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
-from rental_analytics.car_rental.contract import BATCH_ID_PATTERN, DATASETS, MANIFEST_NAME, dataset_for_file_name
+from rental_analytics.car_rental.contract import (
+    BATCH_ID_PATTERN,
+    DATASETS,
+    MANIFEST_NAME,
+    dataset_for_file_name,
+    quarantine_folder,
+)
 from rental_analytics.car_rental.gate.files import FileVerdict, validate_stream
 from rental_analytics.car_rental.sizing import ClusterSizing, batch_bytes
 from rental_analytics.platform.aws import AwsClients, read_text
@@ -207,8 +213,11 @@ def withdrawn_key(target: UploadKey, dataset: str, version: ObjectVersion) -> st
 
 
 def quarantine_key(target: UploadKey, version: ObjectVersion) -> str:
-    """Where a rejected version goes, bytes unchanged: one folder per version, so no rejection hides another."""
-    return f"quarantine/{target.batch_id}/{_version_tag(version)}/{target.file_name}"
+    """Where a rejected version goes, bytes unchanged: one folder per name and version (`quarantine_folder`).
+
+    The folder digests the name too: in a bucket without versioning two files of the same bytes share an ETag.
+    """
+    return f"{quarantine_folder(target.batch_id, target.file_name, version.token)}/{target.file_name}"
 
 
 def _current(aws: AwsClients, bucket: str, key: str, version_id: str | None = None) -> ObjectVersion | None:
