@@ -160,7 +160,10 @@ def test_a_url_that_does_not_fit_its_flag_is_refused(flag, source, warehouse, ex
 def test_postgres_and_mariadb_are_other_spellings_of_the_schemes():
     from rental_analytics.apartments.db_url import DatabaseUrl
 
-    assert DatabaseUrl.parse("postgres://etl@wh/analytics").jdbc_url == "jdbc:postgresql://wh:5432/analytics"
+    assert (
+        DatabaseUrl.parse("postgres://etl@wh/analytics").jdbc_url
+        == "jdbc:postgresql://wh:5432/analytics?connectTimeout=30&loginTimeout=30&socketTimeout=3600"
+    )
     maria = DatabaseUrl.parse("mariadb://app@db/market")
     assert (maria.scheme, maria.port, maria.driver_class) == ("mysql", 3306, "org.mariadb.jdbc.Driver")
 

@@ -406,7 +406,12 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
     progress("reading the batch and applying the row rules")
     present = set(hadoop_fs.list_names(spark, job.input_dir))
 
-    raw = {d.name: read_dataset(spark, job.input_dir, d, present, job.facts(d.name)) for d in DATASETS.values()}
+    raw = {
+        d.name: read_dataset(
+            spark, job.input_dir, d, present, job.facts(d.name), f"{publication.root}/scratch/narrow/{d.name}"
+        )
+        for d in DATASETS.values()
+    }
     found, repeated = _repeated_ids(job, raw)
     reference_tags = {
         d.name: rules.tag_reference(raw[d.name], d, repeated[d.name]).persist(StorageLevel.MEMORY_AND_DISK_DESER)

@@ -68,7 +68,7 @@ def _run_car_rental(
     files = [f.as_dict() for f in verdict.files]
     quarantine_files(verdict, output_dir / "quarantine" / batch_id)
     clock.done("gate")
-    if not verdict.accepted:
+    if not verdict.runnable:
         starting.discard()
         message = "the batch was not processed: " + "; ".join(verdict.problems())
         return _finish(report_dir, build_summary(batch_id, {"message": message}, {}, files, run=clock.run()), False)

@@ -27,7 +27,15 @@ from rental_analytics.car_rental.costs import (
     stage_times,
 )
 from rental_analytics.car_rental.insights import neutralised_csv
-from rental_analytics.car_rental.report import build_summary, history_trend, render_html, run_totals, summary_lines
+from rental_analytics.car_rental.report import (
+    Failure,
+    build_summary,
+    failed_outcome,
+    history_trend,
+    notification_lines,
+    run_totals,
+    safe_html,
+)
 from rental_analytics.platform.aws import AwsClients, read_text
 from rental_analytics.platform.config import ConfigError, require_env
 from rental_analytics.platform.html_report import DEFAULT_CURRENCY
@@ -76,33 +84,6 @@ class ReportSettings:
             PriceTable.from_env(environ),
             environ.get("SERVERLESS_APPLICATION_ID") or None,
         )
-
-
-# A Step Functions error cause can be 32 KiB; the report and the notification keep its start.
-MAX_CAUSE_CHARS = 2000
-
-
-@dataclass(frozen=True)
-class Failure:
-    """Where a failed run stopped, as the workflow notes it: the state, the error's name and its cause."""
-
-    state: str
-    error: str
-    cause: str
-
-    @classmethod
-    def from_event(cls, failure: Mapping[str, Any]) -> Failure:
-        """From the workflow's `failure` object; control characters in the cause become spaces."""
-        cause = " ".join(str(failure.get("cause") or "").split())
-        if len(cause) > MAX_CAUSE_CHARS:
-            cause = cause[:MAX_CAUSE_CHARS] + " ..."
-        return cls(
-            " ".join(str(failure.get("state", "")).split()), " ".join(str(failure.get("error", "")).split()), cause
-        )
-
-    def describe(self) -> str:
-        """One sentence for the report and the notification."""
-        return f"the run failed in the state '{self.state}': {self.error}: {self.cause}".rstrip(": ")
 
 
 @dataclass(frozen=True)
@@ -190,16 +171,6 @@ def _gate_verdicts(aws: AwsClients, input_path: str | None) -> list[dict[str, An
     bucket, prefix = _split(input_path)
     manifest = json.loads(read_text(aws.s3, bucket, prefix.rstrip("/") + "/" + MANIFEST_NAME) or "{}")
     return [file["verdict"] for _, file in sorted(manifest.get("files", {}).items()) if "verdict" in file]
-
-
-def _failed_outcome(outcome: Mapping[str, Any], failure: Failure) -> dict[str, Any]:
-    """The job's outcome, if the Spark step wrote one, marked failed and saying where the run stopped."""
-    said = str(outcome.get("message") or "")
-    if outcome.get("succeeded"):
-        said = f"the Spark job succeeded ({said}), but {failure.describe()}" if said else failure.describe()
-    elif not said or failure.state != "Run the Spark job":
-        said = "; ".join(part for part in (said, failure.describe()) if part)
-    return {**outcome, "succeeded": False, "message": said}
 
 
 # The AWS errors a lookup of the run's usage can meet: the report is written without that item, saying so.
@@ -291,7 +262,7 @@ def publish_report(request: ReportRequest, settings: ReportSettings, aws: AwsCli
     outcome = json.loads(read_text(aws.s3, bucket, f"{prefix}/job_outcome.json") or "{}")
     usage = run_usage(request, settings, aws, dt.datetime.now(dt.timezone.utc))
     if request.failure is not None:
-        failed = _failed_outcome(outcome, request.failure)
+        failed = failed_outcome(outcome, request.failure)
         summary = build_summary(
             request.batch_id, failed, {}, _gate_verdicts(aws, request.input_path), None, settings.currency, run=usage
         )
@@ -343,10 +314,10 @@ def _written(
     aws.s3.put_object(
         Bucket=bucket,
         Key=f"{prefix}/report.html",
-        Body=render_html(summary).encode(),
+        Body=safe_html(summary).encode(),
         ContentType="text/html; charset=utf-8",
     )
-    lines = [*summary_lines(summary), f"Report: s3://{bucket}/{prefix}/report.html"]
+    lines = [*notification_lines(summary), f"Report: s3://{bucket}/{prefix}/report.html"]
     rejected = sum(summary["transactions"]["rejected_by_reason"].values())
     return {
         "subject": f"Rental analytics: batch {summary['batch_id']} {summary['status']}"[:100],

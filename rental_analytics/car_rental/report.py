@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from rental_analytics.car_rental.contract import DATASETS, RENTAL_TRANSACTIONS
 from rental_analytics.platform import html_report as H
+from rental_analytics.platform.text import printable
 from rental_analytics.platform.unusual import UnusualDataRule
 
 Rows = Sequence[Mapping[str, Any]]
@@ -220,7 +222,10 @@ def build_summary(
 
 
 def summary_lines(summary: Mapping[str, Any]) -> list[str]:
-    """A short text summary for a terminal or a notification; users appear by id only, never by name."""
+    """A short text summary for a terminal or a notification; users appear by id only, never by name.
+
+    Each line is `printable`: whatever the data holds, no value starts a line.
+    """
     tx = summary["transactions"]
     lines = [f"Batch {summary['batch_id']}: {summary['status'].upper()}. {summary['message']}"]
     rejected = tx["rejected_by_reason"]
@@ -231,6 +236,13 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     for dataset, reasons in summary.get("reference_rejected", {}).items():
         if reasons:
             lines.append(f"Rejected {dataset} rows: " + ", ".join(f"{r} {n}" for r, n in reasons.items()))
+    # A run goes on without files of no dataset (a README, a `rental_transactions_part2.csv`); it says so.
+    set_aside = [f for f in summary.get("files", []) if not f.get("accepted") and not f.get("dataset")]
+    if set_aside:
+        lines.append(
+            "Set aside, not part of the batch: "
+            + ", ".join(f"{str(f.get('file')).rsplit('/', 1)[-1]} ({f.get('code')})" for f in set_aside)
+        )
     collapsed = {d: n for d, n in summary.get("identical_rows_collapsed", {}).items() if n}
     if collapsed:
         lines.append(
@@ -256,7 +268,56 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
             f"  {row['user_id']}: {row['total_spent']:,.2f} over {row['rental_count']} rentals"
             for row in summary["top_spenders"][:TOP]
         ]
-    return lines
+    # A value's own line break or control character would forge a line of the summary, or act on the terminal.
+    return [printable(line) for line in lines]
+
+
+# A Step Functions error cause can be 32 KiB; the report and the notification keep its start.
+MAX_CAUSE_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Where a failed run stopped, as the workflow notes it: the state, the error's name and its cause."""
+
+    state: str
+    error: str
+    cause: str
+
+    @classmethod
+    def from_event(cls, failure: Mapping[str, Any]) -> Failure:
+        """From the workflow's `failure` object; control characters in the cause become spaces."""
+        cause = " ".join(str(failure.get("cause") or "").split())
+        if len(cause) > MAX_CAUSE_CHARS:
+            cause = cause[:MAX_CAUSE_CHARS] + " ..."
+        return cls(
+            " ".join(str(failure.get("state", "")).split()), " ".join(str(failure.get("error", "")).split()), cause
+        )
+
+    def describe(self) -> str:
+        """One sentence for the report and the notification."""
+        return f"the run failed in the state '{self.state}': {self.error}: {self.cause}".rstrip(": ")
+
+
+def failed_outcome(outcome: Mapping[str, Any], failure: Failure) -> dict[str, Any]:
+    """The job's outcome, if the Spark step wrote one, marked failed and saying where the run stopped."""
+    said = str(outcome.get("message") or "")
+    if outcome.get("succeeded"):
+        said = f"the Spark job succeeded ({said}), but {failure.describe()}" if said else failure.describe()
+    elif not said or failure.state != "Run the Spark job":
+        said = "; ".join(part for part in (said, failure.describe()) if part)
+    return {**outcome, "succeeded": False, "message": said}
+
+
+def notification_lines(summary: Mapping[str, Any]) -> list[str]:
+    """`summary_lines`, or the status and message alone if they cannot be written out: a notification goes."""
+    try:
+        return summary_lines(summary)
+    except Exception as error:  # the notification is the last thing a run sends: a fault of it is told, not raised
+        head = (
+            f"Batch {summary.get('batch_id')}: {str(summary.get('status', 'failed')).upper()}. {summary.get('message')}"
+        )
+        return [printable(head), printable(f"(the summary could not be written out: {type(error).__name__}: {error})")]
 
 
 def _usage_lines(run: Mapping[str, Any] | None) -> list[str]:
@@ -752,6 +813,19 @@ def render_html(summary: Mapping[str, Any]) -> str:
     )
 
 
+def safe_html(summary: Mapping[str, Any]) -> str:
+    """The report page; if drawing it fails, a plain page with the batch's status and message and why.
+
+    A run that ended, however, has its page: a fault in drawing the figures must not leave it without one.
+    """
+    try:
+        return render_html(summary)
+    except Exception as error:  # the page is the last thing a run leaves: any fault of it is shown, not raised
+        said = f"{summary.get('message', '')} (the full report could not be drawn: {type(error).__name__}: {error})"
+        status = str(summary.get("status", "failed"))
+        return H.page(f"Car-rental batch {summary.get('batch_id')}", "car-rental report", [H.banner(status, said)], "")
+
+
 def write_reports(report_dir: Path, summary: Mapping[str, Any]) -> Path:
     """Write summary.json and report.html; returns the HTML path."""
-    return H.write_report(report_dir, summary, render_html(summary))
+    return H.write_report(report_dir, summary, safe_html(summary))

@@ -68,7 +68,7 @@ def test_the_glue_extract_reads_the_secret_with_connector_j():
         url = source_url(args)
         aws.clients.cache_clear()
     assert (url.jdbc_url, url.driver_class) == (
-        "jdbc:mysql://aurora.internal:3306/market?useCursorFetch=true",
+        "jdbc:mysql://aurora.internal:3306/market?useCursorFetch=true&connectTimeout=30000&socketTimeout=3600000",
         "com.mysql.cj.jdbc.Driver",
     )
 

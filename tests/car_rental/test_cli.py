@@ -91,12 +91,15 @@ def test_a_file_of_no_dataset_is_set_aside_and_the_batch_runs(tmp_path: Path, ca
     batch = tmp_path / "b1"
     main(["generate", "car-rental", "--output", str(batch), "--rentals", "50"])
     (batch / "README.txt").write_text("exported from the bookings system\n")
-    assert main(["validate", "car-rental", str(batch)]) == 0
+    # `validate` exits 1 when any file of the folder is rejected (contract, section 5), a stray one too.
+    assert main(["validate", "car-rental", str(batch)]) == 1
     assert main(["validate", "car-rental", str(batch / "README.txt")]) == 1
     out = tmp_path / "out"
     assert main(["run", "car-rental", "--input", str(batch), "--output", str(out)]) == 0
     printed = capsys.readouterr()
     assert "SUCCEEDED" in printed.out and "set aside, not part of the batch: REJECTED" in printed.err + printed.out
+    notification = (out / "reports" / "b1" / "notification.txt").read_text()
+    assert "Set aside, not part of the batch: README.txt (unknown_dataset)" in notification
     assert (out / "quarantine" / "b1" / "README.txt").read_text() == "exported from the bookings system\n"
     report = json.loads((out / "quarantine" / "b1" / "README.txt.report.json").read_text())
     assert report["code"] == "unknown_dataset"

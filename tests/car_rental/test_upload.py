@@ -190,6 +190,8 @@ class ReadRecorder:
     [
         "raw/2024-06-01/..%2F..%2Fprocessed%2Frental_transactions.csv",
         "raw/../processed/rental_transactions.csv",
+        "raw/2024-06-01/../users.csv",
+        "raw/2024-06-01/./users.csv",
         "raw/2024-06-01/%252e%252e/users.csv",
         "raw//users.csv",
         "raw/2024-06-01//users.csv",
@@ -259,6 +261,23 @@ def test_execution_names_fit_step_functions_and_depend_on_versions():
 def test_settings_fail_fast_naming_what_is_missing():
     with pytest.raises(ConfigError, match="STATE_MACHINE_ARN, ALERT_TOPIC_ARN"):
         GateSettings.from_env({"DATA_BUCKET": "data"})
+
+
+def test_a_batch_id_with_dots_inside_runs_through_the_handler(stack: Stack, monkeypatch: pytest.MonkeyPatch):
+    # `..` is a path segment only when it is the whole segment; the contract's batch pattern allows dots inside.
+    app = stack.gate_handler(monkeypatch)
+    batch = "2024-06-01..2024-06-07"
+    statuses = []
+    for name, text in sample_batch.files().items():
+        event = json.loads((EVENTS / f"s3_put_{name}.json").read_text())
+        s3_object = event["Records"][0]["s3"]["object"]
+        upload = stack.put(f"raw/{batch}/{name}.csv", text.encode())
+        s3_object.update(key=f"raw/{batch}/{name}.csv", versionId=upload.version_id, eTag=upload.etag.strip('"'))
+        statuses.append(app.lambda_handler(event, FakeContext())["outcomes"][0]["status"])
+
+    assert statuses == ["accepted"] * 4
+    [execution] = stack.executions()
+    assert execution["name"].startswith(batch)
 
 
 def test_the_handler_runs_the_sample_events(stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys):

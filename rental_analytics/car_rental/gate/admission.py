@@ -20,6 +20,7 @@ from rental_analytics.car_rental.gate.files import FileVerdict, validate_stream
 from rental_analytics.car_rental.sizing import ClusterSizing, batch_bytes
 from rental_analytics.platform.aws import AwsClients, read_text
 from rental_analytics.platform.config import require_env
+from rental_analytics.platform.text import printable
 
 RAW_PREFIX = "raw/"
 # The accepted versions of a batch, copied for one execution; the job reads these and nothing else.
@@ -112,11 +113,12 @@ def parse_upload_key(encoded_key: str) -> UploadKey:
         raise BadKey("the key is URL-encoded more than once")
     if re.search(r"[\x00-\x1f\x7f\\]", key):
         raise BadKey("the key holds control characters or backslashes")
-    if ".." in key:
-        raise BadKey("the key holds '..'")
+    parts = key.split("/")
+    # A dot segment climbs or stays; dots inside a name (a batch id `2024-06-01..2024-06-07`) are just text.
+    if any(part in (".", "..") for part in parts):
+        raise BadKey("the key holds a '.' or '..' path segment")
     if not key.startswith(RAW_PREFIX):
         raise BadKey(f"the key is not under {RAW_PREFIX}")
-    parts = key.split("/")
     if any(not part for part in parts):
         raise BadKey("the key has an empty folder or file name")
     if len(parts) != 3:
@@ -237,11 +239,11 @@ def _create_json(aws: AwsClients, bucket: str, key: str, document: Mapping[str, 
 
 
 def _alert(aws: AwsClients, settings: GateSettings, subject: str, lines: list[str]) -> None:
-    printable = "".join(c if 32 <= ord(c) < 127 else "?" for c in subject)
+    ascii_subject = "".join(c if 32 <= ord(c) < 127 else "?" for c in subject)
     aws.sns.publish(
         TopicArn=settings.alert_topic_arn,
-        Subject=printable[:SNS_SUBJECT_CHARS],
-        Message="\n".join(lines),
+        Subject=ascii_subject[:SNS_SUBJECT_CHARS],
+        Message="\n".join(printable(line) for line in lines),  # a key may hold a line break
     )
 
 

@@ -227,23 +227,36 @@ def checked_columns(dataset: Dataset) -> tuple[str, ...]:
     return RENTAL_TRANSACTIONS.required if dataset is RENTAL_TRANSACTIONS else (dataset.id_column,)
 
 
-def _unreadable(error: pa.ArrowInvalid) -> UnreadableRows:
+def _unreadable(error: pa.ArrowException) -> UnreadableRows:
     # A quote that never closes is the byte pass's to report; here it can only show as a row too long.
     if "straddling" in str(error):
         return UnreadableRows(f"a row is longer than {BLOCK_BYTES >> 20} MiB, or a quoted field is never closed")
     return UnreadableRows(f"the rows cannot be read as CSV ({shorten(str(error))})")
 
 
-def tally_rows(
-    stream: IO[bytes] | io.RawIOBase, dataset: Dataset, header: list[str], positions: dict[str, int]
-) -> RowTally:
-    """Read a CSV stream (header included) in blocks and count the rows that break a local rule.
+def column_name(position: int) -> str:
+    """The name the row reader knows the column at this position of the header by."""
+    return f"c{position}"
 
-    `header` is the file's header as written and `positions` says where each contract column sits in it.
+
+def header_line(fields: int) -> bytes:
+    """A header of `fields` plain names (`column_name`), put before the data rows in place of the file's own.
+
+    The file's header has been read (by Python's csv module) and checked; pyarrow, which strips one BOM of
+    any number and reads quotes in the header its own way, never sees it, and so never disagrees with it.
+    """
+    return ",".join(column_name(i) for i in range(fields)).encode() + b"\n"
+
+
+def tally_rows(stream: IO[bytes] | io.RawIOBase, dataset: Dataset, fields: int, positions: dict[str, int]) -> RowTally:
+    """Read a CSV stream in blocks and count the rows that break a local rule.
+
+    The stream starts with `header_line(fields)` in place of the file's header; `positions` says where each
+    contract column sits in the file's header.
     """
     tally = RowTally()
     ids = IdCheck()
-    header_names = {name: header[positions[name]] for name in checked_columns(dataset)}
+    header_names = {name: column_name(positions[name]) for name in checked_columns(dataset)}
     last_checked = max(positions[name] for name in header_names)
 
     white_line = re.compile(WHITE_LINE)
@@ -276,10 +289,10 @@ def tally_rows(
         )
         for batch in reader:
             _tally_batch(tally, ids, batch, header_names, dataset)
-            if len(header) == 1:  # a white line is then a row of the right width, its one value the line itself
+            if fields == 1:  # a white line is then a row of the right width, its one value the line itself
                 column = batch.column(0)
                 tally.white_lines += pc.sum(pc.match_substring_regex(column, f"^{WHITE_LINE}$")).as_py() or 0
-    except pa.ArrowInvalid as error:
+    except pa.ArrowException as error:  # whatever pyarrow makes of the bytes, the file gets a verdict
         if loans.failure is None:  # else pyarrow met the early end of a failed stream: the failure is the news
             raise _unreadable(error) from error
     finally:
