@@ -242,3 +242,8 @@ def test_in_serverless_mode_the_report_prices_the_job_run_named_after_the_execut
     assert [i["item"] for i in cost["cost"]["items"]][:3] == [
         "EMR Serverless vCPU", "EMR Serverless memory", "EMR Serverless storage"
     ]  # fmt: skip
+
+
+def test_a_compute_mode_the_report_step_does_not_know_fails_at_start():
+    with pytest.raises(ConfigError, match="COMPUTE_MODE"):
+        ReportSettings.from_env({**ENV, "COMPUTE_MODE": "kubernetes"})
