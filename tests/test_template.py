@@ -561,3 +561,14 @@ def test_glue_crawlers_take_no_log_group_so_the_stack_cannot_own_theirs():
     members = glue.operation_model("CreateCrawler").input_shape.members
     assert not [m for m in members if "Log" in re.findall(r"[A-Z][a-z]*", m)]
     assert "LogGroup" in glue.shape_for("CrawlerHistory").members  # where a crawl's logs went, read-only
+
+
+def test_serverless_mode_runs_the_clusters_release_on_an_application_that_starts_and_stops_itself():
+    application = CAR_RENTAL.resources["SparkApplication"]
+    assert application["Condition"] == "ServerlessMode" and application["Properties"]["Type"] == "SPARK"
+    props = application["Properties"]
+    assert props["ReleaseLabel"] == {"Ref": "EmrReleaseLabel"}
+    assert props["AutoStartConfiguration"] == {"Enabled": True}
+    assert props["AutoStopConfiguration"]["Enabled"] is True
+    assert CAR_RENTAL.parameters["ComputeMode"]["Default"] == "cluster"
+    assert ROOT_STACK.resources["CarRental"]["Properties"]["Parameters"]["ComputeMode"] == {"Ref": "ComputeMode"}

@@ -183,8 +183,11 @@ STAGES = (
     ("queries", "Run the insight queries", "Run the insight queries"),
 )
 COMPUTE_MODES = ("cluster", "serverless")
-COMPUTE_STATES = {"cluster": ("Create the cluster", "Run the Spark job", "Terminate the cluster"),
-                  "serverless": ("Run the Spark job", "Run the Spark job", "Run the Spark job")}  # fmt: skip
+SERVERLESS_STATE = "Run the Spark job on EMR Serverless"
+COMPUTE_STATES = {
+    "cluster": ("Create the cluster", "Run the Spark job", "Terminate the cluster"),
+    "serverless": (SERVERLESS_STATE, SERVERLESS_STATE, SERVERLESS_STATE),
+}
 
 
 def _state_times(events: Iterable[Mapping[str, Any]]) -> tuple[dict[str, dt.datetime], dict[str, dt.datetime]]:

@@ -23,6 +23,7 @@ from rental_analytics.car_rental.costs import (
     cluster_items,
     cost_summary,
     crawler_items,
+    serverless_items,
     stage_times,
 )
 from rental_analytics.car_rental.insights import neutralised_csv
@@ -55,13 +56,15 @@ class ReportSettings:
     compute_mode: str = "cluster"
     crawler_name: str | None = None
     prices: PriceTable | None = None
+    serverless_application_id: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ReportSettings:
         """Read DATA_BUCKET and WARNING_TOPIC_ARN; UNUSUAL_DATA_K and UNUSUAL_DATA_WINDOW tune the rule.
 
         REPORT_CURRENCY (an ISO code, default USD) names the currency the report prints amounts in. COMPUTE_MODE
-        (cluster or serverless), CRAWLER_NAME and the price table (`PriceTable.from_env`) price the run.
+        (cluster or serverless), SERVERLESS_APPLICATION_ID, CRAWLER_NAME and the price table
+        (`PriceTable.from_env`) price the run.
         """
         bucket, topic = require_env(environ, "DATA_BUCKET", "WARNING_TOPIC_ARN")
         rule = UnusualDataRule(
@@ -79,6 +82,7 @@ class ReportSettings:
             mode,
             environ.get("CRAWLER_NAME") or None,
             PriceTable.from_env(environ),
+            environ.get("SERVERLESS_APPLICATION_ID") or None,
         )
 
 
@@ -185,6 +189,25 @@ def _crawls(glue: Any, crawler: str) -> list[dict[str, Any]]:
         kwargs["NextToken"] = page["NextToken"]
 
 
+def _job_run_of(
+    aws: AwsClients, application_id: str, execution_arn: str, started: dt.datetime | None
+) -> dict[str, Any] | None:
+    """The job run the execution started: the workflow names it after the execution (None if it never started)."""
+    name = execution_arn.rsplit(":", 1)[-1]
+    since = {"createdAtAfter": started} if started else {}
+    pages = aws.emrserverless.get_paginator("list_job_runs").paginate(applicationId=application_id, **since)
+    for page in pages:
+        for run in page["jobRuns"]:
+            if run.get("name") == name:
+                return dict(aws.emrserverless.get_job_run(applicationId=application_id, jobRunId=run["id"]))
+    return None
+
+
+def _history_events(aws: AwsClients, execution_arn: str) -> list[dict[str, Any]]:
+    pages = aws.stepfunctions.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
+    return [event for page in pages for event in page["events"]]
+
+
 def run_usage(request: ReportRequest, settings: ReportSettings, aws: AwsClients, now: dt.datetime) -> dict[str, Any]:
     """The run's time per stage and its cost, read from the responses AWS keeps of it.
 
@@ -193,6 +216,13 @@ def run_usage(request: ReportRequest, settings: ReportSettings, aws: AwsClients,
     prices, unknown = settings.prices, []
     items: list[CostItem] = []
     ready: dt.datetime | None = None
+    events: list[dict[str, Any]] = []
+    if request.execution_arn:
+        try:
+            events = _history_events(aws, request.execution_arn)
+        except _LOOKUP_ERRORS as error:
+            unknown.append(f"the stage times: {error}")
+    started = next((e["timestamp"] for e in events if e.get("type") == "ExecutionStarted"), None)
     try:
         if settings.compute_mode == "cluster" and request.cluster_id:
             described = aws.emr.describe_cluster(ClusterId=request.cluster_id)
@@ -200,21 +230,15 @@ def run_usage(request: ReportRequest, settings: ReportSettings, aws: AwsClients,
             pages = aws.emr.get_paginator("list_instances").paginate(ClusterId=request.cluster_id)
             instances = [instance for page in pages for instance in page["Instances"]]
             items += cluster_items(described, instances, prices)
+        elif settings.compute_mode == "serverless" and settings.serverless_application_id and request.execution_arn:
+            job_run = _job_run_of(aws, settings.serverless_application_id, request.execution_arn, started)
+            if job_run is not None:
+                ready = job_run["jobRun"].get("startedAt")
+                items += serverless_items(job_run, prices)
     except _LOOKUP_ERRORS as error:
         unknown.append(f"the {settings.compute_mode}'s usage: {error}")
-    events: list[dict[str, Any]] = []
-    if request.execution_arn:
-        try:
-            pages = aws.stepfunctions.get_paginator("get_execution_history").paginate(
-                executionArn=request.execution_arn
-            )
-            events = [event for page in pages for event in page["events"]]
-        except _LOOKUP_ERRORS as error:
-            unknown.append(f"the stage times: {error}")
-    started = next((e["timestamp"] for e in events if e.get("type") == "ExecutionStarted"), None)
-    if settings.crawler_name and any(
-        e.get("stateEnteredEventDetails", {}).get("name") == "Start the crawler" for e in events
-    ):
+    entered = {e.get("stateEnteredEventDetails", {}).get("name") for e in events}
+    if settings.crawler_name and "Start the crawler" in entered:
         try:
             items += crawler_items({"Crawls": _crawls(aws.glue, settings.crawler_name)}, started, prices)
         except _LOOKUP_ERRORS as error:

@@ -43,6 +43,7 @@ SCANNED = 123_456
         ("athena", "GetQueryExecution", R.get_query_execution("q-1", SCANNED)),
         ("stepfunctions", "GetExecutionHistory", R.execution_history()),
         ("emr-serverless", "GetJobRun", R.GET_JOB_RUN),
+        ("emr-serverless", "ListJobRuns", R.LIST_JOB_RUNS),
     ],
 )
 def test_each_recorded_response_has_its_operations_shape(service: str, operation: str, response: dict[str, Any]):
@@ -211,3 +212,38 @@ def test_the_history_shows_cost_and_time_per_batch_as_a_trend():
     ]
     page = render_html(build_summary("2024-06-01", {"succeeded": True}, {}, [], trend, run=usage))
     assert "Cost per batch in USD" in page and "Minutes per batch" in page
+
+
+def test_in_serverless_mode_the_report_prices_the_job_run_named_after_the_execution(s3):
+    s3.put_object(Bucket="data", Key="reports/2024-06-01/job_outcome.json", Body=b"{}")
+    sns = boto3.client("sns")
+    topic = sns.create_topic(Name="warnings")["TopicArn"]
+    application = R.GET_JOB_RUN["jobRun"]["applicationId"]
+    aws = AwsClients(
+        s3=s3,
+        sns=sns,
+        stepfunctions=_stubbed("stepfunctions", ("get_execution_history", {"events": []})),
+        emrserverless=_stubbed("emr-serverless", ("list_job_runs", R.LIST_JOB_RUNS), ("get_job_run", R.GET_JOB_RUN)),
+    )
+    environ = {**ENV, "COMPUTE_MODE": "serverless", "SERVERLESS_APPLICATION_ID": application}
+    settings = ReportSettings.from_env({**environ, "DATA_BUCKET": "data", "WARNING_TOPIC_ARN": topic})
+    event = {
+        "batch_id": "2024-06-01",
+        "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:car-rental-abc:2024-06-01-0123",
+        "cluster": {"ClusterId": ""},  # no cluster in serverless mode
+        "failure": {"state": "Check the crawler", "error": "CrawlFailed", "cause": "FAILED"},
+    }
+
+    publish_report(ReportRequest.from_event(event), settings, aws)
+
+    cost = json.loads(s3.get_object(Bucket="data", Key="reports/2024-06-01/summary.json")["Body"].read())["run"]
+    assert cost["mode"] == "serverless"
+    assert cost["cost"]["total"] == pytest.approx(1.5 * 0.052624 + 6.0 * 0.0057785)
+    assert [i["item"] for i in cost["cost"]["items"]][:3] == [
+        "EMR Serverless vCPU", "EMR Serverless memory", "EMR Serverless storage"
+    ]  # fmt: skip
+
+
+def test_a_compute_mode_the_report_step_does_not_know_fails_at_start():
+    with pytest.raises(ConfigError, match="COMPUTE_MODE"):
+        ReportSettings.from_env({**ENV, "COMPUTE_MODE": "kubernetes"})

@@ -46,6 +46,7 @@ CRAWL_OK = {"Crawler": {"State": "READY", "LastCrawl": {"Status": "SUCCEEDED"}}}
 SCRIPTED_OK: dict[str, Any] = {
     "Create the cluster": CLUSTER,
     "Run the Spark job": None,
+    "Run the Spark job on EMR Serverless": None,
     "Terminate the cluster": None,
     "Terminate the cluster after the failure": None,
     "Check the crawler": CRAWL_OK,
@@ -307,11 +308,15 @@ def test_the_spark_step_gets_its_arguments_from_the_input_and_the_substitutions(
     assert re.sub(r"'[^']*'|\$\.\w+", "", args.removeprefix("States.Array(").removesuffix(")")).strip(", ") == ""
 
 
+SPARK_JOBS = ("arn:aws:states:::elasticmapreduce:addStep.sync", "arn:aws:states:::emr-serverless:startJobRun.sync")
+
+
 def test_every_task_outside_the_failure_paths_retries_with_backoff():
     definition = json.loads(ASL)
     for states in state_tables(definition):
         for name, state in states.items():
-            if state["Type"] == "Task" and state["Resource"] != "arn:aws:states:::elasticmapreduce:addStep.sync":
+            # A Spark job is not retried: a failing job would run, and bill, again for the same failure.
+            if state["Type"] == "Task" and state["Resource"] not in SPARK_JOBS:
                 assert state.get("Retry"), name
                 assert all(r["BackoffRate"] > 1 for r in state["Retry"]), name
 
@@ -471,3 +476,50 @@ def test_a_spot_shortage_launches_on_demand_instead_of_failing_from_several_inst
     assert len(set(types)) == 4 and all(c["WeightedCapacity"] == 1 for c in core["InstanceTypeConfigs"])
     defaults = CAR_RENTAL.parameters["CoreInstanceTypes"]["Default"].split(",")
     assert any(t.split(".")[0].endswith("g") for t in defaults), "a Graviton type among the defaults"
+
+
+# --- ComputeMode=serverless: the same job on the stack's EMR Serverless application ---------------------------
+
+SERVERLESS_FAILURES = {
+    # The .sync wait fails alike when the job run fails and when it outlives TimeoutSecondsPath (States.Timeout,
+    # which a scripted state cannot raise: the one Catch takes both, and the bound is checked below).
+    "the Spark job fails": {"Run the Spark job on EMR Serverless": FAIL},
+    "the job run is refused": {"Run the Spark job on EMR Serverless": Raise("EMRServerless.ValidationException")},
+    "the crawl fails": {"Check the crawler": {"Crawler": {"State": "READY", "LastCrawl": {"Status": "FAILED"}}}},
+}
+
+
+def test_in_serverless_mode_the_job_runs_on_the_application_and_no_cluster_is_made(aws):
+    result = run_scenario({**aws, "ComputeMode": "serverless"})
+    assert result.status == "SUCCEEDED"
+    assert result.entered.count("Run the Spark job on EMR Serverless") == 1
+    assert not {"Create the cluster", "Run the Spark job", "Terminate the cluster"} & set(result.entered)
+    assert result.entered.index("Run the Spark job on EMR Serverless") < result.entered.index("Start the crawler")
+    assert result.alerts == [(REPORT["subject"], REPORT["message"])]
+    assert _lock_items() == []
+
+
+@pytest.mark.parametrize("scenario", SERVERLESS_FAILURES)
+def test_in_serverless_mode_each_failure_writes_the_report_alerts_once_and_fails(aws, scenario: str):
+    result = run_scenario({**aws, "ComputeMode": "serverless"}, **SERVERLESS_FAILURES[scenario])
+    assert result.status == "FAILED"
+    assert _terminations(result.entered) == 0 and "Create the cluster" not in result.entered
+    [(subject, _)] = result.alerts
+    assert subject == "Rental analytics: a car-rental batch failed"
+    assert result.entered[-4:] == [
+        "Publish the failure report", "Release the run lock after the failure", "Alert the failure", "Fail the run"
+    ]  # fmt: skip
+    assert _lock_items() == []
+
+
+def test_a_serverless_job_run_is_bounded_twice_and_runs_what_the_cluster_runs():
+    states = json.loads(ASL)["States"]
+    job = states["Run the Spark job on EMR Serverless"]
+    assert job["TimeoutSecondsPath"] == "$.limits.spark_step_seconds"  # Step Functions stops waiting
+    assert job["Parameters"]["ExecutionTimeoutMinutes.$"] == "States.StringToJson('${ServerlessJobTimeoutMinutes}')"
+    step = states["Run the Spark job"]["Parameters"]["Step"]["HadoopJarStep"]["Args.$"]
+    driver = job["Parameters"]["JobDriver"]["SparkSubmit"]
+    assert driver["EntryPoint"] == "${JobScript}" and "--py-files ${CorePackage}" in driver["SparkSubmitParameters"]
+    # The same job arguments, after spark-submit's own.
+    assert step.endswith(driver["EntryPointArguments.$"].removeprefix("States.Array(")), (step, driver)
+    assert job["Parameters"]["Name.$"] == "$$.Execution.Name"  # the report step finds the job run by it

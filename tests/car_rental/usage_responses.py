@@ -144,3 +144,21 @@ GET_JOB_RUN: dict[str, Any] = {
         "endedAt": at(9),
     }
 }
+
+LIST_JOB_RUNS: dict[str, Any] = {
+    "jobRuns": [
+        {
+            "applicationId": GET_JOB_RUN["jobRun"]["applicationId"],
+            "id": GET_JOB_RUN["jobRun"]["jobRunId"],
+            "name": "2024-06-01-0123",
+            "arn": GET_JOB_RUN["jobRun"]["arn"],
+            "createdBy": GET_JOB_RUN["jobRun"]["createdBy"],
+            "createdAt": at(0),
+            "updatedAt": at(9),
+            "executionRole": GET_JOB_RUN["jobRun"]["executionRole"],
+            "state": "SUCCESS",
+            "stateDetails": "Job run completed.",
+            "releaseLabel": "emr-7.7.0",
+        }
+    ]
+}
