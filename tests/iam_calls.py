@@ -327,6 +327,13 @@ def _car_rental_workflow(d: Deployment) -> list[Call]:
             by="whether the run that holds the lock still runs",
             state="Ask whether the holder still runs",
         ),
+        Call(
+            role,
+            "states:ListExecutions",
+            car.ref("CarRentalStateMachine"),
+            by="which runs started before this one still run",
+            state="Find the runs started before this one",
+        ),
         Call(role, "glue:StartCrawler", f"{glue}:crawler/{car.ref('Crawler')}", state="Start the crawler"),
         Call(role, "glue:GetCrawler", f"{glue}:crawler/{car.ref('Crawler')}", state="Check the crawler"),
         Call(role, "athena:GetNamedQuery", workgroup, state="Read the query"),

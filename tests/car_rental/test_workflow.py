@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -379,7 +380,35 @@ def test_two_executions_started_together_run_one_after_the_other(aws):
     assert (first.status, second.status) == ("SUCCEEDED", "SUCCEEDED")
     assert "Wait for the earlier run" not in first.entered and "Wait for the earlier run" in second.entered
     assert dict(second.entered_at)["Create the cluster"] >= dict(first.entered_at)["Release the run lock"]
-    assert second.inputs["Has the wait for the lock run out?"]["lock"]["holder"] == {"status": "RUNNING"}
+    # The second waits behind the first, the earliest run still running, without taking the lock it holds.
+    assert (
+        second.inputs["Has the wait in the queue run out?"]["lock"]["queue"]["earliest"]
+        == first.inputs["Take the run lock"]["lock"]["me"]
+    )
+    assert _lock_items() == []
+
+
+def test_runs_waiting_for_the_lock_take_it_in_the_order_they_started(aws):
+    # Three batches, the later two started while the first runs: the later batch wins the merge, so the third
+    # must never run before the second, whichever polls the lock first.
+    definition = scripted_definition(
+        ASL_SOURCE,
+        {**aws, "RunLockMaxPolls": "60"},
+        {**SCRIPTED_OK, "Run the Spark job": Hold(2), "Start the crawler": None},
+    )
+    machine = create_machine(definition)
+    executions = []
+    for batch in ("2024-06-01", "2024-06-02", "2024-06-03"):
+        executions.append(start(machine, {"batch_id": batch}))
+        time.sleep(0.3)  # distinct start times, in this order
+    runs = [finish(e, aws["AlertTopicArn"], seconds=90) for e in executions]
+
+    assert [r.status for r in runs] == ["SUCCEEDED"] * 3
+    # Each later run first tries the lock only once the run before it has released it: it waits in the queue,
+    # not at the lock, so no poll of a later run can take the lock first.
+    for earlier, later in zip(runs, runs[1:]):
+        first_try = next(at for name, at in later.entered_at if name == "Take the run lock")
+        assert first_try >= dict(earlier.entered_at)["Release the run lock"]
     assert _lock_items() == []
 
 
