@@ -364,15 +364,20 @@ def test_the_success_path_takes_the_run_lock_names_its_cluster_and_releases_it(a
     assert _lock_items() == []
 
 
-def test_two_executions_started_together_run_one_after_the_other(aws):
-    # A Spark step of three seconds: the second run waits for the first, polling the lock each second. (moto's
-    # crawler, once started, runs for ever: the second start is scripted.)
+def _machine_of_long_runs(aws: dict[str, str], spark_seconds: int, max_polls: int) -> str:
+    """A state machine whose runs hold the lock through a Spark step of `spark_seconds` (moto's crawler, once
+    started, runs for ever: later starts are scripted)."""
     definition = scripted_definition(
         ASL_SOURCE,
-        {**aws, "RunLockMaxPolls": "30"},
-        {**SCRIPTED_OK, "Run the Spark job": Hold(3), "Start the crawler": None},
+        {**aws, "RunLockMaxPolls": str(max_polls)},
+        {**SCRIPTED_OK, "Run the Spark job": Hold(spark_seconds), "Start the crawler": None},
     )
-    machine = create_machine(definition)
+    return create_machine(definition)
+
+
+def test_two_executions_started_together_run_one_after_the_other(aws):
+    # A Spark step of three seconds: the second run waits for the first, polling each second.
+    machine = _machine_of_long_runs(aws, spark_seconds=3, max_polls=30)
     executions = [start(machine, {"batch_id": batch}) for batch in ("2024-06-01", "2024-06-02")]
     first, second = sorted((finish(e, aws["AlertTopicArn"], seconds=60) for e in executions),
                            key=lambda r: dict(r.entered_at)["Create the cluster"])  # fmt: skip
@@ -391,12 +396,7 @@ def test_two_executions_started_together_run_one_after_the_other(aws):
 def test_runs_waiting_for_the_lock_take_it_in_the_order_they_started(aws):
     # Three batches, the later two started while the first runs: the later batch wins the merge, so the third
     # must never run before the second, whichever polls the lock first.
-    definition = scripted_definition(
-        ASL_SOURCE,
-        {**aws, "RunLockMaxPolls": "60"},
-        {**SCRIPTED_OK, "Run the Spark job": Hold(2), "Start the crawler": None},
-    )
-    machine = create_machine(definition)
+    machine = _machine_of_long_runs(aws, spark_seconds=2, max_polls=60)
     executions = []
     for batch in ("2024-06-01", "2024-06-02", "2024-06-03"):
         executions.append(start(machine, {"batch_id": batch}))
