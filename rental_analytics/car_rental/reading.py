@@ -15,8 +15,8 @@ from rental_analytics.car_rental.contract import JAVA_TRIMMED_CHARS, Dataset
 
 # Spark's CSV reader skips a line that Java's String.trim leaves empty.
 _BLANK_LINE = rf"^{JAVA_TRIMMED_CHARS}*$"
-# Catalyst's cost grows with a relation's width, in every plan built on it: a batch whose files carried 5,000
-# ignored columns took 97 s instead of 22 s, one of 10,000 did not finish in 600 s (docs/benchmarks.md). A file
+# Catalyst's cost grows with a relation's width, in every plan built on it: a batch whose files carried 10,000
+# ignored columns did not finish in 600 s, and runs as fast as without them now (docs/benchmarks.md). A file
 # read as wider than this is read once, its contract columns written to the run's scratch and read from there.
 WIDE_FIELDS = 64
 
