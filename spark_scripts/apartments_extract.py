@@ -7,7 +7,7 @@ import sys
 
 from rental_analytics.apartments.extract import require_driver
 from rental_analytics.apartments.job_args import job_parser, parse_job_args, source_url
-from rental_analytics.apartments.jobs import Zones, run_extract
+from rental_analytics.apartments.jobs import ModelOrderError, Zones, run_extract
 from rental_analytics.platform.command_line import EXIT_USAGE
 from rental_analytics.platform.errors import StageError
 from rental_analytics.platform.progress import job_log
@@ -25,7 +25,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
-    """Extract every table; exit 0 when all landed, 2 when this runtime lacks the driver asked for."""
+    """Extract every table; exit 0 when all landed, 1 for a load date out of order, 2 without the driver asked for."""
     args = parse_args(argv)
     say = job_log("extract")
     source = source_url(args)
@@ -36,7 +36,11 @@ def main(argv: list[str]) -> int:
     except StageError as error:
         say(error.line())
         return EXIT_USAGE
-    run_extract(spark, source, Zones(args.output), args.load_date, args.full, args.partitions, progress=say)
+    try:
+        run_extract(spark, source, Zones(args.output), args.load_date, args.full, args.partitions, progress=say)
+    except ModelOrderError as error:
+        say(f"{error}")
+        return 1
     return 0
 
 

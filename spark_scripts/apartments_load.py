@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from rental_analytics.apartments import warehouse
-from rental_analytics.apartments.contract import CURATED_SCHEMAS
+from rental_analytics.apartments.contract import CURATED_SCHEMAS, ModelOrderError
 from rental_analytics.apartments.job_args import job_parser, parse_job_args, warehouse_url
-from rental_analytics.apartments.jobs import Zones
+from rental_analytics.apartments.jobs import Zones, finish_publications
 from rental_analytics.platform.command_line import EXIT_USAGE
 from rental_analytics.platform.progress import job_log
 from rental_analytics.platform.spark_session import job_session
@@ -25,7 +25,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
-    """Load the curated model as of the load date."""
+    """Load the curated model as of the load date, with its KPIs; exit 1 when the warehouse holds a later date."""
     args = parse_args(argv)
     say = job_log("load")
     if args.dialect == "redshift" and not args.copy_role_arn:
@@ -36,12 +36,18 @@ def main(argv: list[str]) -> int:
     say(f"into {target} for load date {args.load_date}")  # str() leaves the password out
     spark = job_session(f"apartments-load-{args.load_date}")
     zones = Zones(args.output)
+    finish_publications(spark, zones, say)  # a transform stopped half way is finished before it is loaded
     with warehouse.connect(spark, target, warehouse.DIALECTS[args.dialect]) as connection:
         applied = warehouse.migrate(connection)
         say(f"DDL applied: {', '.join(applied) or 'none new'}")
         curated = {name: zones.curated(name) for name in CURATED_SCHEMAS}
-        loaded = warehouse.load_model(spark, connection, curated, args.load_date, args.copy_role_arn)
-    say("loaded " + ", ".join(f"{table} {rows:,}" for table, rows in loaded.items()))
+        try:
+            loaded = warehouse.load_model(spark, connection, curated, args.load_date, args.copy_role_arn)
+        except ModelOrderError as error:
+            say(f"{error}")
+            return 1
+    say("loaded " + ", ".join(f"{table} {rows:,}" for table, rows in loaded.tables.items()))
+    say("refreshed " + ", ".join(f"{table} {rows:,}" for table, rows in loaded.kpis.items()))
     return 0
 
 

@@ -14,7 +14,7 @@ from rental_analytics.apartments.contract import (
     DEFAULT_THRESHOLDS,
 )
 from rental_analytics.apartments.job_args import job_parser, parse_job_args
-from rental_analytics.apartments.jobs import Zones, publish_quality_metrics, run_quality
+from rental_analytics.apartments.jobs import ModelOrderError, Zones, publish_quality_metrics, run_quality
 from rental_analytics.apartments.quality import QualityRules
 from rental_analytics.platform.progress import job_log
 from rental_analytics.platform.spark_session import job_session
@@ -27,6 +27,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for metric in (COMPLETENESS, ACCURACY, CONSISTENCY):
         parser.add_argument(f"--min-{metric}", type=float, default=DEFAULT_THRESHOLDS[metric], metavar="SHARE")
     parser.add_argument("--statuses", default=",".join(DEFAULT_STATUSES), help="accepted apartment statuses")
+    parser.add_argument(
+        "--allow-empty-apartments", action="store_true", help="accept an apartments extract without rows"
+    )
     parser.add_argument("--metrics-namespace", help="also publish the metrics to CloudWatch under this namespace")
     return parse_job_args(parser, argv)
 
@@ -35,16 +38,20 @@ def rules_from(args: argparse.Namespace) -> QualityRules:
     """The thresholds and statuses the arguments ask for."""
     thresholds = {metric: getattr(args, f"min_{metric}") for metric in (COMPLETENESS, ACCURACY, CONSISTENCY)}
     statuses = tuple(s.strip() for s in args.statuses.split(",") if s.strip())
-    return QualityRules(thresholds, statuses)
+    return QualityRules(thresholds, statuses, args.allow_empty_apartments)
 
 
 def main(argv: list[str]) -> int:
-    """Exit 0 when every metric meets its threshold, 1 on a breach."""
+    """Exit 0 when every metric meets its threshold, 1 on a breach or a load date out of order."""
     args = parse_args(argv)
     say = job_log("quality")
     run_id = args.run_id or f"{args.load_date}-{uuid.uuid4().hex[:8]}"
     spark = job_session(f"apartments-quality-{args.load_date}")
-    outcome = run_quality(spark, Zones(args.output), args.load_date, run_id, rules_from(args), progress=say)
+    try:
+        outcome = run_quality(spark, Zones(args.output), args.load_date, run_id, rules_from(args), progress=say)
+    except ModelOrderError as error:
+        say(f"{error}")
+        return 1
     say(f"{outcome.message}")
     if args.metrics_namespace:
         from rental_analytics.platform.aws import clients

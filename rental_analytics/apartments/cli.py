@@ -39,7 +39,20 @@ def register(groups: CommandGroups) -> None:
     run.add_argument("--warehouse-url", help=f"postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE (or ${WAREHOUSE_ENV})")
     run.add_argument("--output", type=Path, required=True, help="folder of the raw, processed and curated zones")
     run.add_argument("--load-date", type=load_date, help="YYYY-MM-DD (default: today in UTC)")
+    run.add_argument("--full", action="store_true", help="reload viewings and bookings from the first id")
+    run.add_argument(
+        "--allow-empty-apartments",
+        action="store_true",
+        help="accept an apartments extract without rows (it closes every apartment); refused otherwise",
+    )
     run.set_defaults(handler=_run)
+
+    undo = groups.top.add_parser(
+        "undo-apartments", help="take back the last applied load date of `run apartments` (warehouse and curated zone)"
+    )
+    undo.add_argument("--warehouse-url", help=f"postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE (or ${WAREHOUSE_ENV})")
+    undo.add_argument("--output", type=Path, required=True, help="the folder `run apartments` was given")
+    undo.set_defaults(handler=_undo)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -78,6 +91,7 @@ def _source(args: argparse.Namespace) -> DatabaseUrl:
 
 def _run(args: argparse.Namespace) -> int:
     from rental_analytics.apartments.local_run import run_apartments
+    from rental_analytics.apartments.quality import QualityRules
 
     source = _source(args)
     target = resolve_database_url("postgresql", args.warehouse_url, None, WAREHOUSE_ENV, flag="--warehouse-url")
@@ -85,11 +99,27 @@ def _run(args: argparse.Namespace) -> int:
     spark_can_start(args.output, (source.driver_class, target.driver_class))
     check_login(source, "--mysql-url", SOURCE_TABLES)
     check_login(target, "--warehouse-url")
-    result = run_apartments(source, target, args.output, day, args.progress)
+    rules = QualityRules(allow_empty_apartments=args.allow_empty_apartments)
+    result = run_apartments(source, target, args.output, day, args.progress, rules, full=args.full)
     for line in result.lines:
         print(line)
     if not result.succeeded:
         print(f"FAILED in {result.failed_stage}: {result.message}")
         return EXIT_FAILED
     print(f"SUCCEEDED: {result.message}")
+    return EXIT_OK
+
+
+def _undo(args: argparse.Namespace) -> int:
+    from rental_analytics.apartments.contract import ModelOrderError
+    from rental_analytics.apartments.local_run import undo_last_load_date
+
+    target = resolve_database_url("postgresql", args.warehouse_url, None, WAREHOUSE_ENV, flag="--warehouse-url")
+    spark_can_start(args.output, (target.driver_class,))
+    check_login(target, "--warehouse-url")
+    try:
+        print(f"SUCCEEDED: {undo_last_load_date(target, args.output, args.progress)}")
+    except ModelOrderError as error:
+        print(f"FAILED in undo: {error}")
+        return EXIT_FAILED
     return EXIT_OK

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+class ModelOrderError(RuntimeError):
+    """The model only moves forward: a load date older than one applied, or in the future, is refused."""
+
+
 @dataclass(frozen=True)
 class SourceTable:
     """One table of the marketplace database (contract, section 1)."""
@@ -24,6 +28,12 @@ class SourceTable:
     def spark_schema(self) -> tuple[tuple[str, str], ...]:
         """(column, Spark SQL type) pairs: what the extract stores in the raw zone."""
         return tuple((name, _spark_type(sql_type)) for name, sql_type in self.columns)
+
+
+def varchar_width(mysql_type: str) -> int | None:
+    """n of a VARCHAR(n) column; None for other types."""
+    base = mysql_type.split()[0].lower()
+    return int(base[len("varchar(") : -1]) if base.startswith("varchar(") else None
 
 
 def _spark_type(mysql_type: str) -> str:
@@ -100,6 +110,14 @@ VIEWED_IN_FUTURE = "viewed_after_load_date"
 NEGATIVE_AMOUNT = "negative_amount"
 END_BEFORE_START = "end_before_start"
 UNKNOWN_APARTMENT = "unknown_apartment"
+# Beyond the contract's reasons: a key that more than one source row has (every copy is quarantined), a value
+# that does not read as its type (`2024-05-00`, a price beyond DECIMAL(10,2); its text is kept), and text the
+# warehouse cannot store (a NUL, or longer in UTF-8 bytes than its column: Redshift's VARCHAR counts bytes).
+DUPLICATE_KEY = "duplicate_key"
+INVALID_VALUE = "invalid_value"
+UNSTORABLE_VALUE = "unstorable_value"
+# The extract's column holding, for a row with values that do not read as their type, each as `name=text`.
+INVALID_TEXT = "invalid_text"
 
 # The curated zone's tables as Spark DDL (contract, section 3); surrogate keys are BIGINT.
 CURATED_SCHEMAS: dict[str, str] = {

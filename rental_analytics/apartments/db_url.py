@@ -51,6 +51,27 @@ class MySqlDriver(Enum):
 
 
 @dataclass(frozen=True)
+class Timeouts:
+    """Bounds on every wait for a database, in seconds: a server that stops answering fails the run, never hangs it.
+
+    The socket bound is above the statement bound, so that a slow statement fails with the server's own
+    "canceling statement" rather than a cut connection.
+    """
+
+    connect: int = 30
+    socket: int = 3600
+    statement: int = 3000
+
+    def url_options(self, scheme: str) -> str:
+        """The query-string options that bound connecting and each read on the socket, in the driver's units."""
+        if scheme == "mysql":  # both Connector/Js count milliseconds
+            return f"connectTimeout={self.connect * 1000}&socketTimeout={self.socket * 1000}"
+        if scheme == "redshift":
+            return f"loginTimeout={self.connect}&socketTimeout={self.socket}"
+        return f"connectTimeout={self.connect}&loginTimeout={self.connect}&socketTimeout={self.socket}"
+
+
+@dataclass(frozen=True)
 class DatabaseUrl:
     """Where a database is and how to log in; `repr` and `str` hide the password."""
 
@@ -61,6 +82,7 @@ class DatabaseUrl:
     database: str
     password: str = field(default="", repr=False)
     mysql_driver: MySqlDriver = MySqlDriver.MARIADB  # mysql:// only
+    timeouts: Timeouts = field(default_factory=Timeouts)
 
     @classmethod
     def parse(cls, url: str, password_env: str | None = None) -> DatabaseUrl:
@@ -110,7 +132,8 @@ class DatabaseUrl:
     def jdbc_url(self) -> str:
         """The JDBC URL, without credentials."""
         url = f"{_JDBC[self.scheme][0]}://{self.host}:{self.port}/{self.database}"
-        return f"{url}{self.mysql_driver.url_options}" if self.scheme == "mysql" else url
+        bounds = self.timeouts.url_options(self.scheme)
+        return f"{url}{self.mysql_driver.url_options}&{bounds}" if self.scheme == "mysql" else f"{url}?{bounds}"
 
     @property
     def driver_class(self) -> str:
@@ -119,7 +142,13 @@ class DatabaseUrl:
 
     def jdbc_options(self) -> dict[str, str]:
         """Options for Spark's JDBC source and sink."""
-        return {"url": self.jdbc_url, "driver": self.driver_class, "user": self.user, "password": self.password}
+        return {
+            "url": self.jdbc_url,
+            "driver": self.driver_class,
+            "user": self.user,
+            "password": self.password,
+            "queryTimeout": str(self.timeouts.statement),  # Spark's reads set it on each JDBC statement
+        }
 
     def with_database(self, database: str) -> DatabaseUrl:
         """The same server and login, another database (tests make their own)."""

@@ -8,7 +8,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from rental_analytics.apartments.contract import SourceTable
+from rental_analytics.apartments.contract import INVALID_TEXT, SourceTable
 from rental_analytics.apartments.db_url import DatabaseUrl
 from rental_analytics.platform.errors import CHECKS, DB_DRIVER, StageError, database_problem
 
@@ -60,7 +60,7 @@ def read_source_table(
     reader = (
         spark.read.format("jdbc")
         .options(**source.jdbc_options())
-        .option("dbtable", f"(SELECT {', '.join(table.column_names)} FROM {table.name}{_above(table, watermark)}) src")
+        .option("dbtable", f"(SELECT {_select_list(table)} FROM {table.name}{_above(table, watermark)}) src")
         .option("fetchsize", str(FETCH_SIZE))
     )
     if high >= low:
@@ -74,9 +74,32 @@ def read_source_table(
     return conform_source(reader.load(), table)
 
 
+def _read_as_text(spark_type: str) -> bool:
+    # The drivers read MySQL's zero days (`2024-05-00`) as the day before, and a value beyond the contract's
+    # DECIMAL(10,2) as NULL: these columns come as the source's text and are read here, strictly.
+    return spark_type == "date" or spark_type.startswith("decimal")
+
+
+def _select_list(table: SourceTable) -> str:
+    return ", ".join(
+        f"CAST({name} AS CHAR) AS {name}" if _read_as_text(kind) else name for name, kind in table.spark_schema
+    )
+
+
 def conform_source(frame: DataFrame, table: SourceTable) -> DataFrame:
-    """The contract's column types, whatever the driver mapped (an INT UNSIGNED arrives as a long)."""
-    return frame.select([F.col(name).cast(spark_type).alias(name) for name, spark_type in table.spark_schema])
+    """The contract's column types, whatever the driver mapped (an INT UNSIGNED arrives as a long).
+
+    Columns read as text become their type here, and `invalid_text` names each that did not read as one
+    (`start_date=2024-05-00`), keeping the source's text for the quarantine; it is null for a sound row.
+    """
+    typed = [F.col(name).cast(spark_type).alias(name) for name, spark_type in table.spark_schema]
+    unread = [
+        F.when(F.col(name).isNotNull() & F.col(name).cast(kind).isNull(), F.concat(F.lit(f"{name}="), F.col(name)))
+        for name, kind in table.spark_schema
+        if _read_as_text(kind)
+    ]
+    invalid = F.concat_ws("; ", *unread) if unread else F.lit("")
+    return frame.select(*typed, F.when(invalid != "", invalid).cast("string").alias(INVALID_TEXT))
 
 
 def max_key(frame: DataFrame, table: SourceTable, before: date) -> int | None:

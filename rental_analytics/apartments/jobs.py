@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -17,11 +17,14 @@ from rental_analytics.apartments.contract import (
     DQ_RESULTS_SCHEMA,
     SOURCE_TABLES,
     USER_VIEWING,
+    ModelOrderError,
+    SourceTable,
 )
 from rental_analytics.apartments.db_url import DatabaseUrl
 from rental_analytics.apartments.extract import max_key, read_source_table
 from rental_analytics.platform import hadoop_fs
 from rental_analytics.platform.progress import Progress
+from rental_analytics.platform.publication import Publication, commit, recover
 from rental_analytics.platform.unusual import Finding, UnusualDataRule, check_all
 
 
@@ -59,6 +62,55 @@ class Zones:
         """Every run's quality metrics."""
         return self.processed("dq_results")
 
+    @property
+    def applied(self) -> str:
+        """The load dates the curated model holds, published with it: what decides the order of load dates."""
+        return self.curated("_load_history")
+
+    def backup(self, table: str) -> str:
+        """A curated table as it was before the last applied load date: what `undo apartments` restores."""
+        return self.curated(f"_undo/{table}")
+
+    @property
+    def staging(self) -> str:
+        """Where a job builds the folders it publishes in one step (`platform.publication`)."""
+        return f"{self.root.rstrip('/')}/tmp/apartments/publish"
+
+
+APPLIED_SCHEMA = "load_date date"
+
+
+def finish_publications(spark: SparkSession, zones: Zones, progress: Progress) -> None:
+    """Finish (or drop) what a stopped job was publishing, before anything reads the zones it changes."""
+    recover(spark, zones.staging, progress)
+
+
+def _load_dates(spark: SparkSession, path: str) -> list[date]:
+    if not hadoop_fs.exists(spark, path):
+        return []
+    return sorted(row["load_date"] for row in spark.read.parquet(path).collect())
+
+
+def applied_load_dates(spark: SparkSession, zones: Zones) -> list[date]:
+    """The load dates the curated model was built from, oldest first."""
+    return _load_dates(spark, zones.applied)
+
+
+def check_load_date(spark: SparkSession, zones: Zones, load_date: date, today: date | None = None) -> None:
+    """Refuse a load date older than the last one applied, or later than tomorrow in UTC (a typo, not a plan).
+
+    Tomorrow is allowed: a marketplace east of UTC is already there.
+    """
+    today = today or datetime.now(timezone.utc).date()
+    if load_date > today + timedelta(days=1):
+        raise ModelOrderError(f"load date {load_date} is in the future (today is {today} in UTC)")
+    applied = applied_load_dates(spark, zones)
+    if applied and applied[-1] > load_date:
+        raise ModelOrderError(
+            f"load date {applied[-1]} is already applied; {load_date} is older and cannot be applied "
+            "(`rental-analytics undo-apartments` takes back the last applied date)"
+        )
+
 
 def partition(table_path: str, load_date: date) -> str:
     """One load date's folder of a zone table."""
@@ -95,15 +147,13 @@ def run_extract(
     Each table lands in its `load_date=` partition of the raw zone, replacing what a previous run of the same
     load date put there.
     """
+    finish_publications(spark, zones, progress)
+    check_load_date(spark, zones, load_date)
     outcome = ExtractOutcome()
     for table in SOURCE_TABLES.values():
         watermark = None
-        # Above what earlier load dates passed the quality checks: rows of a run that breached them, or was
-        # stopped before they ended, are extracted again by the next load date rather than skipped for good.
-        # A breach removes its partition, so the folder may be there with no load date in it.
-        checked = zones.processed(table.name)
-        if table.incremental and not full and hadoop_fs.partition_values(spark, checked, "load_date"):
-            watermark = max_key(spark.read.parquet(checked), table, load_date)
+        if table.incremental and not full:
+            watermark = _watermark(spark, zones, table, load_date)
         target = partition(zones.raw(table.name), load_date)
         read_source_table(spark, source, table, watermark, partitions).write.mode("overwrite").parquet(target)
         outcome.rows[table.name] = spark.read.parquet(target).count()
@@ -111,6 +161,23 @@ def run_extract(
         since = "all rows" if watermark is None else f"above {table.key} {watermark}"
         progress(f"extract: {table.name} {outcome.rows[table.name]:,} rows ({since})")
     return outcome
+
+
+def _watermark(spark: SparkSession, zones: Zones, table: SourceTable, load_date: date) -> int | None:
+    """Where an increment starts: above every row that earlier load dates' quality checks passed or quarantined.
+
+    Only dates that passed count: rows of a run that breached the checks, or was stopped before they ended,
+    are extracted again by the next load date rather than skipped for good. A quarantined row of a passed
+    date counts too, or the highest id, failing, would be read (and fail) again by every later increment.
+    """
+    passed = sorted(hadoop_fs.partition_values(spark, zones.processed(table.name), "load_date"))
+    if not passed:
+        return None
+    keys = spark.read.parquet(zones.processed(table.name)).select(table.key, "load_date")
+    if hadoop_fs.exists(spark, zones.quarantine(table.name)):
+        quarantined = spark.read.parquet(zones.quarantine(table.name)).select(table.key, "load_date")
+        keys = keys.unionByName(quarantined.filter(F.col("load_date").cast("string").isin(*passed)))
+    return max_key(keys, table, load_date)
 
 
 @dataclass
@@ -121,6 +188,7 @@ class QualityOutcome:
     metrics: list[quality.QualityMetric] = field(default_factory=list)
     quarantined: dict[str, int] = field(default_factory=dict)
     unusual: list[Finding] = field(default_factory=list)
+    refused: str | None = None  # why the load date may not go on although no metric breached
 
     @property
     def breaches(self) -> list[quality.QualityMetric]:
@@ -129,15 +197,16 @@ class QualityOutcome:
 
     @property
     def passed(self) -> bool:
-        """True when no metric is below its threshold."""
-        return not self.breaches
+        """True when no metric is below its threshold and nothing refused the load date."""
+        return not self.breaches and self.refused is None
 
     @property
     def message(self) -> str:
         """The alert text: "Data Quality Breach" and each breached metric, or a one-line all-clear."""
         if self.passed:
             return f"data quality passed: {len(self.metrics)} metrics at or above their thresholds"
-        return "Data Quality Breach: " + "; ".join(m.describe() for m in self.breaches)
+        reasons = [m.describe() for m in self.breaches] + ([self.refused] if self.refused else [])
+        return "Data Quality Breach: " + "; ".join(reasons)
 
 
 def publish_quality_metrics(cloudwatch: Any, namespace: str, outcome: QualityOutcome) -> None:
@@ -182,23 +251,33 @@ def run_quality(
 ) -> QualityOutcome:
     """Check one load date's raw partitions; quarantine failing rows and append the metrics to dq_results.
 
-    The processed partitions are written only when no metric breaches its threshold; on a breach they are
-    removed, so that no later job can load a half-checked run.
+    The processed and quarantine partitions are published together, and only when no metric breaches its
+    threshold (a breach on a date never checked before publishes its quarantine alone). A breach never takes
+    away what an earlier run of the same date passed: the model, and the next increment, still stand on it.
     """
     rules = rules or quality.QualityRules()
+    finish_publications(spark, zones, progress)
+    check_load_date(spark, zones, load_date)
     outcome = QualityOutcome(run_id)
     tagged: dict[str, DataFrame] = {}
     known: DataFrame | None = None
+    publication = Publication(f"{zones.staging}/quality-{load_date}")
+    checked_before = hadoop_fs.exists(spark, partition(zones.processed(APARTMENTS.name), load_date))
     for table in SOURCE_TABLES.values():
         rows = spark.read.parquet(partition(zones.raw(table.name), load_date))
         tagged[table.name] = quality.tag_rows(rows, table, load_date, rules, known).cache()
         if table is APARTMENTS:
             known = _known_apartments(spark, zones, rows).cache()
         outcome.metrics += quality.measure(tagged[table.name], table, rules)
-        failing = quality.failing(tagged[table.name])
-        failing.write.mode("overwrite").parquet(partition(zones.quarantine(table.name), load_date))
-        outcome.quarantined[table.name] = failing.count()
+        staged = publication.stage(f"quarantine/{table.name}", partition(zones.quarantine(table.name), load_date))
+        quality.failing(tagged[table.name]).write.mode("overwrite").parquet(staged)
+        outcome.quarantined[table.name] = spark.read.parquet(staged).count()
         progress(f"quality: {table.name} {outcome.quarantined[table.name]:,} rows quarantined")
+    if not rules.allow_empty_apartments and outcome.metrics and _emptied(spark, zones, outcome.metrics):
+        outcome.refused = (
+            "the apartments extract is empty and would close every apartment of the model; "
+            "if the marketplace really has none left, run again with --allow-empty-apartments"
+        )
     outcome.unusual = _unusual_row_counts(spark, zones, load_date, outcome.metrics)
     for finding in outcome.unusual:
         progress(f"quality: WARNING unusual data: {finding.describe()}")
@@ -209,17 +288,29 @@ def run_quality(
     spark.createDataFrame(results, DQ_RESULTS_SCHEMA).coalesce(1).write.mode("append").partitionBy("load_date").parquet(
         zones.dq_results
     )
-    for table in SOURCE_TABLES.values():
-        target = partition(zones.processed(table.name), load_date)
-        if outcome.passed:
-            quality.passing(tagged[table.name]).write.mode("overwrite").parquet(target)
-        else:
-            hadoop_fs.delete(spark, target)
-        tagged[table.name].unpersist()
-    if known is not None:
-        known.unpersist()
+    if outcome.passed:
+        for table in SOURCE_TABLES.values():
+            target = partition(zones.processed(table.name), load_date)
+            quality.passing(tagged[table.name]).write.mode("overwrite").parquet(
+                publication.stage(f"processed/{table.name}", target)
+            )
+    for frame in [*tagged.values(), *([known] if known is not None else [])]:
+        frame.unpersist()
+    if outcome.passed or not checked_before:
+        commit(spark, publication)
+    else:
+        # The partitions an earlier run passed stay as they were, quarantine included: the next increment's
+        # starting id is read from both.
+        hadoop_fs.delete(spark, publication.root)
     progress(f"quality: {outcome.message}")
     return outcome
+
+
+def _emptied(spark: SparkSession, zones: Zones, metrics: list[quality.QualityMetric]) -> bool:
+    """True when the apartments snapshot has no rows while the model has current apartments."""
+    extracted = next(m.rows for m in metrics if m.table == APARTMENTS.name)
+    dim = zones.curated("dim_apartments")
+    return extracted == 0 and hadoop_fs.exists(spark, dim) and spark.read.parquet(dim).filter("is_current").count() > 0
 
 
 def _unusual_row_counts(
@@ -242,61 +333,120 @@ def _unusual_row_counts(
     return check_all([by_date[day] for day in sorted(by_date)], today, UnusualDataRule())
 
 
-class ModelOrderError(RuntimeError):
-    """The model only moves forward: a load date older than one already applied cannot be applied."""
-
-
 def _history(spark: SparkSession, zones: Zones, table: str, key: str, load_date: date) -> DataFrame:
     rows = spark.read.parquet(zones.processed(table)).filter(F.col("load_date") <= F.lit(load_date).cast("date"))
     return model.latest_rows(rows, key)
 
 
+def _quarantined_apartments(spark: SparkSession, zones: Zones, load_date: date) -> DataFrame | None:
+    """The apartment ids of the load date's quarantined apartment rows: held, not deleted."""
+    path = partition(zones.quarantine(APARTMENTS.name), load_date)
+    if not hadoop_fs.exists(spark, path):
+        return None
+    return spark.read.parquet(path).select("apartment_id").where(F.col("apartment_id").isNotNull()).distinct()
+
+
 def run_transform(spark: SparkSession, zones: Zones, load_date: date, progress: Progress = _silent) -> dict[str, int]:
     """Build the curated model from the processed zone as of one load date; returns the rows per table."""
+    finish_publications(spark, zones, progress)
+    check_load_date(spark, zones, load_date)
+    applied = applied_load_dates(spark, zones)
     previous = {
         name: _read_or_empty(spark, zones.curated(name), schema).cache() for name, schema in CURATED_SCHEMAS.items()
     }
-    latest = previous["dim_apartments"].agg(F.max("effective_date").alias("latest")).first()
-    if latest is not None and latest["latest"] is not None and latest["latest"] > load_date:
-        raise ModelOrderError(
-            f"dim_apartments already holds load date {latest['latest']}; {load_date} is older and cannot be applied"
-        )
     snapshot = spark.read.parquet(partition(zones.processed(APARTMENTS.name), load_date))
-    locations = model.extend_dimension(
-        previous["dim_locations"],
-        snapshot.select(F.col("location").alias("location_name")),
-        "location_key",
-        "location_name",
+    locations = model.extend_locations(
+        previous["dim_locations"], snapshot.select(F.col("location").alias("location_name"))
     )
-    keyed_snapshot = snapshot.join(locations, snapshot["location"] == locations["location_name"]).select(
+    same = model.same_location(snapshot["location"]) == model.same_location(locations["location_name"])
+    keyed_snapshot = snapshot.join(locations, same).select(
         "apartment_id", "location_key", F.col("price").alias("current_price"), "status"
     )
     bookings = _history(spark, zones, BOOKINGS.name, BOOKINGS.key, load_date)
     viewings = _history(spark, zones, USER_VIEWING.name, USER_VIEWING.key, load_date)
-    apartments = model.scd2_apartments(previous["dim_apartments"], keyed_snapshot, load_date).cache()
+    apartments = model.scd2_apartments(
+        previous["dim_apartments"], keyed_snapshot, load_date, _quarantined_apartments(spark, zones, load_date)
+    ).cache()
     users = model.extend_dimension(
         previous["dim_users"],
         bookings.select("user_id").unionByName(viewings.select("user_id")),
         "user_key",
         "user_id",
     ).cache()
-    tables = {
-        "dim_locations": locations,
-        "dim_users": users,
-        "dim_apartments": apartments,
-        "fact_bookings": model.fact_bookings(bookings, apartments, users, previous["fact_bookings"]),
-        "fact_viewings": model.fact_viewings(viewings, apartments, users, previous["fact_viewings"]),
+    facts = {
+        "fact_bookings": model.fact_bookings(bookings, apartments, users, previous["fact_bookings"]).cache(),
+        "fact_viewings": model.fact_viewings(viewings, apartments, users, previous["fact_viewings"]).cache(),
     }
-    staging = f"{zones.root.rstrip('/')}/curated/_next"
+    # Only what the model refers to: a location or user that a corrected source no longer has leaves with it.
+    tables = {
+        "dim_locations": locations.join(apartments.select("location_key"), "location_key", "left_semi"),
+        "dim_users": users.join(
+            facts["fact_bookings"].select("user_key").unionByName(facts["fact_viewings"].select("user_key")),
+            "user_key",
+            "left_semi",
+        ),
+        "dim_apartments": apartments,
+        **facts,
+    }
+    # A new load date keeps the model it replaces, for `undo apartments`; a re-run keeps the backup it has.
+    forward = not applied or applied[-1] < load_date
+    publication = Publication(f"{zones.staging}/transform-{load_date}")
     counts: dict[str, int] = {}
     for name, frame in tables.items():
-        frame.write.mode("overwrite").parquet(f"{staging}/{name}")
-        counts[name] = spark.read.parquet(f"{staging}/{name}").count()
+        backup = zones.backup(name) if forward else None
+        staged = publication.stage(name, zones.curated(name), backup)
+        frame.write.mode("overwrite").parquet(staged)
+        counts[name] = spark.read.parquet(staged).count()
         progress(f"transform: {name} {counts[name]:,} rows")
-    # Every table is written before any replaces its predecessor: a failure above leaves the old model whole.
-    for frame in [*previous.values(), apartments, users]:
+    history = spark.createDataFrame([(day,) for day in sorted({*applied, load_date})], APPLIED_SCHEMA)
+    history.coalesce(1).write.mode("overwrite").parquet(
+        publication.stage("_load_history", zones.applied, zones.backup("_load_history") if forward else None)
+    )
+    for frame in [*previous.values(), apartments, users, *facts.values()]:
         frame.unpersist()
-    for name in tables:
-        hadoop_fs.replace(spark, f"{staging}/{name}", zones.curated(name))
-    hadoop_fs.delete(spark, staging)
+    # Every table is staged before any replaces its predecessor, and the journal lets the next job finish
+    # a publication that was stopped half way.
+    commit(spark, publication)
     return counts
+
+
+@dataclass(frozen=True)
+class Undo:
+    """Taking back the last applied load date: the model goes back to the one `back_to` left."""
+
+    undone: date
+    back_to: date
+
+
+def plan_undo(spark: SparkSession, zones: Zones, progress: Progress = _silent) -> Undo:
+    """Which load date an undo takes back, refused when the curated zone keeps no model from before it."""
+    finish_publications(spark, zones, progress)
+    applied = applied_load_dates(spark, zones)
+    before = _load_dates(spark, zones.backup("_load_history"))
+    if not applied or not before or before[-1] >= applied[-1]:
+        last = applied[-1] if applied else "no load date"
+        raise ModelOrderError(
+            f"{last} cannot be undone: the curated zone keeps the model of the load date before the last one only, "
+            "once, and not before the first"
+        )
+    return Undo(applied[-1], before[-1])
+
+
+def backup_paths(zones: Zones) -> dict[str, str]:
+    """The curated tables as they were before the last applied load date."""
+    return {name: zones.backup(name) for name in CURATED_SCHEMAS}
+
+
+def restore_backup(spark: SparkSession, zones: Zones, undo: Undo) -> None:
+    """Publish the model kept from before `undo.undone` and remove that date's checked and quarantined rows.
+
+    Without them the next extract starts its increments where `undo.back_to` left them, and the undone date
+    can be run again.
+    """
+    publication = Publication(f"{zones.staging}/undo-{undo.undone}")
+    for name in [*CURATED_SCHEMAS, "_load_history"]:
+        publication.moves.append((zones.backup(name), zones.curated(name)))
+    for table in SOURCE_TABLES.values():
+        publication.delete(partition(zones.processed(table.name), undo.undone))
+        publication.delete(partition(zones.quarantine(table.name), undo.undone))
+    commit(spark, publication)

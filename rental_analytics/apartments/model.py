@@ -43,14 +43,50 @@ def extend_dimension(previous: DataFrame, values: DataFrame, key: str, natural: 
     return previous.select(key, natural).unionByName(_with_new_keys(new, previous, key, [natural]).select(key, natural))
 
 
-def scd2_apartments(previous: DataFrame, snapshot: DataFrame, load_date: date) -> DataFrame:
+def same_location(column: Column) -> Column:
+    """A location as MySQL's and MariaDB's default collations compare it: letter case and trailing spaces aside.
+
+    `Austin`, `Austin ` and `AUSTIN` are one location in the source (its `GROUP BY`, `=` and unique keys say
+    so), and one here. Accents, which those collations also ignore, are kept apart (docs/apartments.md).
+    """
+    return F.lower(F.rtrim(column))
+
+
+def extend_locations(previous: DataFrame, names: DataFrame) -> DataFrame:
+    """dim_locations with a key for each location of `names` (`location_name`) that no known location equals.
+
+    A new location is named by its most frequent spelling in `names` (the first in byte order on a tie); a
+    known one keeps its name and key.
+    """
+    known = previous.select(same_location(F.col("location_name")).alias("_same"))
+    spellings = (
+        names.where(F.col("location_name").isNotNull())
+        .groupBy("location_name")
+        .count()
+        .withColumn("_same", same_location(F.col("location_name")))
+    )
+    best = Window.partitionBy("_same").orderBy(F.col("count").desc(), F.col("location_name"))
+    new = (
+        spellings.withColumn("_rank", F.row_number().over(best))
+        .filter("_rank = 1")
+        .join(known, "_same", "left_anti")
+        .select("location_name")
+    )
+    keyed = _with_new_keys(new, previous, "location_key", ["location_name"])
+    return previous.select("location_key", "location_name").unionByName(keyed.select("location_key", "location_name"))
+
+
+def scd2_apartments(
+    previous: DataFrame, snapshot: DataFrame, load_date: date, held: DataFrame | None = None
+) -> DataFrame:
     """dim_apartments after applying one load date's full snapshot.
 
     `snapshot` holds apartment_id, location_key, current_price and status of every apartment in the source.
     A changed apartment gets its current version closed the day before `load_date` and a new version from
     `load_date`; an apartment missing from the snapshot is closed. Applying the same load date again first
     undoes its earlier application (drops the versions it opened, reopens those it closed), so a re-run
-    gives the same rows and keys.
+    gives the same rows and keys. `held` (`apartment_id`) are apartments whose source rows were quarantined:
+    a bad row is not a deletion, so their current versions stay as they are.
     """
     day = F.lit(load_date).cast("date")
     day_before = F.date_sub(day, 1)
@@ -62,7 +98,11 @@ def scd2_apartments(previous: DataFrame, snapshot: DataFrame, load_date: date) -
     )
     current = earlier.filter("is_current")
     history = earlier.filter(~F.col("is_current"))
-    source = snapshot.select("apartment_id", *TRACKED).withColumn("_in_source", F.lit(True))
+    source = snapshot.select("apartment_id", *TRACKED)
+    if held is not None:
+        unchanged_as_held = current.join(held, "apartment_id", "left_semi").join(source, "apartment_id", "left_anti")
+        source = source.unionByName(unchanged_as_held.select("apartment_id", *TRACKED))
+    source = source.withColumn("_in_source", F.lit(True))
     compared = current.alias("c").join(source.alias("s"), "apartment_id", "full_outer")
     in_dim = F.col("c.apartment_key").isNotNull()
     in_source = F.col("s._in_source").isNotNull()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import reduce
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from rental_analytics.apartments.contract import (
@@ -19,19 +19,25 @@ from rental_analytics.apartments.contract import (
     CREATED_IN_FUTURE,
     DEFAULT_STATUSES,
     DEFAULT_THRESHOLDS,
+    DUPLICATE_KEY,
     END_BEFORE_START,
+    INVALID_TEXT,
+    INVALID_VALUE,
     MISSING_REQUIRED,
     NEGATIVE_AMOUNT,
     PRICE_NOT_POSITIVE,
     UNKNOWN_APARTMENT,
     UNKNOWN_STATUS,
+    UNSTORABLE_VALUE,
     USER_VIEWING,
     VIEWED_IN_FUTURE,
     SourceTable,
+    varchar_width,
 )
 
 REASON = "reason"
 KNOWN = "_apartment_known"
+COPIES = "_copies"
 METRICS = (COMPLETENESS, ACCURACY, CONSISTENCY)
 
 
@@ -41,6 +47,9 @@ class QualityRules:
 
     thresholds: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     statuses: tuple[str, ...] = DEFAULT_STATUSES
+    # An empty apartments snapshot closes every apartment of the model: far likelier a broken extract (a
+    # wrong database, a truncated table) than a marketplace with nothing left, so it must be asked for.
+    allow_empty_apartments: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,15 +72,33 @@ def _after_day_after(name: str, load_date: date) -> Column:
     return F.to_date(F.col(name)) > F.date_add(F.lit(load_date), 1)
 
 
-def rules_for(table: SourceTable, load_date: date, rules: QualityRules) -> list[Rule]:
-    """The table's rules in the order a row's reason is chosen: completeness, accuracy, consistency.
+def _unstorable(table: SourceTable) -> Column:
+    """Text the warehouse cannot hold: a NUL (PostgreSQL refuses it), or more UTF-8 bytes than its VARCHAR."""
+    checks = [
+        (F.instr(F.col(name), "\u0000") > 0) | (F.octet_length(F.col(name)) > width)
+        for name, kind in table.columns
+        if (width := varchar_width(kind)) is not None
+    ]
+    return reduce(lambda a, b: a | b, checks)
 
+
+def rules_for(table: SourceTable, load_date: date, rules: QualityRules, columns: tuple[str, ...] = ()) -> list[Rule]:
+    """The table's rules in the order a row's reason is chosen: identity, completeness, accuracy, consistency.
+
+    A key that several rows share fails every copy (which one is the source's is unknowable), and a value
+    that did not read as its type fails before completeness would count it missing; both count against
+    accuracy. `columns` are the rows' columns: the extract's `invalid_text` is checked when it is there.
     A rule whose input is missing does not fail: completeness already counts that row.
     """
     missing = reduce(lambda a, b: a | b, [_blank(name, table) for name in table.required])
-    checks = [Rule(COMPLETENESS, MISSING_REQUIRED, missing)]
+    checks = [Rule(ACCURACY, DUPLICATE_KEY, F.col(table.key).isNotNull() & (F.col(COPIES) > 1))]
+    if INVALID_TEXT in columns:
+        checks.append(Rule(ACCURACY, INVALID_VALUE, F.col(INVALID_TEXT).isNotNull()))
+    checks.append(Rule(COMPLETENESS, MISSING_REQUIRED, missing))
     if table is APARTMENTS:
+        # Only the apartments' text reaches the warehouse (as dim_locations and dim_apartments.status).
         checks += [
+            Rule(ACCURACY, UNSTORABLE_VALUE, _unstorable(table)),
             Rule(ACCURACY, PRICE_NOT_POSITIVE, F.col("price") <= 0),
             Rule(ACCURACY, UNKNOWN_STATUS, ~F.col("status").isin(*rules.statuses)),
             Rule(ACCURACY, CREATED_IN_FUTURE, _after_day_after("created_at", load_date)),
@@ -100,7 +127,8 @@ def tag_rows(
             raise ValueError(f"{table.name} needs the known apartments to check its references")
         known = known_apartments.select("apartment_id").distinct().withColumn(KNOWN, F.lit(True))
         rows = rows.join(F.broadcast(known), "apartment_id", "left").select(*rows.columns, KNOWN)
-    checks = rules_for(table, load_date, rules)
+    rows = rows.withColumn(COPIES, F.count(F.lit(1)).over(Window.partitionBy(table.key)))
+    checks = rules_for(table, load_date, rules, tuple(rows.columns))
     reason = reduce(
         lambda chosen, rule: F.when(rule.broken, rule.reason).otherwise(chosen), reversed(checks), F.lit(None)
     )
@@ -109,8 +137,7 @@ def tag_rows(
         for metric in METRICS
         if any(r.metric == metric for r in checks)
     }
-    tagged = rows.withColumns({**flags, REASON: reason.cast("string")})
-    return tagged.drop(KNOWN) if KNOWN in tagged.columns else tagged
+    return rows.withColumns({**flags, REASON: reason.cast("string")}).drop(KNOWN, COPIES)
 
 
 @dataclass(frozen=True)
@@ -155,9 +182,10 @@ def measure(tagged: DataFrame, table: SourceTable, rules: QualityRules) -> list[
 
 def passing(tagged: DataFrame) -> DataFrame:
     """The rows that pass every rule, without the quality columns."""
-    return tagged.filter(F.col(REASON).isNull()).drop(REASON, *[c for c in tagged.columns if c.startswith("_fails_")])
+    flags = [c for c in tagged.columns if c.startswith("_fails_")]
+    return tagged.filter(F.col(REASON).isNull()).drop(REASON, INVALID_TEXT, *flags)
 
 
 def failing(tagged: DataFrame) -> DataFrame:
-    """The rows that fail, with their values as extracted and their reason."""
+    """The rows that fail, with their values as extracted (and the text of those that did not read) and reason."""
     return tagged.filter(F.col(REASON).isNotNull()).drop(*[c for c in tagged.columns if c.startswith("_fails_")])

@@ -22,7 +22,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from rental_analytics.apartments.contract import CURATED_SCHEMAS
+from rental_analytics.apartments.contract import CURATED_SCHEMAS, ModelOrderError
 from rental_analytics.apartments.db_url import DatabaseUrl
 from rental_analytics.platform.config import ConfigError
 
@@ -118,10 +118,16 @@ DIALECTS = {d.name: d for d in (POSTGRESQL, REDSHIFT)}
 class Connection:
     """A JDBC connection opened by Spark's JVM, with statements run inside explicit transactions."""
 
-    def __init__(self, java_connection: Any, dialect: Dialect) -> None:
+    def __init__(self, java_connection: Any, dialect: Dialect, statement_timeout: int) -> None:
         self._connection = java_connection
         self.dialect = dialect
+        self.statement_timeout = statement_timeout  # seconds; the driver cancels a statement that runs longer
         self._connection.setAutoCommit(False)
+
+    def _statement(self) -> Any:
+        statement = self._connection.createStatement()
+        statement.setQueryTimeout(self.statement_timeout)
+        return statement
 
     @property
     def java(self) -> Any:
@@ -130,7 +136,7 @@ class Connection:
 
     def execute(self, sql: str) -> int:
         """Run one statement (macros expanded); the count of rows it changed."""
-        statement = self._connection.createStatement()
+        statement = self._statement()
         try:
             statement.execute(self.dialect.render(sql))
             return int(statement.getUpdateCount())
@@ -139,7 +145,7 @@ class Connection:
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         """The rows of a query, as Python values."""
-        statement = self._connection.createStatement()
+        statement = self._statement()
         try:
             result = statement.executeQuery(self.dialect.render(sql))
             width = result.getMetaData().getColumnCount()
@@ -182,7 +188,8 @@ def connect(spark: SparkSession, url: DatabaseUrl, dialect: Dialect) -> Iterator
     properties = jvm.java.util.Properties()
     properties.setProperty("user", options["user"])
     properties.setProperty("password", options["password"])
-    connection = Connection(jvm.java.sql.DriverManager.getConnection(options["url"], properties), dialect)
+    java = jvm.java.sql.DriverManager.getConnection(options["url"], properties)
+    connection = Connection(java, dialect, url.timeouts.statement)
     try:
         yield connection
     finally:
@@ -192,8 +199,15 @@ def connect(spark: SparkSession, url: DatabaseUrl, dialect: Dialect) -> Iterator
 MIGRATIONS = ("001_model.sql", "002_kpis.sql")
 
 
+_CREATES = re.compile(rf"CREATE TABLE IF NOT EXISTS {SCHEMA}\.(\w+)", re.IGNORECASE)
+
+
 def migrate(connection: Connection) -> list[str]:
-    """Apply the DDL files not applied yet, each in its own transaction; returns the ones applied now."""
+    """Apply the DDL files not applied yet, each in its own transaction; returns the ones applied now.
+
+    A file whose tables are not all there (one dropped by hand) is applied again: every statement in these
+    files creates only what is missing, and `schema_migrations` alone would keep the table gone for good.
+    """
     with connection.transaction():
         connection.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
         connection.execute(
@@ -201,13 +215,19 @@ def migrate(connection: Connection) -> list[str]:
             "(version VARCHAR(64) PRIMARY KEY, applied_at TIMESTAMP)"
         )
     applied = {row[0] for row in connection.query(f"SELECT version FROM {SCHEMA}.schema_migrations")}
+    present = {
+        str(row[0]).lower()
+        for row in connection.query(f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{SCHEMA}'")
+    }
     done = []
     for name in MIGRATIONS:
-        if name in applied:
+        script = _sql("warehouse", name)
+        if name in applied and {t.lower() for t in _CREATES.findall(script)} <= present:
             continue
         with connection.transaction():
-            for statement in statements(_sql("warehouse", name)):
+            for statement in statements(script):
                 connection.execute(statement)
+            connection.execute(f"DELETE FROM {SCHEMA}.schema_migrations WHERE version = '{name}'")
             connection.execute(f"INSERT INTO {SCHEMA}.schema_migrations VALUES ('{name}', CURRENT_TIMESTAMP)")
         done.append(name)
     return done
@@ -282,24 +302,44 @@ def _copy_into_postgresql(spark: SparkSession, connection: Connection, table: st
                 stream.close()
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """What one load committed: the rows of each model table and of each KPI table."""
+
+    tables: dict[str, int]
+    kpis: dict[str, int]
+
+
+def last_load_date(connection: Connection) -> date | None:
+    """The latest load date in `load_history`: no older one may be loaded over it."""
+    [(latest,)] = connection.query(f"SELECT MAX(load_date) FROM {SCHEMA}.load_history")
+    return None if latest is None else date.fromisoformat(str(latest)[:10])
+
+
 def load_model(
     spark: SparkSession,
     connection: Connection,
     curated: dict[str, str],
     load_date: date,
     copy_role_arn: str | None = None,
-) -> dict[str, int]:
-    """glue_to_redshift_job: bulk-load every curated table into its stage and merge them all, in one transaction.
+    rewind: bool = False,
+) -> Loaded:
+    """glue_to_redshift_job: load every curated table, merge them, refresh the KPIs and record the load date.
 
-    The stage holds each table whole, so loading the same load date again leaves the same rows. Redshift
-    COPYs from S3 with `copy_role_arn`, a role attached to its namespace or cluster.
+    All of it is one transaction: the warehouse holds the model, its KPIs and its `load_history` of one load
+    date or of the one before, never a mix. The stage holds each table whole, so loading the same load date
+    again leaves the same rows. A load date older than the last one loaded is refused unless `rewind` (the
+    undo of the last load date). Redshift COPYs from S3 with `copy_role_arn`, a role attached to its
+    namespace or cluster.
     """
     if connection.dialect is REDSHIFT and not copy_role_arn:
         raise ConfigError("loading Redshift needs the IAM role its COPY reads S3 with (--copy-role-arn)")
     counts = {table: spark.read.parquet(path).count() for table, path in curated.items()}
-    # Filling the stages inside the merge's transaction: a load that fails anywhere leaves stages and tables
-    # as they were.
+    day = f"DATE '{load_date.isoformat()}'"
     with connection.transaction():
+        latest = last_load_date(connection)
+        if latest is not None and latest > load_date and not rewind:
+            raise ModelOrderError(f"the warehouse already holds load date {latest}; {load_date} is older")
         for table, path in curated.items():
             connection.execute(f"DELETE FROM {SCHEMA}.stage_{table}")
             if connection.dialect is REDSHIFT:
@@ -308,23 +348,30 @@ def load_model(
                 _copy_into_postgresql(spark, connection, table, path)
         for table in curated:
             _merge(connection, table)
-        connection.execute(f"DELETE FROM {SCHEMA}.load_history WHERE load_date = DATE '{load_date.isoformat()}'")
+        # Later dates are there only when rewinding: the model no longer holds them.
+        connection.execute(f"DELETE FROM {SCHEMA}.load_history WHERE load_date >= {day}")
         for table, rows in counts.items():
-            connection.execute(
-                f"INSERT INTO {SCHEMA}.load_history VALUES "
-                f"(DATE '{load_date.isoformat()}', '{table}', {rows}, CURRENT_TIMESTAMP)"
-            )
+            record = f"({day}, '{table}', {rows}, CURRENT_TIMESTAMP)"
+            connection.execute(f"INSERT INTO {SCHEMA}.load_history VALUES {record}")
         for table in curated:
             connection.execute(f"DELETE FROM {SCHEMA}.stage_{table}")
+        kpis = _refresh_kpis(connection)
+    return Loaded(counts, kpis)
+
+
+def _refresh_kpis(connection: Connection) -> dict[str, int]:
+    counts = {}
+    for table in KPI_TABLES:
+        connection.execute(f"DELETE FROM {SCHEMA}.{table}")
+        [select] = statements(_sql("kpis", f"{table}.sql"))
+        counts[table] = connection.execute(f"INSERT INTO {SCHEMA}.{table} {select}")
     return counts
 
 
 def refresh_kpis(connection: Connection) -> dict[str, int]:
-    """Recompute every KPI table from the model, all in one transaction; returns the rows per table."""
-    counts = {}
+    """Recompute every KPI table from the model, all in one transaction; returns the rows per table.
+
+    The load already does this in its own transaction; kpi_job repeats it, which changes nothing.
+    """
     with connection.transaction():
-        for table in KPI_TABLES:
-            connection.execute(f"DELETE FROM {SCHEMA}.{table}")
-            [select] = statements(_sql("kpis", f"{table}.sql"))
-            counts[table] = connection.execute(f"INSERT INTO {SCHEMA}.{table} {select}")
-    return counts
+        return _refresh_kpis(connection)

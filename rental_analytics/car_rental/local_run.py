@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -75,6 +76,11 @@ class _Run:
         self.stage = "starting"
         self.files: list[dict[str, Any]] = []
         self.outcome: dict[str, Any] = {}
+        self.clock = StageClock()
+
+    def usage(self) -> dict[str, Any]:
+        """The summary's `run`: the stages' times so far (a local run has no cloud cost)."""
+        return self.clock.run()
 
     def __call__(self, message: str) -> None:
         """Report progress, and note it as the stage a failure from here on happened in."""
@@ -85,7 +91,7 @@ class _Run:
         """Write the report of a run stopped by an error in the stage it had reached."""
         name = "interrupted" if isinstance(error, KeyboardInterrupt) else type(error).__name__
         failure = Failure.from_event({"state": self.stage, "error": name, "cause": str(error)})
-        summary = build_summary(self.batch_id, failed_outcome(self.outcome, failure), {}, self.files)
+        summary = build_summary(self.batch_id, failed_outcome(self.outcome, failure), {}, self.files, run=self.usage())
         summary["failed_state"] = failure.state
         return _finish(self.report_dir, summary, False)
 
@@ -113,10 +119,11 @@ def _run_stages(run: _Run, input_dir: Path, output_dir: Path, max_reject_rate: f
     run.files = [f.as_dict() for f in verdict.files]
     run("setting rejected files aside in the quarantine")
     quarantine_files(verdict, output_dir, batch_id)
+    run.clock.done("gate")
     if not verdict.runnable:
         starting.discard()
         message = "the batch was not processed: " + "; ".join(verdict.problems())
-        return _finish(report_dir, build_summary(batch_id, {"message": message}, {}, run.files), False)
+        return _finish(report_dir, build_summary(batch_id, {"message": message}, {}, run.files, run=run.usage()), False)
     for problem in verdict.problems():  # files of no dataset, set aside
         run.say(printable(f"set aside, not part of the batch: {problem}"))
 
@@ -125,15 +132,35 @@ def _run_stages(run: _Run, input_dir: Path, output_dir: Path, max_reject_rate: f
 
     spark = starting.get()
     follow_spark(run.say, spark)
+    run.clock.done("start")
     verdicts = {f.dataset: f.as_dict() for f in verdict.files if f.dataset}
     job = held_to_the_gate(BatchJob(str(input_dir), str(output_dir), batch_id, max_reject_rate), verdicts)
     run.outcome = run_batch(spark, job, run).as_dict()
+    run.clock.done("Spark")
     if not run.outcome["succeeded"]:
-        return _finish(report_dir, build_summary(batch_id, run.outcome, {}, run.files), False)
+        return _finish(report_dir, build_summary(batch_id, run.outcome, {}, run.files, run=run.usage()), False)
     run("running the insight queries (DuckDB)")
     insights = run_insights(output_dir / "analytics", report_dir / "insights")
+    run.clock.done("queries")
     run("writing the report")
-    return _finish(report_dir, build_summary(batch_id, run.outcome, insights, run.files), True)
+    return _finish(report_dir, build_summary(batch_id, run.outcome, insights, run.files, run=run.usage()), True)
+
+
+class StageClock:
+    """The seconds of each stage of a local run, as they end (the report's own writing is not in it)."""
+
+    def __init__(self) -> None:
+        self._last = time.monotonic()
+        self._stages: list[dict[str, Any]] = []
+
+    def done(self, stage: str) -> None:
+        now = time.monotonic()
+        self._stages.append({"stage": stage, "seconds": round(now - self._last, 3)})
+        self._last = now
+
+    def run(self) -> dict[str, Any]:
+        """The summary's `run`: a local run has stage times and no cloud cost."""
+        return {"mode": "local", "stages": list(self._stages), "cost": None}
 
 
 def _finish(report_dir: Path, summary: dict[str, Any], succeeded: bool) -> RunResult:

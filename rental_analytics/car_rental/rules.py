@@ -193,7 +193,7 @@ def amount_text(text: Column) -> Column:
     Spark's decimal parse takes time quadratic in the digits it is given (a million took 80 s): only these, never
     more than AMOUNT_TEXT_CHARS of them, are cast, and a longer number is a bad amount, as the gate judges it.
     """
-    return F.when(text.rlike(_AMOUNT_PARTS), F.regexp_replace(text, _AMOUNT_PARTS, "${sign}0${whole}.${cents}0"))
+    return F.when(_whole(text, _AMOUNT_PARTS), F.regexp_replace(text, _AMOUNT_PARTS, "${sign}0${whole}.${cents}0"))
 
 
 def _amount(text: Column) -> Column:

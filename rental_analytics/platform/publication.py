@@ -24,11 +24,14 @@ class Publication:
     root: str
     moves: list[tuple[str, str]] = field(default_factory=list)  # (staged folder, the folder it replaces)
     deletions: list[str] = field(default_factory=list)
+    backups: dict[str, str] = field(default_factory=dict)  # a replaced folder -> where its old content goes
 
-    def stage(self, name: str, target: str) -> str:
-        """Where to build the folder that will replace `target`."""
+    def stage(self, name: str, target: str, backup: str | None = None) -> str:
+        """Where to build the folder that will replace `target`; with `backup`, the old `target` is kept there."""
         staged = f"{self.root.rstrip('/')}/{name}"
         self.moves.append((staged, target))
+        if backup is not None:
+            self.backups[target] = backup
         return staged
 
     def delete(self, target: str) -> None:
@@ -36,10 +39,13 @@ class Publication:
         self.deletions.append(target)
 
 
-def _apply(spark: SparkSession, moves: list[tuple[str, str]], deletions: list[str]) -> None:
-    # Each step can be repeated: a move whose staged folder is gone was done by an earlier attempt.
+def _apply(spark: SparkSession, moves: list[tuple[str, str]], deletions: list[str], backups: dict[str, str]) -> None:
+    # Each step can be repeated: a move whose staged folder is gone was done by an earlier attempt, and while
+    # the staged folder is there the target is still the old one (or already in its backup).
     for staged, target in moves:
         if hadoop_fs.exists(spark, staged):
+            if target in backups and hadoop_fs.exists(spark, target):
+                hadoop_fs.replace(spark, target, backups[target])
             hadoop_fs.replace(spark, staged, target)
     for target in deletions:
         hadoop_fs.delete(spark, target)
@@ -50,9 +56,10 @@ def commit(spark: SparkSession, publication: Publication) -> None:
     # Qualified, so that a run started from another working directory finds the same folders to finish.
     moves = [(hadoop_fs.qualified(spark, staged), hadoop_fs.qualified(spark, t)) for staged, t in publication.moves]
     deletions = [hadoop_fs.qualified(spark, target) for target in publication.deletions]
-    journal = {"moves": moves, "deletions": deletions}
+    backups = {hadoop_fs.qualified(spark, t): hadoop_fs.qualified(spark, b) for t, b in publication.backups.items()}
+    journal = {"moves": moves, "deletions": deletions, "backups": backups}
     hadoop_fs.write_text(spark, f"{publication.root.rstrip('/')}/{JOURNAL}", json.dumps(journal, indent=2))
-    _apply(spark, moves, deletions)
+    _apply(spark, moves, deletions, backups)
     hadoop_fs.delete(spark, publication.root)
 
 
@@ -67,7 +74,8 @@ def recover(spark: SparkSession, staging_parent: str, progress: Progress) -> Non
             journal = None  # cut short while being written: no move had started
         if journal:
             progress(f"finishing the interrupted publication of {name}")
-            _apply(spark, [(s, t) for s, t in journal["moves"]], list(journal["deletions"]))
+            moves = [(s, t) for s, t in journal["moves"]]
+            _apply(spark, moves, list(journal["deletions"]), dict(journal.get("backups", {})))
         else:
             progress(f"removing the unfinished staging of {name}")
         hadoop_fs.delete(spark, root)

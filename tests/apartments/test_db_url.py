@@ -15,22 +15,27 @@ from rental_analytics.platform.config import ConfigError
 def test_a_url_becomes_jdbc_options_without_showing_the_password():
     url = DatabaseUrl.parse("mysql://app:s%40cret@db.example:3307/market")
     assert url.jdbc_options() == {
-        "url": "jdbc:mysql://db.example:3307/market?permitMysqlScheme=true",
+        "url": "jdbc:mysql://db.example:3307/market?permitMysqlScheme=true&connectTimeout=30000&socketTimeout=3600000",
         "driver": "org.mariadb.jdbc.Driver",
         "user": "app",
         "password": "s@cret",
+        "queryTimeout": "3000",
     }
     assert "s@cret" not in str(url) and "s@cret" not in repr(url)
-    assert DatabaseUrl.parse("postgresql://etl@wh/analytics").jdbc_url == "jdbc:postgresql://wh:5432/analytics"
+    assert (
+        DatabaseUrl.parse("postgresql://etl@wh/analytics").jdbc_url
+        == "jdbc:postgresql://wh:5432/analytics?connectTimeout=30&loginTimeout=30&socketTimeout=3600"
+    )
 
 
 def test_on_glue_mysql_is_read_with_oracles_connector_j_and_cursor_fetching():
     url = DatabaseUrl.parse("mysql://app:pw@aurora.internal/market").read_with(MySqlDriver.CONNECTOR_J)
     assert url.jdbc_options() == {
-        "url": "jdbc:mysql://aurora.internal:3306/market?useCursorFetch=true",
+        "url": "jdbc:mysql://aurora.internal:3306/market?useCursorFetch=true&connectTimeout=30000&socketTimeout=3600000",
         "driver": "com.mysql.cj.jdbc.Driver",
         "user": "app",
         "password": "pw",
+        "queryTimeout": "3000",
     }
     assert url.with_database("other").driver_class == "com.mysql.cj.jdbc.Driver"
     assert (
@@ -71,5 +76,5 @@ def test_a_secret_in_the_rds_layout_is_read_from_secrets_manager():
 def test_a_login_only_secret_takes_the_endpoint_from_the_arguments():
     secret = {"username": "loader", "password": "pw"}
     url = DatabaseUrl.from_secret("redshift", secret, host="wg.example", port=5439, dbname="dev")
-    assert url.jdbc_url == "jdbc:redshift://wg.example:5439/dev"
+    assert url.jdbc_url == "jdbc:redshift://wg.example:5439/dev?loginTimeout=30&socketTimeout=3600"
     assert url.jdbc_options()["driver"] == "com.amazon.redshift.Driver"

@@ -40,7 +40,9 @@ def _source_rows(url: DatabaseUrl, table: str) -> list[tuple]:
 
 
 def _rows(spark, path: str, key: str) -> list[tuple]:
-    return [tuple(r) for r in spark.read.parquet(path).orderBy(key).collect()]
+    frame = spark.read.parquet(path)
+    columns = [c for c in frame.columns if c != "invalid_text"]  # the extract's own column, null for sound rows
+    return [tuple(r) for r in frame.select(columns).orderBy(key).collect()]
 
 
 def test_extract_copies_every_table_in_parallel_key_ranges(spark, source, tmp_path: Path):
@@ -192,14 +194,13 @@ def test_three_load_dates_build_a_model_that_a_rerun_leaves_alone(spark, source,
     assert rerun["fact_bookings"].filter(F.col("apartment_key").isNull() | F.col("user_key").isNull()).count() == 0
 
 
-def test_an_older_load_date_is_refused_by_the_model(spark, source, tmp_path: Path):
+def test_an_older_load_date_is_refused_before_it_is_extracted(spark, source, tmp_path: Path):
     generate_marketplace(source, MarketplaceOptions(apartments=50, bad_share=0))
     zones = jobs.Zones(str(tmp_path))
     _pipeline(spark, source, zones, D2)
-    jobs.run_extract(spark, source, zones, D1)
-    jobs.run_quality(spark, zones, D1, "late")
     with pytest.raises(jobs.ModelOrderError, match="2024-06-02"):
-        jobs.run_transform(spark, zones, D1)
+        jobs.run_extract(spark, source, zones, D1)
+    assert not (tmp_path / "raw" / "apartments" / "bookings" / "load_date=2024-06-01").exists()
 
 
 def test_the_generate_command_fills_and_then_changes_the_source(source, capsys):

@@ -57,6 +57,10 @@ def test_run_matches_the_reference_and_writes_the_report(tmp_path: Path, capsys)
     assert {p.stem for p in (report / "insights").glob("*.csv")} == set(INSIGHT_QUERIES)
     page = (report / "report.html").read_text()
     assert "<svg" in page and "http" not in page  # opens with no network
+    # Locally the report shows the time of each stage, and no cloud cost.
+    assert [s["stage"] for s in summary["run"]["stages"]] == ["gate", "start", "Spark", "queries"]
+    assert all(s["seconds"] >= 0 for s in summary["run"]["stages"]) and summary["run"]["cost"] is None
+    assert "Time per stage: gate " in printed and "Time and cost" in page
 
 
 @pytest.mark.spark

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import threading
@@ -18,6 +19,7 @@ from rental_analytics.car_rental.gate.admission import (
     parse_upload_key,
     withdrawn_key,
 )
+from rental_analytics.car_rental.sizing import ClusterSizing
 from rental_analytics.platform.aws import AwsClients
 from rental_analytics.platform.config import ConfigError
 from tests.car_rental import sample_batch
@@ -35,8 +37,15 @@ def test_a_complete_batch_starts_one_execution_with_the_right_input(stack: Stack
     [execution] = stack.executions()
     assert execution["name"] == outcomes[-1].execution_name
     rows = {name: text.count("\n") - 1 for name, text in sample_batch.files().items()}
+    sizes = {name: len(text.encode()) for name, text in sample_batch.files().items()}
     files = {
-        name: {"key": u.key, "version_id": u.version_id, "etag": u.etag.strip('"'), "rows": rows[name]}
+        name: {
+            "key": u.key,
+            "version_id": u.version_id,
+            "etag": u.etag.strip('"'),
+            "rows": rows[name],
+            "bytes": sizes[name],
+        }
         for name, u in zip(sample_batch.files(), uploads)
     }
     assert json.loads(execution["input"]) == {
@@ -44,8 +53,21 @@ def test_a_complete_batch_starts_one_execution_with_the_right_input(stack: Stack
         "bucket": BUCKET,
         "input_path": f"s3://{BUCKET}/staged/{BATCH}/{execution['name']}/",
         "files": files,
+        "core_capacity": {"on_demand_units": 1, "spot_units": 0},  # a small batch, the smallest cluster
     }
     assert stack.alerts() == []
+
+
+def test_the_run_input_sizes_the_cluster_by_the_rule_from_the_bytes_the_gate_read(stack: Stack):
+    batch_bytes = sum(len(text.encode()) for text in sample_batch.files().values())
+    sizing = ClusterSizing(bytes_per_unit=batch_bytes // 4 + 1, min_units=1, max_units=10, on_demand_units=2)
+    stack.settings = dataclasses.replace(stack.settings, sizing=sizing)
+    for upload in stack.put_batch():
+        stack.admit(upload)
+
+    [execution] = stack.executions()
+    # Three units hold less than the batch, four more: 4 units, 2 On-Demand and 2 on Spot.
+    assert json.loads(execution["input"])["core_capacity"] == {"on_demand_units": 2, "spot_units": 2}
 
 
 def test_the_same_event_three_times_starts_one_execution(stack: Stack):

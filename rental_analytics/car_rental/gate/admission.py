@@ -23,6 +23,7 @@ from rental_analytics.car_rental.contract import (
     quarantine_folder,
 )
 from rental_analytics.car_rental.gate.files import FileVerdict, validate_stream
+from rental_analytics.car_rental.sizing import ClusterSizing, batch_bytes
 from rental_analytics.platform.aws import AwsClients, read_text
 from rental_analytics.platform.config import require_env
 from rental_analytics.platform.text import printable
@@ -46,15 +47,17 @@ class GateSettings:
     alert_topic_arn: str
     # How long a repeated delivery of a rejection waits for its twin's alert before sending one itself.
     alert_wait_seconds: float = 10.0
+    # The cluster's core capacity for the batch the gate starts (the workflow language cannot divide).
+    sizing: ClusterSizing = field(default_factory=ClusterSizing)
     # The time an invocation keeps, once a file is judged, to quarantine it (a managed copy of up to 20 GiB)
     # and send the alert; the checks have the rest (`check_deadline`).
     reserve_seconds: float = 120.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> GateSettings:
-        """Read DATA_BUCKET, STATE_MACHINE_ARN and ALERT_TOPIC_ARN; fail naming any that is missing."""
+        """Read DATA_BUCKET, STATE_MACHINE_ARN and ALERT_TOPIC_ARN (failing on any missing) and CORE_* (sizing)."""
         bucket, state_machine, topic = require_env(environ, "DATA_BUCKET", "STATE_MACHINE_ARN", "ALERT_TOPIC_ARN")
-        return cls(bucket, state_machine, topic)
+        return cls(bucket, state_machine, topic, sizing=ClusterSizing.from_env(environ))
 
     def check_deadline(self, seconds_left: float) -> float:
         """The `time.monotonic()` by which a file must be judged, for an invocation with `seconds_left`.
@@ -418,7 +421,12 @@ def _stage(batch_id: str, name: str, files: dict[str, dict[str, Any]], aws: AwsC
 
 
 def _without_verdict(file: Mapping[str, Any]) -> dict[str, Any]:
-    return {**{k: v for k, v in file.items() if k != "verdict"}, "rows": file["verdict"]["rows"]}
+    verdict = file["verdict"]
+    return {
+        **{k: v for k, v in file.items() if k != "verdict"},
+        "rows": verdict["rows"],
+        "bytes": verdict.get("bytes_read", 0),
+    }
 
 
 def _start_if_complete(batch_id: str, aws: AwsClients, settings: GateSettings) -> tuple[str | None, bool]:
@@ -430,12 +438,14 @@ def _start_if_complete(batch_id: str, aws: AwsClients, settings: GateSettings) -
             return None, False
         files[dataset] = accepted
     name = execution_name(batch_id, files)
+    summaries = {dataset: _without_verdict(file) for dataset, file in files.items()}
     run_input = {
         "batch_id": batch_id,
         "bucket": bucket,
         "input_path": _stage(batch_id, name, files, aws, bucket),
         # The verdicts stay in the manifest: an execution's input is limited to 256 KiB.
-        "files": {dataset: _without_verdict(file) for dataset, file in files.items()},
+        "files": summaries,
+        "core_capacity": settings.sizing.capacity(batch_bytes(summaries)).as_dict(),
     }
     try:
         aws.stepfunctions.start_execution(
