@@ -3,6 +3,9 @@
 A generated `rental_transactions.csv` is repeated until it reaches the requested size (the gate does not
 look across rows, so repeated rows cost it the same as new ones). Each measurement runs in its own process,
 pinned to one CPU, and reports its peak resident memory (ru_maxrss).
+
+`--shape` builds instead a file of one row repeated, in the shapes that cost the gate the most per byte
+(`WORST_SHAPES`); only the gate is timed on them, as pyarrow's plain read refuses rows of another width.
 """
 
 from __future__ import annotations
@@ -22,6 +25,19 @@ from rental_analytics.car_rental.gate import rows as row_checks
 from rental_analytics.car_rental.generate import GeneratorOptions, generate_car_rental
 
 MIB = 1 << 20
+# Rows under the rentals' header that cost the gate the most per byte, each for its own reason.
+WORST_SHAPES = {
+    # pyarrow hands each row of another width to a Python handler, one at a time
+    "short": b"x\n",
+    "long": b"R1,U1,V1,2024-06-01 08:00,2024-06-01 09:00,L1,,1,extra\n",
+    # a quoted line break ends the quote scan's fast path for its row
+    "quoted_line_break": b'"R\n1",U1,V1,2024-06-01 08:00,2024-06-01 09:00,L1,,1\n',
+    "quoted_line_breaks_only": b'"\n","\n","\n","\n","\n","\n","\n","\n"\n',
+    # every field quoted: the quote scan's run of short quoted fields
+    "all_quoted": b'"R1","U1","V1","2024-06-01 08:00","2024-06-01 09:00","L1","","1"\n',
+    # the shortest rows of the right width: the per-row costs (id hashes, rule kernels) weigh the most
+    "blank": b",,,,,,,\n",
+}
 
 
 def build_file(folder: Path, size_bytes: int, bad_share: float) -> Path:
@@ -39,6 +55,18 @@ def build_file(folder: Path, size_bytes: int, bad_share: float) -> Path:
     return target
 
 
+def build_shape(folder: Path, size_bytes: int, shape: str) -> Path:
+    """A rental_transactions.csv of at least `size_bytes`: the contract's header, then one row repeated."""
+    from rental_analytics.car_rental.contract import RENTAL_TRANSACTIONS
+
+    header = ",".join(RENTAL_TRANSACTIONS.columns).encode() + b"\n"
+    row = WORST_SHAPES[shape]
+    target = folder / "rental_transactions.csv"
+    folder.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(header + row * max(1, (size_bytes - len(header)) // len(row)))
+    return target
+
+
 def _measure(kind: str, path: Path, block_mib: int | None) -> dict[str, float]:
     """Run inside the child process: one pass over the file, timed."""
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -53,6 +81,8 @@ def _measure(kind: str, path: Path, block_mib: int | None) -> dict[str, float]:
         verdict = validate_file(path)
         assert verdict.accepted, verdict.reason
         rows = verdict.rows
+        if verdict.row_issues:
+            print(f"row issues: {verdict.row_issues}", file=sys.stderr)
     else:
         import pyarrow as pa
         import pyarrow.csv as pa_csv
@@ -88,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bad-share", type=float, default=0.02, help="share of rows broken on purpose")
     parser.add_argument("--keep", type=Path, help="build the file in this folder and keep it")
     parser.add_argument("--block-mib", type=int, help="override the reader's block size (MiB)")
+    parser.add_argument("--shape", choices=sorted(WORST_SHAPES), help="one of the gate's worst shapes, gate only")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -95,18 +126,25 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory(dir=args.keep) as scratch:
         folder = args.keep or Path(scratch)
-        path = build_file(folder, args.size_mb * MIB, args.bad_share)
+        if args.shape:
+            path = build_shape(folder, args.size_mb * MIB, args.shape)
+        else:
+            path = build_file(folder, args.size_mb * MIB, args.bad_share)
         size = path.stat().st_size
-        plain = _run_child("plain", path, args.block_mib)
+        results = [] if args.shape else [("plain pyarrow read", _run_child("plain", path, args.block_mib))]
         gate = _run_child("gate", path, args.block_mib)
+        results.append(("upload gate", gate))
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, one core used")
     block = args.block_mib or row_checks.BLOCK_BYTES // MIB
-    print(f"file: {size / MIB:,.0f} MiB, {gate['rows']:,} rows; reader block {block} MiB")
-    for name, result in (("plain pyarrow read", plain), ("upload gate", gate)):
+    shape = f"shape {args.shape}, " if args.shape else ""
+    print(f"file: {shape}{size / MIB:,.1f} MiB, {gate['rows']:,} rows; reader block {block} MiB")
+    for name, result in results:
         rate = size / MIB / result["seconds"]
         peak = result["peak_bytes"] / MIB
-        print(f"{name:>20}: {result['seconds']:6.1f} s  {rate:7.1f} MiB/s  peak {peak:6.0f} MiB")
-    print(f"gate time / plain read time: {gate['seconds'] / plain['seconds']:.2f}")
+        per_row = result["seconds"] / result["rows"] * 1e6
+        print(f"{name:>20}: {result['seconds']:6.1f} s  {rate:7.2f} MiB/s  {per_row:6.2f} µs/row  peak {peak:6.0f} MiB")
+    if not args.shape:
+        print(f"gate time / plain read time: {gate['seconds'] / results[0][1]['seconds']:.2f}")
     return 0
 
 

@@ -15,8 +15,8 @@ from rental_analytics.car_rental.contract import JAVA_TRIMMED_CHARS, Dataset
 
 # Spark's CSV reader skips a line that Java's String.trim leaves empty.
 _BLANK_LINE = rf"^{JAVA_TRIMMED_CHARS}*$"
-# Catalyst's cost grows with a relation's width, in every plan built on it: a batch whose files carried 5,000
-# ignored columns took 97 s instead of 22 s, one of 10,000 did not finish in 600 s (docs/benchmarks.md). A file
+# Catalyst's cost grows with a relation's width, in every plan built on it: a batch whose files carried 10,000
+# ignored columns did not finish in 600 s, and runs as fast as without them now (docs/benchmarks.md). A file
 # read as wider than this is read once, its contract columns written to the run's scratch and read from there.
 WIDE_FIELDS = 64
 
@@ -77,10 +77,10 @@ def read_dataset(
     task on one core; a file with no line break inside a quoted field (and no line of only white space) is
     read line by line, in splits, and one with no quote at all is split at its commas without a CSV parser,
     which costs a fraction of one.
-    With the file's layout known, Spark is given the schema and skips the job that would read the header; the
-    schema ends at the last contract column, so ignored columns after it are never made columns at all. A file
-    still wider than WIDE_FIELDS is narrowed to the contract's columns in `scratch` (a folder the run owns) by
-    one pass, when a scratch folder is given.
+    With the file's layout known, Spark is given the schema and skips the job that would read the header. A file
+    wider than WIDE_FIELDS gets a schema that ends at its last contract column, so ignored columns after it are
+    never made columns at all; one still wider than that is narrowed to the contract's columns in `scratch` (a
+    folder the run owns) by one pass, when a scratch folder is given.
     """
     names = [name for name in dataset.file_names if name in present]
     if not names:
@@ -91,8 +91,11 @@ def read_dataset(
         return _plain_lines(spark, path, dataset, layout)
     reader = spark.read
     if layout is not None:
-        # Spark's parser keeps the fields of a row that fit the schema and drops the others.
-        reader = reader.schema(StructType([StructField(f"_c{i}", StringType()) for i in range(_used(layout))]))
+        # A wide file's schema ends at the last contract column: Spark's parser keeps a row's fields that fit the
+        # schema and drops the others, but takes such a row as malformed (one exception each), so a file of
+        # ordinary width keeps every field.
+        width = layout.fields if layout.fields <= WIDE_FIELDS else _used(layout)
+        reader = reader.schema(StructType([StructField(f"_c{i}", StringType()) for i in range(width)]))
     raw = reader.csv(
         path,
         header=True,  # with a schema given, the header line is skipped and not compared

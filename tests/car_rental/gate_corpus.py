@@ -212,8 +212,19 @@ ACCEPTED = [
             " ,U1,V1,bad,bad,L1,,-1",
             "R5,U1,V1,2024-06-01 08:00,2024-06-01 09:00,L1,,1,surplus",
         ),
-        issues={"missing_required": 3, "end_before_start": 1, "long_rows": 1},
+        issues={"missing_required": 3, "end_before_start": 1},
         rows=5,
+    ),
+    Case(
+        "rows with a field more are judged on their values, as the job judges them",
+        "rental_transactions.csv",
+        tx_rows(
+            "R1,U1,V1,2024-06-01 08:00,2024-06-01 09:00,L1,,-1,surplus",
+            'R2,U1,V1,2024-06-01 08:00,2024-06-01 09:00,L1,,"12.5\n",a,b',
+            "R3,U1,V1,2024-06-01 08:00,2024-06-01 09:00,L1,,3,surplus",
+        ),
+        issues={"bad_amount": 2},
+        rows=3,
     ),
 ]
 

@@ -85,12 +85,15 @@ def _decision(verdict: FileVerdict) -> dict[str, object]:
 
 
 def _unique_ids(content: bytes) -> bool:
-    """Whether Python's csv module finds every row as wide as the header, with an id and no id on two rows."""
+    """Whether Python's csv module finds an id on every row and no id on two rows; a row of another width than
+    the header's counts when it holds the id, but not a line of only white space, which is a row of blanks."""
     if content.startswith(b"\x1f\x8b"):
         content = gzip.decompress(content)
     header, *records = [r for r in csv.reader(io.StringIO(content.decode("utf-8-sig"), newline=""), strict=True) if r]
+    white = re.compile(WHITE_LINE)
     ids = [record[0].strip() for record in records]
-    return all(len(record) == len(header) for record in records) and all(ids) and len(set(ids)) == len(ids)
+    lines = [r for r in records if len(r) != len(header) and len(r) == 1 and white.fullmatch(r[0])]
+    return not lines and all(ids) and len(set(ids)) == len(ids)
 
 
 def _read_whole(content: bytes) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 import io
 import re
@@ -40,8 +41,6 @@ MAX_VALUE_CHARS = 200
 PLACEHOLDER_TIME = "2000-01-01 00:00"
 # Money is DECIMAL(12,2): ten digits before the point once rounded half-up to cents.
 LARGEST_AMOUNT = 9_999_999_999.994999
-SHORT_ROWS = "short_rows"
-LONG_ROWS = "long_rows"
 
 
 T = TypeVar("T")
@@ -138,8 +137,7 @@ class UnreadableRows(Exception):
 class RowTally:
     """Counts of data rows and of rows that break a rule the gate can check on this file alone.
 
-    `issues` uses the contract's reason codes, one per row (the first that applies), plus
-    `short_rows` and `long_rows` for rows whose field count differs from the header's.
+    `issues` uses the contract's reason codes, one per row (the first that applies).
     """
 
     rows: int = 0
@@ -286,25 +284,36 @@ def tally_rows(
     last_checked = max(positions[name] for name in header_names)
 
     white_line = re.compile(WHITE_LINE)
+    wanted = list(header_names.values())
+    checked_at = {column_name(positions[name]): positions[name] for name in header_names}
+    irregular: list[list[str]] = []
 
     def on_invalid_row(row: pa_csv.InvalidRow) -> str:
         # pyarrow hands these rows over one at a time, so a file of nothing else is checked at about 0.1 MiB/s.
         if tally.skipped % CLOCK_EVERY_ROWS == 0 and late():
             tally.out_of_time = True
             return "error"
-        if white_line.fullmatch(row.text or ""):
-            tally.white_lines += 1
-        if row.actual_columns <= last_checked:
-            reason = MISSING_REQUIRED  # Spark reads the absent fields as empty
-        else:
-            reason = SHORT_ROWS if row.actual_columns < row.expected_columns else LONG_ROWS
+        white = white_line.fullmatch(row.text or "") is not None
+        tally.white_lines += white
+        # A white line is a row of blanks (docs/car-rental-decisions.md), whatever its one field holds.
+        if row.actual_columns > last_checked and row.text is not None and not white:
+            # Every checked field is there: Spark reads the row with nulls past its end, or drops the fields past
+            # the header's, and judges its values. So does the gate, with the rows of the block (`_irregular`).
+            irregular.append(next(csv.reader(io.StringIO(row.text, newline=""), strict=True)))
+            return "skip"
         tally.skipped += 1
         ids.give_up()  # Spark reads the row, its id among its fields, where the gate has none
-        tally.issues[reason] += 1
-        tally.note(reason, {"row": str(row.number), "fields": str(row.actual_columns)})
+        tally.issues[MISSING_REQUIRED] += 1  # Spark reads the absent fields as empty
+        tally.note(MISSING_REQUIRED, {"row": str(row.number), "fields": str(row.actual_columns)})
         return "skip"
 
-    wanted = list(header_names.values())
+    def tally_irregular() -> None:
+        """Judge the rows of another width that hold every checked field, as one batch of their checked fields."""
+        if irregular:
+            columns = {column: [fields[at] for fields in irregular] for column, at in checked_at.items()}
+            _tally_batch(tally, ids, pa.RecordBatch.from_pydict(columns), header_names, dataset)
+            irregular.clear()
+
     loans = _Loans()
     try:
         reader = pa_csv.open_csv(
@@ -322,13 +331,13 @@ def tally_rows(
                 tally.out_of_time = True
                 break
             _tally_batch(tally, ids, batch, header_names, dataset)
+            tally_irregular()
             if fields == 1:  # a white line is then a row of the right width, its one value the line itself
                 column = batch.column(0)
                 tally.white_lines += pc.sum(pc.match_substring_regex(column, f"^{WHITE_LINE}$")).as_py() or 0
     except pa.ArrowException as error:  # whatever pyarrow makes of the bytes, the file gets a verdict
-        if (
-            loans.failure is None and not tally.out_of_time
-        ):  # else pyarrow met the early end of a failed stream: the failure is the news
+        # A failed stream ends early, and pyarrow meets that end: the failure is the news, as is the deadline.
+        if loans.failure is None and not tally.out_of_time:
             raise _unreadable(error) from error
     finally:
         reader = batch = None  # the last references this function holds to what the reader made
@@ -336,8 +345,9 @@ def tally_rows(
     if loans.failure is not None:
         raise loans.failure
     if tally.out_of_time:
-        raise OutOfTime(tally.rows + tally.skipped, tally.skipped)
-    # Rows skipped for their field count are rows too: the Spark job reads them with nulls or extra values.
+        raise OutOfTime(tally.rows + tally.skipped + len(irregular), tally.skipped + len(irregular))
+    tally_irregular()  # a last block's, had pyarrow handed them over after its last batch
+    # Rows skipped for missing a checked field are rows too: the Spark job reads them with nulls.
     tally.rows += tally.skipped
     tally.unique_ids = ids.unique()
     return tally
