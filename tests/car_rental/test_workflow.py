@@ -506,8 +506,9 @@ def test_in_serverless_mode_each_failure_writes_the_report_alerts_once_and_fails
     assert _terminations(result.entered) == 0 and "Create the cluster" not in result.entered
     [(subject, _)] = result.alerts
     assert subject == "Rental analytics: a car-rental batch failed"
-    assert result.entered[-4:] == [
-        "Publish the failure report", "Release the run lock after the failure", "Alert the failure", "Fail the run"
+    assert result.entered[-5:] == [
+        "Publish the failure report", "Was a cluster left running?", "Release the run lock after the failure",
+        "Alert the failure", "Fail the run",
     ]  # fmt: skip
     assert _lock_items() == []
 
