@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from rental_analytics.platform.progress import Progress, follow_spark
 from rental_analytics.platform.run_lock import holding_run_lock
 from rental_analytics.platform.text import printable
 
+# The longest file name most file systems take, in bytes.
+MAX_NAME_BYTES = 255
 # Below this many bytes of input (about 200,000 rows), the JVM's optimising compiler costs more time than it
 # saves (docs/benchmarks.md: the demo and 1M rentals, with and without it).
 QUICK_START_BYTES = 20_000_000
@@ -52,8 +55,17 @@ def quarantine_files(verdict: BatchVerdict, output_dir: Path, batch_id: str) -> 
         folder = output_dir / quarantine_folder(batch_id, source.name, f"{stat.st_size}:{stat.st_mtime_ns}")
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, folder / source.name)
-        report = folder / f"{source.name}.report.json"
+        report = folder / _report_name(source.name)
         report.write_text(json.dumps(file.as_dict(), indent=2), encoding="utf-8")
+
+
+def _report_name(name: str) -> str:
+    """`<name>.report.json`; for a name too long to take the suffix, `.report.json`.
+
+    The gate judges no hidden file, so no file kept in the quarantine is named `.report.json`.
+    """
+    report = f"{name}.report.json"
+    return report if len(os.fsencode(report)) <= MAX_NAME_BYTES else ".report.json"
 
 
 def run_car_rental(

@@ -199,3 +199,16 @@ def test_validate_exits_with_its_verdict_every_time(tmp_path: Path):
         for folder in [good, bad] * 8
     ]
     assert codes == [0, 1] * 8
+
+
+def test_a_file_whose_name_leaves_no_room_for_the_report_suffix_is_kept_with_its_report(tmp_path: Path):
+    from rental_analytics.car_rental.gate.files import validate_folder
+    from rental_analytics.car_rental.local_run import quarantine_files
+
+    batch, name = tmp_path / "b1", "n" * 250 + ".txt"  # 254 bytes: a name the file system takes, its report not
+    batch.mkdir()
+    (batch / name).write_bytes(b"stray")
+    quarantine_files(validate_folder(batch), tmp_path / "out", "b1")
+    (folder,) = (tmp_path / "out" / "quarantine" / "b1").iterdir()
+    assert (folder / name).read_bytes() == b"stray"
+    assert json.loads((folder / ".report.json").read_text())["code"] == "unknown_dataset"
