@@ -294,7 +294,7 @@ def car_rental_stand_ins(data_bucket: str) -> dict[str, str]:
     topic = boto3.client("sns", region_name=REGION).create_topic(Name="alerts")["TopicArn"]
     values.update(
         AlertTopicArn=topic, CrawlerName="crawler", CrawlerPollSeconds="0", CrawlerMaxPolls="3",
-        CoreInstanceCount="2", EmrIdleTimeoutSeconds="3600", DataBucket=data_bucket, AthenaWorkGroup="primary",
+        ComputeMode="cluster", ServerlessJobTimeoutMinutes="240", CoreMaxUnits="3", SpotTimeoutMinutes="10", EmrIdleTimeoutSeconds="3600", DataBucket=data_bucket, AthenaWorkGroup="primary",
         SparkStepTimeoutSeconds="14400", ClusterTerminationTimeoutSeconds="1800", AthenaQueryTimeoutSeconds="1800",
         RunLockPollSeconds="1", RunLockMaxPolls="3", RunLockTable=run_lock_table(),
     )  # fmt: skip

@@ -80,6 +80,9 @@ OPTIMIZED: dict[str, Integration] = {
     "athena:getQueryExecution": Integration("athena", "GetQueryExecution"),
     "athena:getQueryResults": Integration("athena", "GetQueryResults"),
     "glue:startJobRun": Integration("glue", "StartJobRun"),
+    # https://docs.aws.amazon.com/step-functions/latest/dg/connect-emr-serverless.html: the EMR Serverless
+    # APIs, their members in PascalCase.
+    "emr-serverless:startJobRun": Integration("emr-serverless", "StartJobRun"),
     "sns:publish": Integration("sns", "Publish"),
     "lambda:invoke": Integration("lambda", "Invoke", free_json=frozenset({"Payload"})),
     # https://docs.aws.amazon.com/step-functions/latest/dg/connect-ddb.html: the four item APIs, unchanged.
@@ -264,6 +267,8 @@ def check_parameters(resource: str, parameters: dict[str, Any], configured: froz
         required = [own if name == api else name for name in required]
     for name in integration.forbidden:
         members.pop(name)
+    # An idempotency token the request leaves out is filled by the SDK (botocore's model marks it so).
+    required = [name for name in required if not members[name].metadata.get("idempotencyToken")]
     check = _Check(configured, frozenset(f"Parameters.{name}" for name in integration.free_json))
     where = f"{integration.operation} (via {_without_pattern(resource[len(STATES_PREFIX) :])})"
     problems = check.members(parameters, members, required, "Parameters", where)

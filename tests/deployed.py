@@ -153,6 +153,7 @@ class Stack:
             "AWS::SQS::Queue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}",
             "AWS::Serverless::LayerVersion": _arn("lambda", f"layer:{name}:1"),
             "AWS::KMS::Key": "0000aaaa-bbbb-4ccc-8ddd-eeeeffff0000",
+            "AWS::EMRServerless::Application": "00fabcdefghijk0l",  # an application id, as EMR Serverless makes them
         }
         return by_arn.get(kind, name)
 
@@ -175,6 +176,7 @@ class Stack:
             ("AWS::Logs::LogGroup", "Arn"): _arn("logs", f"log-group:{name}:*"),
             ("AWS::SQS::Queue", "Arn"): _arn("sqs", name),
             ("AWS::DynamoDB::Table", "Arn"): _arn("dynamodb", f"table/{name}"),
+            ("AWS::EMRServerless::Application", "Arn"): _arn("emr-serverless", f"/applications/{ref}"),
             ("AWS::SQS::Queue", "QueueName"): name,
             ("AWS::Serverless::Function", "Arn"): _arn("lambda", f"function:{name}"),
             ("AWS::Serverless::StateMachine", "Name"): name,

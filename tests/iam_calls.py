@@ -13,12 +13,16 @@ that each row is allowed, and that action, ARN and keys are real. A run lock's c
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tests.deployed import ACCOUNT, PARTITION, REGION, Deployment, Stack, filled_definition
 from tests.iam_evaluator import ContextValue
 
 WAREHOUSE_MODES = ("serverless", "provisioned", "existing")
+COMPUTE_MODES = ("cluster", "serverless")
+# The deployments the table is evaluated for: each warehouse mode with the default compute, and the car-rental
+# pipeline's serverless compute once.
+DEPLOYMENTS = [*((mode, "cluster") for mode in WAREHOUSE_MODES), ("serverless", "serverless")]
 # Test values for what a run names: a batch, the execution the gate starts, a cluster, a load date.
 BATCH = "2024-06-01"
 EXECUTION = f"{BATCH}-0123456789abcdef"
@@ -39,6 +43,7 @@ class Call:
     api: str | None = None  # the boto3 method (`s3.head_object`) that makes it
     managed: str | None = None  # the AWS managed policy that grants it: not evaluated offline
     warehouse_modes: tuple[str, ...] = WAREHOUSE_MODES  # the WarehouseMode values under which the call happens
+    compute_modes: tuple[str, ...] = COMPUTE_MODES  # the car-rental ComputeMode values under which it happens
 
     @property
     def service_principal(self) -> bool:
@@ -152,6 +157,53 @@ def _report_function(d: Deployment) -> list[Call]:
         *_encrypted_publish(
             role, car.parameters["WarningTopic"], car.parameters["PipelineKey"], "warnings", api="sns.publish"
         ),
+        # What the run cost and where its time went (rental_analytics/car_rental/costs.py).
+        *[
+            Call(
+                role,
+                f"elasticmapreduce:{action}",
+                f"arn:{PARTITION}:elasticmapreduce:{REGION}:{ACCOUNT}:cluster/{CLUSTER_ID}",
+                _tag_context(cluster_tags(d), "ResourceTag"),
+                by="the cluster's timeline and instance-hours",
+                api=api,
+                compute_modes=("cluster",),
+            )
+            for action, api in (
+                ("DescribeCluster", "emr.describe_cluster"),
+                ("ListInstances", "emr.get_paginator:list_instances"),
+            )
+        ],
+        Call(
+            role,
+            "emr-serverless:ListJobRuns",
+            f"arn:{PARTITION}:emr-serverless:{REGION}:{ACCOUNT}:/applications/{car.ref('SparkApplication')}",
+            by="the job run named after the execution",
+            api="emrserverless.get_paginator:list_job_runs",
+            compute_modes=("serverless",),
+        ),
+        Call(
+            role,
+            "emr-serverless:GetJobRun",
+            f"arn:{PARTITION}:emr-serverless:{REGION}:{ACCOUNT}:/applications/{car.ref('SparkApplication')}"
+            + "/jobruns/00fabcdefghijk1m",
+            by="the job run's billed resources",
+            api="emrserverless.get_job_run",
+            compute_modes=("serverless",),
+        ),
+        Call(
+            role,
+            "glue:ListCrawls",
+            f"arn:{PARTITION}:glue:{REGION}:{ACCOUNT}:crawler/{car.ref('Crawler')}",
+            by="the crawls' DPU-hours",
+            api="glue.list_crawls",
+        ),
+        Call(
+            role,
+            "states:GetExecutionHistory",
+            f"arn:{PARTITION}:states:{REGION}:{ACCOUNT}:execution:{car.ref('CarRentalStateMachine').rsplit(':', 1)[-1]}:{EXECUTION}",
+            by="the stage times of the run",
+            api="stepfunctions.get_paginator:get_execution_history",
+        ),
     ]
 
 
@@ -198,7 +250,7 @@ def _car_rental_workflow(d: Deployment) -> list[Call]:
     bucket, artifacts = car.arn("DataBucket"), f"arn:{PARTITION}:s3:::{car.parameters['ArtifactsBucket']}"
     results = _object(artifacts, "athena-results/0123-abcd.csv")
     create, step, query = "Create the cluster", "Run the Spark job", "Run the query"
-    calls = [
+    cluster_calls = [
         Call(role, "elasticmapreduce:RunJobFlow", "*", _tag_context(tags, "RequestTag"), state=create),
         _pass_role(role, car.arn("EmrServiceRole"), "elasticmapreduce", "RunJobFlow's ServiceRole", create),
         # emr-managed-policy-fullaccess-v2: the role of the instance profile is passed to EC2.
@@ -230,6 +282,27 @@ def _car_rental_workflow(d: Deployment) -> list[Call]:
             )
             for a in ("TerminateJobFlows", "DescribeCluster")
         ],
+    ]
+    application = f"arn:{PARTITION}:emr-serverless:{REGION}:{ACCOUNT}:/applications/{car.ref('SparkApplication')}"
+    serverless, job_run = "Run the Spark job on EMR Serverless", f"{application}/jobruns/00fabcdefghijk1m"
+    serverless_calls = [
+        Call(role, "emr-serverless:StartJobRun", application, state=serverless),
+        *[Call(role, f"emr-serverless:{a}", job_run, state=serverless) for a in ("GetJobRun", "CancelJobRun")],
+        _pass_role(role, car.arn("EmrInstanceRole"), "emr-serverless", "StartJobRun's ExecutionRoleArn", serverless),
+        *[
+            Call(
+                role,
+                f"events:{a}",
+                f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:rule/StepFunctionsGetEventsForEMRServerlessJobRule",
+                by="the rule Step Functions keeps for the .sync wait",
+                state=serverless,
+            )
+            for a in ("PutTargets", "PutRule", "DescribeRule")
+        ],
+    ]
+    calls = [
+        *[replace(c, compute_modes=("cluster",)) for c in cluster_calls],
+        *[replace(c, compute_modes=("serverless",)) for c in serverless_calls],
         # The run lock: one item of the stack's table, keyed by the data bucket's name.
         *[
             Call(

@@ -66,6 +66,18 @@ _EMR_TERMINATE = frozenset({"elasticmapreduce:TerminateJobFlows", "elasticmapred
 # https://docs.aws.amazon.com/step-functions/latest/dg/connect-glue.html ("IAM policies for calling AWS Glue").
 _GLUE_START = frozenset({"glue:StartJobRun"})
 
+# https://docs.aws.amazon.com/step-functions/latest/dg/emr-serverless-iam.html: the job run is started, then
+# watched (and cancelled should the task be stopped) through a rule Step Functions manages, with the job's role
+# passed to EMR Serverless.
+_SERVERLESS_START = frozenset({"emr-serverless:StartJobRun", "iam:PassRole"})
+_SERVERLESS_SYNC = _SERVERLESS_START | {
+    "emr-serverless:GetJobRun",
+    "emr-serverless:CancelJobRun",
+    "events:PutTargets",
+    "events:PutRule",
+    "events:DescribeRule",
+}
+
 # Resource (with its pattern suffix; .waitForTaskToken needs what the request-response form needs) → actions.
 # SNS: https://docs.aws.amazon.com/step-functions/latest/dg/sns-iam.html; Lambda:
 # https://docs.aws.amazon.com/step-functions/latest/dg/lambda-iam.html.
@@ -89,6 +101,8 @@ INTEGRATION_ACTIONS: dict[str, frozenset[str]] = {
     "arn:aws:states:::glue:startJobRun": _GLUE_START,
     "arn:aws:states:::glue:startJobRun.sync": _GLUE_START
     | {"glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"},
+    "arn:aws:states:::emr-serverless:startJobRun": _SERVERLESS_START,
+    "arn:aws:states:::emr-serverless:startJobRun.sync": _SERVERLESS_SYNC,
     "arn:aws:states:::sns:publish": frozenset({"sns:Publish"}),
     "arn:aws:states:::lambda:invoke": frozenset({"lambda:InvokeFunction"}),
     # https://docs.aws.amazon.com/step-functions/latest/dg/dynamo-iam.html: each item API needs its own action.

@@ -26,7 +26,7 @@ from policy_sentry.querying.actions import get_action_data
 
 from tests.asl_service_models import task_states
 from tests.deployed import ACCOUNT, REGION, Deployment, deployment, filled_definition, resource_policy, role
-from tests.iam_calls import WAREHOUSE_MODES, Call, calls
+from tests.iam_calls import DEPLOYMENTS, Call, calls
 from tests.iam_evaluator import Decision, Request, Verdict, evaluate
 from tests.repo import ROOT
 from tests.step_functions_iam import NOT_NEEDED_FOR_READ_ONLY_QUERIES, task_actions
@@ -62,9 +62,9 @@ def verdict(call: Call, d: Deployment) -> Verdict:
     return evaluate(request_for(call, d), documents, policy, key_policy=is_key)
 
 
-def _rows(mode: str) -> list[Call]:
-    d = deployment(mode)
-    return [c for c in calls(d) if mode in c.warehouse_modes]
+def _rows(mode: str, compute: str = "cluster") -> list[Call]:
+    d = deployment(mode, ComputeMode=compute)
+    return [c for c in calls(d) if mode in c.warehouse_modes and compute in c.compute_modes]
 
 
 def _describe(call: Call) -> str:
@@ -72,21 +72,21 @@ def _describe(call: Call) -> str:
     return f"{call.role} {call.action} {call.resource} {dict(call.context)} ({where})"
 
 
-@pytest.mark.parametrize("mode", WAREHOUSE_MODES)
-def test_every_call_each_role_makes_is_allowed(mode: str) -> None:
-    d = deployment(mode)
+@pytest.mark.parametrize(("mode", "compute"), DEPLOYMENTS)
+def test_every_call_each_role_makes_is_allowed(mode: str, compute: str) -> None:
+    d = deployment(mode, ComputeMode=compute)
     refused = [
         f"{_describe(c)}: {v.decision.value} {v.by}"
-        for c in _rows(mode)
+        for c in _rows(mode, compute)
         if c.managed is None and not (v := verdict(c, d)).allowed
     ]
     assert refused == []
 
 
-@pytest.mark.parametrize("mode", WAREHOUSE_MODES)
-def test_a_call_left_to_a_managed_policy_is_made_by_a_role_that_attaches_it(mode: str) -> None:
-    d = deployment(mode)
-    for call in (c for c in _rows(mode) if c.managed):
+@pytest.mark.parametrize(("mode", "compute"), DEPLOYMENTS)
+def test_a_call_left_to_a_managed_policy_is_made_by_a_role_that_attaches_it(mode: str, compute: str) -> None:
+    d = deployment(mode, ComputeMode=compute)
+    for call in (c for c in _rows(mode, compute) if c.managed):
         assert call.managed in role(d, call.role).managed, _describe(call)
 
 
@@ -100,10 +100,12 @@ def _stack(d: Deployment, name: str):  # type: ignore[no-untyped-def]
     return stack
 
 
-@pytest.mark.parametrize("mode", WAREHOUSE_MODES)
+@pytest.mark.parametrize(("mode", "compute"), DEPLOYMENTS)
 @pytest.mark.parametrize("stack_name", WORKFLOWS)
-def test_every_task_of_each_workflow_has_the_rows_of_what_its_integration_needs(stack_name: str, mode: str) -> None:
-    d = deployment(mode)
+def test_every_task_of_each_workflow_has_the_rows_of_what_its_integration_needs(
+    stack_name: str, mode: str, compute: str
+) -> None:
+    d = deployment(mode, ComputeMode=compute)
     machine = WORKFLOWS[stack_name]
     who = f"{stack_name}/{machine}"
     rows = [c for c in calls(d) if c.role == who]  # a Task a mode skips still has its rows
@@ -125,7 +127,7 @@ HANDLER_CODE = {
     "CarRental/PublishReportFunction": ("rental_analytics/car_rental/publish.py",),
     "rental-analytics/ShipCodeFunction": ("rental_analytics/platform/ship.py",),
 }
-_CLIENTS = {"s3", "sns", "stepfunctions", "secretsmanager", "cloudwatch", "sqs"}
+_CLIENTS = {"s3", "sns", "stepfunctions", "secretsmanager", "cloudwatch", "sqs", "emr", "glue", "emrserverless"}
 # Helpers of rental_analytics/platform/aws.py that make a call for their caller.
 _HELPERS = {"read_text": "s3.get_object"}
 
@@ -156,7 +158,7 @@ def boto3_calls(path: str) -> set[str]:
 def test_every_boto3_call_of_a_handler_has_its_rows(who: str) -> None:
     made = set().union(*(boto3_calls(path) for path in HANDLER_CODE[who]))
     assert made, "the scan found no calls: has the code moved?"
-    listed = {c.api for c in _rows("serverless") if c.role == who}
+    listed = {c.api for compute in ("cluster", "serverless") for c in _rows("serverless", compute) if c.role == who}
     assert made - listed == set()
 
 
@@ -207,9 +209,9 @@ def problems_with(call: Call) -> list[str]:
     return [f"{call.action} on {call.resource} has no condition key {k}" for k in unknown]
 
 
-@pytest.mark.parametrize("mode", WAREHOUSE_MODES)
-def test_every_row_names_a_real_action_resource_type_and_condition_keys(mode: str) -> None:
-    found = {problem for call in _rows(mode) for problem in problems_with(call)}
+@pytest.mark.parametrize(("mode", "compute"), DEPLOYMENTS)
+def test_every_row_names_a_real_action_resource_type_and_condition_keys(mode: str, compute: str) -> None:
+    found = {problem for call in _rows(mode, compute) for problem in problems_with(call)}
     assert found == set()
 
 
@@ -230,7 +232,9 @@ def _role_documents(d: Deployment) -> Iterator[tuple[str, dict]]:  # type: ignor
     whos = {
         c.role
         for c in calls(d)
-        if not c.service_principal and d.apartments.parameters["WarehouseMode"] in c.warehouse_modes
+        if not c.service_principal
+        and d.apartments.parameters["WarehouseMode"] in c.warehouse_modes
+        and d.car_rental.parameters["ComputeMode"] in c.compute_modes
     }
     for who in sorted(whos):
         for document in role(d, who).documents:
@@ -249,10 +253,10 @@ _WRONG_FINDINGS = (
 )
 
 
-@pytest.mark.parametrize("mode", WAREHOUSE_MODES)
-def test_parliament_finds_nothing_wrong_in_any_resolved_role_policy(mode: str) -> None:
+@pytest.mark.parametrize(("mode", "compute"), DEPLOYMENTS)
+def test_parliament_finds_nothing_wrong_in_any_resolved_role_policy(mode: str, compute: str) -> None:
     findings = []
-    for who, document in _role_documents(deployment(mode)):
+    for who, document in _role_documents(deployment(mode, ComputeMode=compute)):
         for finding in analyze_policy_string(json.dumps(document)).findings:
             if not str(finding.detail).startswith(_WRONG_FINDINGS):
                 findings.append(f"{who}: {finding.issue} {finding.detail}")
@@ -426,7 +430,12 @@ def test_the_data_bucket_refuses_plain_http_even_to_a_role_allowed_the_object() 
 
 
 def _refused(d: Deployment, role_name: str, action: str, resource_part: str = "") -> list[str]:
-    rows = [c for c in calls(d) if c.role == role_name and c.action == action and resource_part in c.resource]
+    compute = d.car_rental.parameters["ComputeMode"]
+    rows = [
+        c
+        for c in calls(d)
+        if c.role == role_name and c.action == action and resource_part in c.resource and compute in c.compute_modes
+    ]
     assert rows, f"no row for {role_name} {action} {resource_part}"
     return [_describe(c) for c in rows if not verdict(c, d).allowed]
 
@@ -435,6 +444,23 @@ def test_run_job_flow_may_pass_each_cluster_role_to_the_service_that_takes_it() 
     d = deployment()
     assert _refused(d, "CarRental/CarRentalStateMachine", "iam:PassRole", "EmrServiceRole") == []
     assert _refused(d, "CarRental/CarRentalStateMachine", "iam:PassRole", "EmrInstanceRole") == []
+
+
+def test_each_compute_mode_grants_the_workflow_only_its_own_compute() -> None:
+    cluster, serverless = deployment(), deployment(ComputeMode="serverless")
+    start_job = next(c for c in calls(serverless) if c.action == "emr-serverless:StartJobRun")
+    run_job_flow = next(c for c in calls(cluster) if c.action == "elasticmapreduce:RunJobFlow")
+    assert verdict(start_job, serverless).allowed and not verdict(start_job, cluster).allowed
+    assert verdict(run_job_flow, cluster).allowed and not verdict(run_job_flow, serverless).allowed
+    # The job's role: EC2 may assume it for a cluster's nodes, EMR Serverless for a job run, never both.
+    trusted = {
+        mode: [
+            s["Principal"]["Service"]
+            for s in d.car_rental.properties("EmrInstanceRole")["AssumeRolePolicyDocument"]["Statement"]
+        ]
+        for mode, d in (("cluster", cluster), ("serverless", serverless))
+    }
+    assert trusted == {"cluster": ["ec2.amazonaws.com"], "serverless": ["emr-serverless.amazonaws.com"]}
 
 
 def test_the_single_pass_role_statement_of_old_refused_the_instance_profile() -> None:
@@ -449,7 +475,11 @@ def test_the_single_pass_role_statement_of_old_refused_the_instance_profile() ->
             }
         ]
     }
-    [instance] = [c for c in calls(d) if c.action == "iam:PassRole" and c.state and "EmrInstanceRole" in c.resource]
+    [instance] = [
+        c
+        for c in calls(d)
+        if c.action == "iam:PassRole" and c.state and "EmrInstanceRole" in c.resource and "cluster" in c.compute_modes
+    ]
     assert evaluate(request_for(instance, d), [old]).decision is Decision.IMPLICITLY_DENIED
 
 

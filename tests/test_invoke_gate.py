@@ -81,10 +81,16 @@ def test_invoke_gate_uploads_the_sample_fills_the_event_and_invokes_the_gate(tmp
     assert event["object"]["key"] == "raw/2024-06-01/users.csv"
     assert (event["object"]["versionId"], event["object"]["eTag"]) == ("v-42", "abc123")
     gate_env = json.loads((kept / "env.json").read_text())["ValidateUploadFunction"]
+    sizing = {
+        k: v
+        for k, v in json.loads((ROOT / "events" / "env.json").read_text())["ValidateUploadFunction"].items()
+        if k.startswith("CORE_")
+    }
     assert gate_env == {
         "DATA_BUCKET": "data-dev",
         "STATE_MACHINE_ARN": "arn:sm:dev",
         "ALERT_TOPIC_ARN": "arn:topic:dev",
+        **sizing,  # the sizing rule's settings, as events/env.json gives them
     }
     assert "s3://data-dev/raw/2024-06-01/users.csv version v-42" in done.stdout
 

@@ -11,6 +11,7 @@ import pytest
 from aws_lambda_powertools.utilities.parser.models import S3Model
 
 from rental_analytics.car_rental.gate.ids import MAX_HASHED_ROWS
+from rental_analytics.car_rental.sizing import ClusterSizing
 from tests.repo import ROOT
 from tests.templates import ALL, APARTMENTS, CAR_RENTAL, ROOT_STACK, Template
 
@@ -164,11 +165,15 @@ def test_the_cluster_defaults_are_as_documented():
     params = CAR_RENTAL.parameters
     defaults = {name: params[name]["Default"] for name in params if "Default" in params[name]}
     assert defaults["EmrReleaseLabel"] == "emr-7.7.0"
-    assert (defaults["MasterInstanceType"], defaults["CoreInstanceType"], defaults["CoreInstanceCount"]) == (
-        "m5.xlarge",
-        "r5.2xlarge",
-        2,
+    assert defaults["MasterInstanceType"] == "m5.xlarge"
+    assert defaults["CoreInstanceTypes"] == "r6g.2xlarge,r7g.2xlarge,r5.2xlarge,r6i.2xlarge"
+    sizing = ClusterSizing()
+    assert (defaults["CoreBytesPerUnit"], defaults["CoreMinUnits"], defaults["CoreMaxUnits"]) == (
+        sizing.bytes_per_unit,
+        sizing.min_units,
+        sizing.max_units,
     )
+    assert defaults["CoreOnDemandUnits"] == sizing.on_demand_units
     assert (defaults["SparkShufflePartitions"], defaults["SparkMemoryFraction"], defaults["SparkExecutorMemory"]) == (
         "200",
         "0.8",
@@ -556,3 +561,14 @@ def test_glue_crawlers_take_no_log_group_so_the_stack_cannot_own_theirs():
     members = glue.operation_model("CreateCrawler").input_shape.members
     assert not [m for m in members if "Log" in re.findall(r"[A-Z][a-z]*", m)]
     assert "LogGroup" in glue.shape_for("CrawlerHistory").members  # where a crawl's logs went, read-only
+
+
+def test_serverless_mode_runs_the_clusters_release_on_an_application_that_starts_and_stops_itself():
+    application = CAR_RENTAL.resources["SparkApplication"]
+    assert application["Condition"] == "ServerlessMode" and application["Properties"]["Type"] == "SPARK"
+    props = application["Properties"]
+    assert props["ReleaseLabel"] == {"Ref": "EmrReleaseLabel"}
+    assert props["AutoStartConfiguration"] == {"Enabled": True}
+    assert props["AutoStopConfiguration"]["Enabled"] is True
+    assert CAR_RENTAL.parameters["ComputeMode"]["Default"] == "cluster"
+    assert ROOT_STACK.resources["CarRental"]["Properties"]["Parameters"]["ComputeMode"] == {"Ref": "ComputeMode"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import os
@@ -11,9 +12,30 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from rental_analytics.car_rental.contract import BATCH_ID_PATTERN, INSIGHT_QUERIES, MANIFEST_NAME
+from rental_analytics.car_rental.costs import (
+    COMPUTE_MODES,
+    CostItem,
+    PriceTable,
+    athena_items,
+    cluster_items,
+    cost_summary,
+    crawler_items,
+    serverless_items,
+    stage_times,
+)
 from rental_analytics.car_rental.insights import neutralised_csv
-from rental_analytics.car_rental.report import build_summary, history_trend, render_html, summary_lines
+from rental_analytics.car_rental.report import (
+    Failure,
+    build_summary,
+    failed_outcome,
+    history_trend,
+    notification_lines,
+    run_totals,
+    safe_html,
+)
 from rental_analytics.platform.aws import AwsClients, read_text
 from rental_analytics.platform.config import ConfigError, require_env
 from rental_analytics.platform.html_report import DEFAULT_CURRENCY
@@ -30,46 +52,38 @@ class ReportSettings:
     warning_topic_arn: str
     rule: UnusualDataRule = field(default_factory=UnusualDataRule)
     currency: str = DEFAULT_CURRENCY
+    # What the run used and what that cost: the compute mode, the crawler whose crawls it reads, the prices.
+    compute_mode: str = "cluster"
+    crawler_name: str | None = None
+    prices: PriceTable | None = None
+    serverless_application_id: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ReportSettings:
         """Read DATA_BUCKET and WARNING_TOPIC_ARN; UNUSUAL_DATA_K and UNUSUAL_DATA_WINDOW tune the rule.
 
-        REPORT_CURRENCY (an ISO code, default USD) names the currency the report prints amounts in.
+        REPORT_CURRENCY (an ISO code, default USD) names the currency the report prints amounts in. COMPUTE_MODE
+        (cluster or serverless), SERVERLESS_APPLICATION_ID, CRAWLER_NAME and the price table
+        (`PriceTable.from_env`) price the run.
         """
         bucket, topic = require_env(environ, "DATA_BUCKET", "WARNING_TOPIC_ARN")
         rule = UnusualDataRule(
             window=int(environ.get("UNUSUAL_DATA_WINDOW", UnusualDataRule.window)),
             k=float(environ.get("UNUSUAL_DATA_K", UnusualDataRule.k)),
         )
-        return cls(bucket, topic, rule, environ.get("REPORT_CURRENCY", DEFAULT_CURRENCY))
-
-
-# A Step Functions error cause can be 32 KiB; the report and the notification keep its start.
-MAX_CAUSE_CHARS = 2000
-
-
-@dataclass(frozen=True)
-class Failure:
-    """Where a failed run stopped, as the workflow notes it: the state, the error's name and its cause."""
-
-    state: str
-    error: str
-    cause: str
-
-    @classmethod
-    def from_event(cls, failure: Mapping[str, Any]) -> Failure:
-        """From the workflow's `failure` object; control characters in the cause become spaces."""
-        cause = " ".join(str(failure.get("cause") or "").split())
-        if len(cause) > MAX_CAUSE_CHARS:
-            cause = cause[:MAX_CAUSE_CHARS] + " ..."
+        mode = environ.get("COMPUTE_MODE", "cluster")
+        if mode not in COMPUTE_MODES:
+            raise ConfigError(f"COMPUTE_MODE must be one of {', '.join(COMPUTE_MODES)}, not {mode!r}")
         return cls(
-            " ".join(str(failure.get("state", "")).split()), " ".join(str(failure.get("error", "")).split()), cause
+            bucket,
+            topic,
+            rule,
+            environ.get("REPORT_CURRENCY", DEFAULT_CURRENCY),
+            mode,
+            environ.get("CRAWLER_NAME") or None,
+            PriceTable.from_env(environ),
+            environ.get("SERVERLESS_APPLICATION_ID") or None,
         )
-
-    def describe(self) -> str:
-        """One sentence for the report and the notification."""
-        return f"the run failed in the state '{self.state}': {self.error}: {self.cause}".rstrip(": ")
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,11 @@ class ReportRequest:
     results: dict[str, str]  # query name -> s3:// URI of Athena's CSV; empty for a failed run
     input_path: str | None = None  # the folder the job read; the gate's manifest there names the files it judged
     failure: Failure | None = None
+    # What the run's time and cost are read from: its execution, its cluster or job run, each query's statistics.
+    execution_arn: str | None = None
+    cluster_id: str | None = None
+    job_run: dict[str, str] | None = None  # {"application_id", "job_run_id"}
+    query_statistics: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> ReportRequest:
@@ -100,12 +119,25 @@ class ReportRequest:
         input_path = event.get("input_path")
         if input_path is not None and not str(input_path).startswith("s3://"):
             raise ConfigError(f"input_path {input_path!r} must be an s3:// folder")
+        job_run = event.get("job_run")
         return cls(
             batch_id,
             results,
             None if input_path is None else str(input_path),
             None if failure is None else Failure.from_event(failure),
+            _optional_text(event.get("execution_arn")),
+            _optional_text((event.get("cluster") or {}).get("ClusterId")),
+            {k: str(v) for k, v in job_run.items()} if isinstance(job_run, Mapping) else None,
+            {
+                str(item["name"]): dict(item["statistics"])
+                for item in event.get("insights", [])
+                if isinstance(item.get("statistics"), Mapping)
+            },
         )
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
 
 
 def _split(uri: str) -> tuple[str, str]:
@@ -141,14 +173,83 @@ def _gate_verdicts(aws: AwsClients, input_path: str | None) -> list[dict[str, An
     return [file["verdict"] for _, file in sorted(manifest.get("files", {}).items()) if "verdict" in file]
 
 
-def _failed_outcome(outcome: Mapping[str, Any], failure: Failure) -> dict[str, Any]:
-    """The job's outcome, if the Spark step wrote one, marked failed and saying where the run stopped."""
-    said = str(outcome.get("message") or "")
-    if outcome.get("succeeded"):
-        said = f"the Spark job succeeded ({said}), but {failure.describe()}" if said else failure.describe()
-    elif not said or failure.state != "Run the Spark job":
-        said = "; ".join(part for part in (said, failure.describe()) if part)
-    return {**outcome, "succeeded": False, "message": said}
+# The AWS errors a lookup of the run's usage can meet: the report is written without that item, saying so.
+_LOOKUP_ERRORS = (ClientError, BotoCoreError, KeyError)
+
+
+def _crawls(glue: Any, crawler: str) -> list[dict[str, Any]]:
+    """Every crawl ListCrawls keeps of the crawler (boto3 has no paginator for it)."""
+    crawls: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"CrawlerName": crawler}
+    while True:
+        page = glue.list_crawls(**kwargs)
+        crawls += page.get("Crawls", [])
+        if not page.get("NextToken"):
+            return crawls
+        kwargs["NextToken"] = page["NextToken"]
+
+
+def _job_run_of(
+    aws: AwsClients, application_id: str, execution_arn: str, started: dt.datetime | None
+) -> dict[str, Any] | None:
+    """The job run the execution started: the workflow names it after the execution (None if it never started)."""
+    name = execution_arn.rsplit(":", 1)[-1]
+    since = {"createdAtAfter": started} if started else {}
+    pages = aws.emrserverless.get_paginator("list_job_runs").paginate(applicationId=application_id, **since)
+    for page in pages:
+        for run in page["jobRuns"]:
+            if run.get("name") == name:
+                return dict(aws.emrserverless.get_job_run(applicationId=application_id, jobRunId=run["id"]))
+    return None
+
+
+def _history_events(aws: AwsClients, execution_arn: str) -> list[dict[str, Any]]:
+    pages = aws.stepfunctions.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
+    return [event for page in pages for event in page["events"]]
+
+
+def run_usage(request: ReportRequest, settings: ReportSettings, aws: AwsClients, now: dt.datetime) -> dict[str, Any]:
+    """The run's time per stage and its cost, read from the responses AWS keeps of it.
+
+    What cannot be read is named in `cost.unknown`: it never fails the report.
+    """
+    prices, unknown = settings.prices, []
+    items: list[CostItem] = []
+    ready: dt.datetime | None = None
+    events: list[dict[str, Any]] = []
+    if request.execution_arn:
+        try:
+            events = _history_events(aws, request.execution_arn)
+        except _LOOKUP_ERRORS as error:
+            unknown.append(f"the stage times: {error}")
+    started = next((e["timestamp"] for e in events if e.get("type") == "ExecutionStarted"), None)
+    try:
+        if settings.compute_mode == "cluster" and request.cluster_id:
+            described = aws.emr.describe_cluster(ClusterId=request.cluster_id)
+            ready = described["Cluster"]["Status"]["Timeline"].get("ReadyDateTime")
+            pages = aws.emr.get_paginator("list_instances").paginate(ClusterId=request.cluster_id)
+            instances = [instance for page in pages for instance in page["Instances"]]
+            items += cluster_items(described, instances, prices)
+        elif settings.compute_mode == "serverless" and settings.serverless_application_id and request.execution_arn:
+            job_run = _job_run_of(aws, settings.serverless_application_id, request.execution_arn, started)
+            if job_run is not None:
+                ready = job_run["jobRun"].get("startedAt")
+                items += serverless_items(job_run, prices)
+    except _LOOKUP_ERRORS as error:
+        unknown.append(f"the {settings.compute_mode}'s usage: {error}")
+    entered = {e.get("stateEnteredEventDetails", {}).get("name") for e in events}
+    if settings.crawler_name and "Start the crawler" in entered:
+        try:
+            items += crawler_items({"Crawls": _crawls(aws.glue, settings.crawler_name)}, started, prices)
+        except _LOOKUP_ERRORS as error:
+            unknown.append(f"the crawler's DPU-hours: {error}")
+    queries = [{"name": name, "statistics": stats} for name, stats in sorted(request.query_statistics.items())]
+    items += athena_items(queries, prices)
+    return {
+        "mode": settings.compute_mode,
+        "stages": stage_times(events, settings.compute_mode, now, ready) if events else [],
+        "cost": cost_summary(items, prices, unknown),
+    }
 
 
 def publish_report(request: ReportRequest, settings: ReportSettings, aws: AwsClients) -> dict[str, Any]:
@@ -159,10 +260,11 @@ def publish_report(request: ReportRequest, settings: ReportSettings, aws: AwsCli
     """
     bucket, prefix = settings.data_bucket, f"reports/{request.batch_id}"
     outcome = json.loads(read_text(aws.s3, bucket, f"{prefix}/job_outcome.json") or "{}")
+    usage = run_usage(request, settings, aws, dt.datetime.now(dt.timezone.utc))
     if request.failure is not None:
-        failed = _failed_outcome(outcome, request.failure)
+        failed = failed_outcome(outcome, request.failure)
         summary = build_summary(
-            request.batch_id, failed, {}, _gate_verdicts(aws, request.input_path), None, settings.currency
+            request.batch_id, failed, {}, _gate_verdicts(aws, request.input_path), None, settings.currency, run=usage
         )
         summary["failed_state"] = request.failure.state
         return _written(aws, bucket, prefix, summary, [])
@@ -184,12 +286,18 @@ def publish_report(request: ReportRequest, settings: ReportSettings, aws: AwsCli
     ]  # a re-run is not its own history
     today = _row_counts(outcome)
     warnings = [f.describe() for f in check_all([run["counts"] for run in earlier], today, settings.rule)]
-    trend = history_trend(earlier, request.batch_id, today, warnings, settings.rule)
+    trend = history_trend(earlier, request.batch_id, today, warnings, settings.rule, usage)
     summary = build_summary(
-        request.batch_id, outcome, insights, _gate_verdicts(aws, request.input_path), trend, settings.currency
+        request.batch_id,
+        outcome,
+        insights,
+        _gate_verdicts(aws, request.input_path),
+        trend,
+        settings.currency,
+        run=usage,
     )
     report = _written(aws, bucket, prefix, summary, warnings)
-    _record_and_warn(aws, settings, request.batch_id, earlier, today, warnings)
+    _record_and_warn(aws, settings, request.batch_id, earlier, today, warnings, run_totals(usage))
     return report
 
 
@@ -206,10 +314,10 @@ def _written(
     aws.s3.put_object(
         Bucket=bucket,
         Key=f"{prefix}/report.html",
-        Body=render_html(summary).encode(),
+        Body=safe_html(summary).encode(),
         ContentType="text/html; charset=utf-8",
     )
-    lines = [*summary_lines(summary), f"Report: s3://{bucket}/{prefix}/report.html"]
+    lines = [*notification_lines(summary), f"Report: s3://{bucket}/{prefix}/report.html"]
     rejected = sum(summary["transactions"]["rejected_by_reason"].values())
     return {
         "subject": f"Rental analytics: batch {summary['batch_id']} {summary['status']}"[:100],
@@ -239,12 +347,13 @@ def _record_and_warn(
     earlier: list[dict[str, Any]],
     today: dict[str, float],
     warnings: list[str],
+    totals: Mapping[str, float | None],
 ) -> None:
-    """Record this batch's row counts in the history, and warn when they stand out from the earlier ones."""
+    """Record this batch's row counts, cost and time in the history; warn when the counts stand out."""
     aws.s3.put_object(
         Bucket=settings.data_bucket,
         Key=HISTORY_KEY,
-        Body=json.dumps([*earlier, {"batch_id": batch_id, "counts": today}]).encode(),
+        Body=json.dumps([*earlier, {"batch_id": batch_id, "counts": today, **totals}]).encode(),
         ContentType="application/json",
     )
     if not warnings:

@@ -15,6 +15,10 @@ from rental_analytics.car_rental.contract import JAVA_TRIMMED_CHARS, Dataset
 
 # Spark's CSV reader skips a line that Java's String.trim leaves empty.
 _BLANK_LINE = rf"^{JAVA_TRIMMED_CHARS}*$"
+# Catalyst's cost grows with a relation's width, in every plan built on it: a batch whose files carried 5,000
+# ignored columns took 97 s instead of 22 s, one of 10,000 did not finish in 600 s (docs/benchmarks.md). A file
+# read as wider than this is read once, its contract columns written to the run's scratch and read from there.
+WIDE_FIELDS = 64
 
 
 class BatchInputError(Exception):
@@ -41,6 +45,7 @@ class FileFacts:
     multiline: bool = True  # a quoted field holds a line break, or a line is white: read whole, by one task
     quotes: bool = True  # without a single quote, the file is plain lines that the job splits at each comma
     unique_ids: bool = False  # every row has an id and no two rows the same: no rows need comparing
+    line_end: str = ""  # the records' line end, "\n" or "\r\n" (the gate refuses a file that mixes them)
 
     @classmethod
     def from_verdict(cls, verdict: Mapping[str, Any]) -> FileFacts:
@@ -54,11 +59,17 @@ class FileFacts:
             multiline=bool(verdict.get("multiline_fields", True)),
             quotes=bool(verdict.get("quotes", True)),
             unique_ids=bool(verdict.get("unique_ids", False)),
+            line_end=str(verdict.get("line_end", "")),
         )
 
 
 def read_dataset(
-    spark: SparkSession, input_dir: str, dataset: Dataset, present: set[str], facts: FileFacts | None = None
+    spark: SparkSession,
+    input_dir: str,
+    dataset: Dataset,
+    present: set[str],
+    facts: FileFacts | None = None,
+    scratch: str | None = None,
 ) -> DataFrame:
     """Read one dataset of the batch as strings under the contract's column names.
 
@@ -66,7 +77,10 @@ def read_dataset(
     task on one core; a file with no line break inside a quoted field (and no line of only white space) is
     read line by line, in splits, and one with no quote at all is split at its commas without a CSV parser,
     which costs a fraction of one.
-    With the file's layout known, Spark is given the schema and skips the job that would read the header.
+    With the file's layout known, Spark is given the schema and skips the job that would read the header; the
+    schema ends at the last contract column, so ignored columns after it are never made columns at all. A file
+    still wider than WIDE_FIELDS is narrowed to the contract's columns in `scratch` (a folder the run owns) by
+    one pass, when a scratch folder is given.
     """
     names = [name for name in dataset.file_names if name in present]
     if not names:
@@ -77,17 +91,30 @@ def read_dataset(
         return _plain_lines(spark, path, dataset, layout)
     reader = spark.read
     if layout is not None:
-        reader = reader.schema(StructType([StructField(f"_c{i}", StringType()) for i in range(layout.fields)]))
+        # Spark's parser keeps the fields of a row that fit the schema and drops the others.
+        reader = reader.schema(StructType([StructField(f"_c{i}", StringType()) for i in range(_used(layout))]))
     raw = reader.csv(
         path,
         header=True,  # with a schema given, the header line is skipped and not compared
         inferSchema=False,
         multiLine=True if facts is None else facts.multiline,  # RFC 4180 allows line breaks in quoted fields
+        # Left to itself the multi-line reader takes the first line end it meets, in a quoted header name too, for
+        # every record's, and keeps a CR at the end of CRLF records' last values. The line-by-line readers take both.
+        lineSep=facts.line_end if facts is not None and facts.multiline and facts.line_end else None,
         escape='"',  # RFC 4180 doubles a quote inside a quoted field
         encoding="UTF-8",
         mode="PERMISSIVE",
     )
-    return rules.canonical_columns(raw, dataset, layout.positions if layout is not None else None)
+    frame = rules.canonical_columns(raw, dataset, layout.positions if layout is not None else None)
+    if scratch is None or len(raw.columns) <= WIDE_FIELDS:
+        return frame
+    frame.write.mode("overwrite").parquet(scratch)
+    return spark.read.schema(frame.schema).parquet(scratch)
+
+
+def _used(layout: FileLayout) -> int:
+    """How many of a row's fields hold every contract column: the ones after the last are never read."""
+    return max(layout.positions.values()) + 1
 
 
 def _plain_lines(spark: SparkSession, path: str, dataset: Dataset, layout: FileLayout) -> DataFrame:
@@ -102,7 +129,8 @@ def _plain_lines(spark: SparkSession, path: str, dataset: Dataset, layout: FileL
     header = (F.input_file_block_start() == 0) & ((F.monotonically_increasing_id() % (1 << 33)) == 0)
     # A line with a comma is not blank; the pattern runs on the others alone.
     blank = ~F.col("value").contains(",") & F.col("value").rlike(_BLANK_LINE)
-    fields = F.split(F.col("value"), ",")
+    # A line is split no further than its last contract column; the rest stays one string, never looked at.
+    fields = F.split(F.col("value"), ",", _used(layout) + 1)
 
     def field(position: int) -> Column:
         value = fields.getItem(position)

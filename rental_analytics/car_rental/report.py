@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from rental_analytics.car_rental.contract import DATASETS, RENTAL_TRANSACTIONS
 from rental_analytics.platform import html_report as H
+from rental_analytics.platform.text import printable
 from rental_analytics.platform.unusual import UnusualDataRule
 
 Rows = Sequence[Mapping[str, Any]]
@@ -117,8 +119,12 @@ def history_trend(
     today: Mapping[str, float],
     findings: Sequence[str],
     rule: UnusualDataRule,
+    usage: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """This batch's row counts beside the recorded counts of the batches before it (oldest first)."""
+    """This batch's row counts beside the recorded counts of the batches before it (oldest first).
+
+    With the run's `usage`, each batch's cost and time as well.
+    """
     recent = list(earlier)[-rule.window :]
     series = []
     for name, seen in sorted(today.items()):
@@ -133,10 +139,14 @@ def history_trend(
         )
     runs = [
         {"batch_id": run["batch_id"], "rows": run["counts"].get(RENTAL_TRANSACTIONS.name)}
+        | {key: run[key] for key in RUN_TOTALS if key in run}
         for run in recent
         if RENTAL_TRANSACTIONS.name in run.get("counts", {})
     ]
-    runs.append({"batch_id": batch_id, "rows": today.get(RENTAL_TRANSACTIONS.name)})
+    runs.append(
+        {"batch_id": batch_id, "rows": today.get(RENTAL_TRANSACTIONS.name)}
+        | (run_totals(usage) if usage is not None else {})
+    )
     return {
         "earlier_batches": len(earlier),
         "window": rule.window,
@@ -148,6 +158,22 @@ def history_trend(
     }
 
 
+# What the history keeps of each run's usage, for the trend of cost and time per batch.
+RUN_TOTALS = ("cost", "seconds")
+
+
+def run_totals(usage: Mapping[str, Any] | None) -> dict[str, float | None]:
+    """A run's total cost (None unless every item was priced) and its time over the stages measured."""
+    if not usage:
+        return {"cost": None, "seconds": None}
+    cost = usage.get("cost") or {}
+    stages = usage.get("stages") or []
+    return {
+        "cost": cost.get("total") if cost.get("complete") else None,
+        "seconds": round(sum(s["seconds"] for s in stages), 3) if stages else None,
+    }
+
+
 def build_summary(
     batch_id: str,
     outcome: Mapping[str, Any],
@@ -156,10 +182,12 @@ def build_summary(
     trend: Mapping[str, Any] | None = None,
     currency: str = H.DEFAULT_CURRENCY,
     now: dt.datetime | None = None,
+    run: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything a person or a program needs to know about one batch, as JSON-ready data.
 
-    `trend` is `history_trend`'s result where a run history is kept (in AWS); None says there is none.
+    `trend` is `history_trend`'s result where a run history is kept (in AWS); None says there is none. `run` is
+    the run's time per stage and, in AWS, its cost (`publish.run_usage`, `local_run`).
     """
     vehicle_types = _plain_rows(insights.get("most_rented_vehicle_types", []))
     return {
@@ -189,11 +217,15 @@ def build_summary(
         "daily_revenue": _plain_rows(insights.get("daily_revenue_trend", [])),
         "location_utilization": _plain_rows(insights.get("location_utilization", []))[:10],
         "trend": dict(trend) if trend is not None else None,
+        "run": dict(run) if run is not None else None,
     }
 
 
 def summary_lines(summary: Mapping[str, Any]) -> list[str]:
-    """A short text summary for a terminal or a notification; users appear by id only, never by name."""
+    """A short text summary for a terminal or a notification; users appear by id only, never by name.
+
+    Each line is `printable`: whatever the data holds, no value starts a line.
+    """
     tx = summary["transactions"]
     lines = [f"Batch {summary['batch_id']}: {summary['status'].upper()}. {summary['message']}"]
     rejected = tx["rejected_by_reason"]
@@ -204,6 +236,13 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     for dataset, reasons in summary.get("reference_rejected", {}).items():
         if reasons:
             lines.append(f"Rejected {dataset} rows: " + ", ".join(f"{r} {n}" for r, n in reasons.items()))
+    # A run goes on without files of no dataset (a README, a `rental_transactions_part2.csv`); it says so.
+    set_aside = [f for f in summary.get("files", []) if not f.get("accepted") and not f.get("dataset")]
+    if set_aside:
+        lines.append(
+            "Set aside, not part of the batch: "
+            + ", ".join(f"{str(f.get('file')).rsplit('/', 1)[-1]} ({f.get('code')})" for f in set_aside)
+        )
     collapsed = {d: n for d, n in summary.get("identical_rows_collapsed", {}).items() if n}
     if collapsed:
         lines.append(
@@ -212,6 +251,7 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
                 f"{dataset} {count:,} of {summary['rows_read'][dataset]:,} read" for dataset, count in collapsed.items()
             )
         )
+    lines += _usage_lines(summary.get("run"))
     if summary["top_locations"]:
         lines.append("Top locations by revenue:")
         lines += [
@@ -228,7 +268,94 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
             f"  {row['user_id']}: {row['total_spent']:,.2f} over {row['rental_count']} rentals"
             for row in summary["top_spenders"][:TOP]
         ]
+    # A value's own line break or control character would forge a line of the summary, or act on the terminal.
+    return [printable(line) for line in lines]
+
+
+# A Step Functions error cause can be 32 KiB; the report and the notification keep its start.
+MAX_CAUSE_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Where a failed run stopped, as the workflow notes it: the state, the error's name and its cause."""
+
+    state: str
+    error: str
+    cause: str
+
+    @classmethod
+    def from_event(cls, failure: Mapping[str, Any]) -> Failure:
+        """From the workflow's `failure` object; control characters in the cause become spaces."""
+        cause = " ".join(str(failure.get("cause") or "").split())
+        if len(cause) > MAX_CAUSE_CHARS:
+            cause = cause[:MAX_CAUSE_CHARS] + " ..."
+        return cls(
+            " ".join(str(failure.get("state", "")).split()), " ".join(str(failure.get("error", "")).split()), cause
+        )
+
+    def describe(self) -> str:
+        """One sentence for the report and the notification."""
+        return f"the run failed in the state '{self.state}': {self.error}: {self.cause}".rstrip(": ")
+
+
+def failed_outcome(outcome: Mapping[str, Any], failure: Failure) -> dict[str, Any]:
+    """The job's outcome, if the Spark step wrote one, marked failed and saying where the run stopped."""
+    said = str(outcome.get("message") or "")
+    if outcome.get("succeeded"):
+        said = f"the Spark job succeeded ({said}), but {failure.describe()}" if said else failure.describe()
+    elif not said or failure.state != "Run the Spark job":
+        said = "; ".join(part for part in (said, failure.describe()) if part)
+    return {**outcome, "succeeded": False, "message": said}
+
+
+def notification_lines(summary: Mapping[str, Any]) -> list[str]:
+    """`summary_lines`, or the status and message alone if they cannot be written out: a notification goes."""
+    try:
+        return summary_lines(summary)
+    except Exception as error:  # the notification is the last thing a run sends: a fault of it is told, not raised
+        head = (
+            f"Batch {summary.get('batch_id')}: {str(summary.get('status', 'failed')).upper()}. {summary.get('message')}"
+        )
+        return [printable(head), printable(f"(the summary could not be written out: {type(error).__name__}: {error})")]
+
+
+def _usage_lines(run: Mapping[str, Any] | None) -> list[str]:
+    if not run:
+        return []
+    lines = []
+    stages = run.get("stages") or []
+    if stages:
+        lines.append(
+            "Time per stage: "
+            + ", ".join(f"{s['stage']} {_duration(s['seconds'])}" for s in stages)
+            + f" ({_duration(sum(s['seconds'] for s in stages))} in all)"
+        )
+    cost = run.get("cost")
+    if cost:
+        if cost.get("total") is None:
+            lines.append(
+                "Cost of the run: not priced (" + ("; ".join(cost.get("unknown") or []) or "no price table") + ")"
+            )
+        else:
+            lines.append(
+                f"Cost of the run: {cost['currency']} {cost['total']:.4f}"
+                + ("" if cost.get("complete") else " and more (some items could not be priced)")
+                + f", at the list prices of {cost['prices_date']}"
+            )
     return lines
+
+
+def _duration(seconds: float) -> str:
+    """`42 s`, `12 min 5 s`, `1 h 3 min`."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{whole} s"
+    minutes, rest = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
 
 
 def _cols(*keys: str) -> list[H.Column]:
@@ -390,7 +517,7 @@ def next_steps(summary: Mapping[str, Any]) -> list[str]:
         if rejected:
             steps.append(
                 "Read each rejected file's reason, line and examples in the table below; the file is kept as it "
-                f"arrived in `quarantine/{batch}/` with a `.report.json` beside it."
+                f"arrived in a folder of its own under `quarantine/{batch}/`, with a `.report.json` beside it."
             )
         if missing:
             steps.append("Send the missing files: " + ", ".join(f"{name}.csv" for name in missing) + ".")
@@ -447,23 +574,93 @@ def _trend_section(summary: Mapping[str, Any], fmt: H.Formats) -> str:
                 "empty",
             )
         )
-    runs = trend["runs"]
-    if len(runs) > 1:
-        parts.append(
-            H.line_chart(
-                "Rental rows per batch (this batch last, in orange)",
-                [r["batch_id"] for r in runs],
-                [r["rows"] for r in runs],
-                H.INTEGER,
-                fmt,
-                x_title="Batch",
-                y_title="Rental rows",
-                highlight_last=True,
-            )
-        )
+    parts.append(_per_batch_chart("Rental rows per batch", trend["runs"], "rows", H.INTEGER, fmt, "Rental rows"))
     parts.append(H.table(trend["series"], _cols("series", "this_batch", "earlier_mean", "earlier_range"), fmt))
     intro = f"This batch's row counts beside the last {trend['window']} batches' (reports/_history/row_counts.json)."
     return H.section(title, *parts, intro=intro)
+
+
+def _usd(value: Any) -> str:
+    # Cents hide an Athena query's cost: four decimals show it.
+    return H.MISSING if value is None else f"${value:,.4f}"
+
+
+def _usage_section(summary: Mapping[str, Any], fmt: H.Formats) -> str:
+    """Time per stage, what the run cost, and both per batch across the history."""
+    run, title = summary.get("run"), "Time and cost"
+    if not run:
+        return H.section(title, H.paragraph("The run's stage times were not recorded.", "empty"))
+    stages = [
+        {"stage": s["stage"], "duration": _duration(s["seconds"]), "seconds": s["seconds"]} for s in run["stages"]
+    ]
+    parts = [
+        H.table(
+            stages,
+            [H.Column("stage", "Stage"), H.Column("duration", "Time"), H.Column("seconds", "Seconds", H.NUMBER)],
+            fmt,
+            "No stage times: the run's history could not be read.",
+        )
+    ]
+    cost = run.get("cost")
+    if cost is None:
+        parts.append(H.paragraph("A local run costs no cloud resources: no cost is shown.", "empty"))
+    else:
+        rows = [
+            {
+                "item": i["item"],
+                "quantity": f"{i['quantity']:,.0f}" if i["unit"] == "bytes scanned" else f"{i['quantity']:,.4f}",
+                "unit": i["unit"],
+                "cost": _usd(i["cost"]),
+            }
+            for i in cost["items"]
+        ]
+        rows.append({"item": "Total", "quantity": None, "unit": None, "cost": _usd(cost["total"])})
+        cols = [
+            H.Column("item", "Item"),
+            H.Column("quantity", "Used"),
+            H.Column("unit", "Unit"),
+            H.Column("cost", "Cost"),
+        ]
+        parts.append(H.table(rows, cols, fmt))
+        note = (
+            f"Priced at the list prices of {cost['prices_date']} held by the stack (USD); Spot hours at the stack's "
+            "share of the On-Demand price."
+            if cost.get("prices_date")
+            else "The stack holds no price table: the usage is shown without prices."
+        )
+        if cost.get("unknown"):
+            note += " Not read: " + "; ".join(cost["unknown"]) + "."
+        parts.append(H.paragraph(note, "" if cost.get("complete") else "warn"))
+    runs = (summary.get("trend") or {}).get("runs") or []
+    parts.append(_per_batch_chart("Minutes per batch", runs, "seconds", H.NUMBER, fmt, "Minutes", 1 / 60))
+    parts.append(_per_batch_chart("Cost per batch in USD", runs, "cost", H.NUMBER, H.Formats("USD"), "USD"))
+    intro = {
+        "local": "This run on this machine, stage by stage.",
+        "cluster": "Queue, cluster start, Spark, cluster stop, crawler, queries and report, from the execution's "
+        "history and the cluster's timeline; the cost from the cluster's instances, the crawls and the queries.",
+        "serverless": "Queue, job start, Spark, crawler, queries and report, from the execution's history and the "
+        "job run; the cost from the job run's billed resources, the crawls and the queries.",
+    }.get(str(run.get("mode")), "")
+    return H.section(title, *parts, intro=intro)
+
+
+def _per_batch_chart(
+    title: str, runs: Rows, key: str, kind: str, fmt: H.Formats, y_title: str, scale: float = 1.0
+) -> str:
+    """A line of one figure per batch that has it, this batch last in orange; nothing below two batches."""
+    known = [r for r in runs if r.get(key) is not None]
+    if len(known) < 2:
+        return ""
+    return H.line_chart(
+        f"{title} (this batch last, in orange)",
+        [r["batch_id"] for r in known],
+        [r[key] * scale for r in known],
+        kind,
+        fmt,
+        x_title="Batch",
+        y_title=y_title,
+        highlight_last=True,
+    )
 
 
 def _input_folder(files: Sequence[Mapping[str, Any]]) -> str:
@@ -602,6 +799,7 @@ def render_html(summary: Mapping[str, Any]) -> str:
                 intro="Each rejected row counts under the first rule it breaks; identical rows count once.",
             )
         )
+    body.append(_usage_section(summary, fmt))
     body.append(_trend_section(summary, fmt))
     if not failed:
         body.append(_files_section(summary, fmt))
@@ -615,6 +813,19 @@ def render_html(summary: Mapping[str, Any]) -> str:
     )
 
 
+def safe_html(summary: Mapping[str, Any]) -> str:
+    """The report page; if drawing it fails, a plain page with the batch's status and message and why.
+
+    A run that ended, however, has its page: a fault in drawing the figures must not leave it without one.
+    """
+    try:
+        return render_html(summary)
+    except Exception as error:  # the page is the last thing a run leaves: any fault of it is shown, not raised
+        said = f"{summary.get('message', '')} (the full report could not be drawn: {type(error).__name__}: {error})"
+        status = str(summary.get("status", "failed"))
+        return H.page(f"Car-rental batch {summary.get('batch_id')}", "car-rental report", [H.banner(status, said)], "")
+
+
 def write_reports(report_dir: Path, summary: Mapping[str, Any]) -> Path:
     """Write summary.json and report.html; returns the HTML path."""
-    return H.write_report(report_dir, summary, render_html(summary))
+    return H.write_report(report_dir, summary, safe_html(summary))

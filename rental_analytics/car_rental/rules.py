@@ -17,6 +17,7 @@ from rental_analytics.car_rental.contract import (
     END_BEFORE_START,
     LOCATIONS,
     MISSING_REQUIRED,
+    PARTITION_KEY_REGEX,
     PERSONAL_COLUMNS,
     PROCESSED_SCHEMAS,
     RENTAL_TRANSACTIONS,
@@ -160,18 +161,44 @@ def tag_reference(raw: DataFrame, dataset: Dataset, repeated: DataFrame | None =
     ).drop(ROWS_WITH_ID)
 
 
+def _whole(text: Column, regex: str) -> Column:
+    r"""Whether the whole value matches a contract pattern that ends in `$`.
+
+    Java's `$` also matches before a last line break (and `\u0085`, `\u2028`, `\u2029`), so `"12.5\n"` would
+    pass; `\z` is the end of the value alone, as `$` is for the upload gate's RE2 (docs/car-rental-decisions.md).
+    """
+    return text.rlike(regex[:-1] + r"\z" if regex.endswith("$") else regex)
+
+
 def _timestamp(text: Column) -> Column:
     """Parse a contract timestamp; anything that is not a real wall-clock time becomes null.
 
     The pattern admits only the contract's shapes; within them Spark's cast gives null for a date or time
     that does not exist (February 30th, hour 24, second 60), as the contract wants.
     """
-    return F.when(text.rlike(TIMESTAMP_REGEX), text.cast("timestamp_ntz"))
+    return F.when(_whole(text, TIMESTAMP_REGEX), text.cast("timestamp_ntz"))
+
+
+# A plain decimal number (DECIMAL_REGEX) of at most ten digits before the point once its leading zeros are gone:
+# DECIMAL(12,2) holds no more. Half-up rounding to cents depends on the first three digits after the point alone.
+# It ends in \z, not $, for the reason `_whole` gives.
+_AMOUNT_PARTS = r"^(?<sign>[+-]?)(?=\.?\d)0*(?<whole>\d{0,10})(?:\.(?<cents>\d{0,3})\d*)?\z"
+# What of such a number reaches the cast: sign, a zero, the whole digits, the point, three digits and a zero.
+AMOUNT_TEXT_CHARS = 17
+
+
+def amount_text(text: Column) -> Column:
+    """The digits of an amount that decide its value in cents, or null when it is no amount DECIMAL(12,2) holds.
+
+    Spark's decimal parse takes time quadratic in the digits it is given (a million took 80 s): only these, never
+    more than AMOUNT_TEXT_CHARS of them, are cast, and a longer number is a bad amount, as the gate judges it.
+    """
+    return F.when(_whole(text, _AMOUNT_PARTS), F.regexp_replace(text, _AMOUNT_PARTS, "${sign}0${whole}.${cents}0"))
 
 
 def _amount(text: Column) -> Column:
-    """A decimal number rounded half-up to cents; null when it is not a plain decimal number."""
-    return F.when(text.rlike(DECIMAL_REGEX), text.cast("decimal(12,2)"))
+    """A decimal number rounded half-up to cents; null when it is not a plain decimal number or too large."""
+    return amount_text(text).cast("decimal(12,2)")
 
 
 def tag_transactions(
@@ -278,7 +305,7 @@ def _date_part(text: Column) -> Column:
 
 
 def _number(name: str) -> Column:
-    return F.when(F.col(name).rlike(DECIMAL_REGEX), F.col(name).cast("double"))
+    return F.when(_whole(F.col(name), DECIMAL_REGEX), F.col(name).cast("double"))
 
 
 def processed_users(tagged: DataFrame) -> DataFrame:
@@ -287,11 +314,17 @@ def processed_users(tagged: DataFrame) -> DataFrame:
     return conform(_blanks_to_null(frame, USERS), PROCESSED_SCHEMAS["users"])
 
 
+def partition_key(value: Column) -> Column:
+    """A free-text value as a partition folder's name, bounded and plain (PARTITION_KEY_REGEX); null stays null."""
+    hashed = F.concat(F.lit("~"), F.substring(F.sha2(value, 256), 1, 20))
+    return F.when(value.rlike(PARTITION_KEY_REGEX), value).otherwise(hashed)
+
+
 def processed_locations(tagged: DataFrame) -> DataFrame:
-    """Kept locations with numeric coordinates, partitioned by state."""
+    """Kept locations with numeric coordinates, partitioned by state (`state_key`, with `state` kept as it is)."""
     frame = _blanks_to_null(kept(tagged), LOCATIONS)
     frame = frame.withColumn("latitude", _number("latitude")).withColumn("longitude", _number("longitude"))
-    return conform(frame, PROCESSED_SCHEMAS["locations"])
+    return conform(frame.withColumn("state_key", partition_key(F.col("state"))), PROCESSED_SCHEMAS["locations"])
 
 
 def processed_vehicles(tagged: DataFrame) -> DataFrame:

@@ -20,6 +20,9 @@ class AwsClients:
     sqs: Any = None
     awslambda: Any = None
     ec2: Any = None
+    emr: Any = None
+    glue: Any = None
+    emrserverless: Any = None
 
 
 @lru_cache(maxsize=1)
@@ -38,6 +41,9 @@ def clients() -> AwsClients:
         sqs=session.client("sqs"),
         awslambda=session.client("lambda"),
         ec2=session.client("ec2"),
+        emr=session.client("emr"),
+        glue=session.client("glue"),
+        emrserverless=session.client("emr-serverless"),
     )
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rental_analytics.platform.text import printable
+
 # Amounts in the data carry no currency; the reports print this one unless told another (docs/reports.md).
 DEFAULT_CURRENCY = "USD"
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "GHS": "GH₵", "NGN": "₦", "INR": "₹"}
@@ -26,8 +28,8 @@ TONE = "_tone"  # a row's key for "bad" or "good": the table colours that row
 
 
 def esc(value: Any) -> str:
-    """Text safe inside an element or a quoted attribute; None is shown as a dash."""
-    return MISSING if value is None else html.escape(str(value), quote=True)
+    """Text safe inside an element or a quoted attribute, and in UTF-8 (`printable`); None is shown as a dash."""
+    return MISSING if value is None else html.escape(printable(value), quote=True)
 
 
 def _number(value: Any) -> float | None:

@@ -76,6 +76,16 @@ REJECTED = [
     Case("invalid UTF-8", "rental_transactions.csv", (TX + "R9,U1,V\xe9").encode("latin-1"), "not_utf8", 7),
     Case("Latin-1 in the header", "users.csv", "user_id,prénom\nU1,Zoé\n".encode("latin-1"), "not_utf8", 1),
     Case("binary", "rental_transactions.csv", b"PK\x03\x04\x00\x00binary", "binary", 1),
+    Case("an LF header over CRLF rows", "users.csv", b"user_id,x\nU1,a\r\nU2,b\r\n", "mixed_line_ends", 2),
+    Case("a CRLF header over LF rows", "users.csv", b"user_id,x\r\nU1,a\nU2,b\n", "mixed_line_ends", 2),
+    Case(
+        "a CRLF row after LF rows with a quoted CRLF",
+        "users.csv",
+        b'user_id,x\nU1,"a\r\nb"\nU2,b\r\n',
+        "mixed_line_ends",
+        4,
+    ),
+    Case("a white line ending in CRLF among LF lines", "users.csv", b"user_id\nU1\n  \r\nU2\n", "mixed_line_ends", 3),
     Case("UTF-16 with its BOM", "rental_transactions.csv", ("\ufeff" + TX).encode("utf-16-le"), "not_utf8", 1),
     Case("UTF-16 big-endian", "users.csv", "\ufeffuser_id\nU1\n".encode("utf-16-be"), "not_utf8", 1),
     Case("UTF-16 without a BOM", "users.csv", "user_id\nU1\n".encode("utf-16-le"), "not_utf8", 1),
@@ -123,6 +133,10 @@ REJECTED = [
 ACCEPTED = [
     Case("plain", "rental_transactions.csv", TX.encode(), rows=5),
     Case("BOM and CRLF", "rental_transactions.csv", ("\ufeff" + TX.replace("\n", "\r\n")).encode(), rows=5),
+    Case("CRLF with a line break in a quoted header name", "users.csv", b'"user\nid",user_id\r\nx,U1\r\n', rows=1),
+    Case("CRLF rows with quoted LF and CRLF", "users.csv", b'user_id,x\r\nU1,"a\nb"\r\nU2,"c\r\n"\r\n', rows=2),
+    Case("two BOMs before the header", "users.csv", "\ufeff\ufeffuser_id\nU1\n".encode(), rows=1),
+    Case("a BOM before a quoted header", "users.csv", '\ufeff"user_id","first_name"\nU1,a\n'.encode(), rows=1),
     Case("no newline at the end", "rental_transactions.csv", TX.rstrip("\n").encode(), rows=5),
     Case(
         "multi-member gzip",

@@ -9,14 +9,16 @@ import os
 import re
 import subprocess
 import sys
+import time
 import zlib
+from pathlib import Path
 
 import pytest
 
 from rental_analytics.car_rental.gate import rows
 from rental_analytics.car_rental.gate.files import FileVerdict, validate_folder, validate_stream
 from tests.car_rental import sample_batch
-from tests.car_rental.gate_corpus import ACCEPTED, CORPUS, REJECTED, Case, reference_rows, tx_rows
+from tests.car_rental.gate_corpus import ACCEPTED, CORPUS, REJECTED, TX_HEADER, Case, reference_rows, tx_rows
 from tests.repo import ROOT
 
 TX = sample_batch.TRANSACTIONS
@@ -174,6 +176,16 @@ def test_a_repeated_unknown_column_is_named_briefly():
     assert len(json.dumps(verdict.as_dict())) < 5_000
 
 
+@pytest.mark.parametrize("row", [b"x\n", b"R1,U1,V1,2024-06-01 08:00,2024-06-01 09:00,L1,,1\n"])
+def test_a_file_not_judged_by_the_deadline_is_rejected_as_too_slow_to_check(row: bytes):
+    # Rows of another width go through pyarrow one at a time (about 20 µs each): the clock is read among them too.
+    content = TX_HEADER.encode() + b"\n" + row * 200_000
+    verdict = validate_stream("rental_transactions.csv", io.BytesIO(content), deadline=time.monotonic() + 0.05)
+    assert (verdict.accepted, verdict.code) == (False, "too_slow_to_check")
+    assert "ran out of time" in verdict.reason
+    assert validate_stream("rental_transactions.csv", io.BytesIO(content)).accepted  # no deadline: judged
+
+
 def test_a_row_longer_than_a_block_is_rejected_not_buffered(monkeypatch):
     monkeypatch.setattr(rows, "BLOCK_BYTES", 1 << 16)
     content = (TX.splitlines()[0] + "\n" + "R1," + "x" * (1 << 17) + "\n").encode()
@@ -238,6 +250,16 @@ def test_folder_reports_missing_and_doubled_datasets(write_batch):
     assert [v.code for v in verdict.files if not v.accepted] == ["duplicate_dataset"]
 
 
+@pytest.mark.parametrize("stray", ["README.md", "rental_transactions_part2.csv"])
+def test_a_folder_with_a_stray_file_can_run_but_is_not_accepted(write_batch, stray: str):
+    files = sample_batch.files()
+    files[stray] = files["rental_transactions"]
+    verdict = validate_folder(write_batch(files))
+    # The run sets the stray file aside; `validate` exits 1, as the contract says of any rejected file.
+    assert (verdict.runnable, verdict.accepted) == (True, False)
+    assert [Path(v.file).name for v in verdict.files if not v.accepted] == [stray]
+
+
 TIMESTAMPS = [
     "2024-06-01 08:00:00",
     "2024-06-01T08:00",
@@ -276,7 +298,34 @@ def test_the_gate_and_the_spark_rules_accept_the_same_timestamps(spark):
     assert sum(gate_verdict.values()) == 5
 
 
-@pytest.mark.parametrize("white", [b"   ", b"\t", b" \t ", b"\x0c", b"  \r"])
+# Java's `$` matches before a last line terminator too (\n, \r\n, \r, U+0085, U+2028, U+2029); RE2's only at the end.
+LINE_BREAK_ENDS = ["", "\n", "\r\n", "\r", "\u0085", "\u2028", "\u2029", " \n"]
+
+
+@pytest.mark.spark
+def test_the_gate_and_the_spark_rules_agree_on_values_ending_in_a_line_break(spark):
+    # docs/car-rental-decisions.md: a value that holds a line break is no number and no timestamp, for both.
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from pyspark.sql import functions as F
+
+    from rental_analytics.car_rental import rules
+
+    amounts = [f"12.5{end}" for end in LINE_BREAK_ENDS] + ["\n12.5"]
+    times = [f"2024-06-01 08:00{end}" for end in LINE_BREAK_ENDS] + ["\n2024-06-01 08:00"]
+    frame = spark.createDataFrame(list(zip(amounts, times)), "amount string, time string")
+    checked = frame.select(
+        rules._amount(F.col("amount")).isNotNull().alias("amount_ok"),
+        rules._timestamp(F.col("time")).isNotNull().alias("time_ok"),
+    ).collect()
+    spark_verdict = [(row.amount_ok, row.time_ok) for row in checked]
+    gate_amounts = pc.invert(rows._bad_amount(pa.array(amounts))).to_pylist()
+    gate_verdict = list(zip(gate_amounts, rows._wall_clock(pa.array(times))[1].to_pylist()))
+    assert spark_verdict == gate_verdict == [(True, True)] + [(False, False)] * (len(amounts) - 1)
+
+
+# A white line "  \r" among LF lines ends in CRLF: the corpus's "a white line ending in CRLF among LF lines".
+@pytest.mark.parametrize("white", [b"   ", b"\t", b" \t ", b"\x0c", b"\x0b"])
 def test_a_line_of_only_white_space_is_a_row_read_whole(white: bytes):
     # Spark's line-by-line readers skip such a line and its multi-line reader takes it as a row of blanks, as the
     # gate does: the verdict asks for the multi-line read, or the job would read a row fewer than the gate counted.

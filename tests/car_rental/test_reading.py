@@ -11,7 +11,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from rental_analytics.car_rental.contract import RENTAL_TRANSACTIONS, USERS
 from rental_analytics.car_rental.gate.files import validate_file
-from rental_analytics.car_rental.reading import FileFacts, FileLayout, read_dataset
+from rental_analytics.car_rental.reading import WIDE_FIELDS, FileFacts, FileLayout, read_dataset
 
 pytestmark = pytest.mark.spark
 
@@ -89,3 +89,60 @@ def test_the_gate_tells_which_files_hold_no_quote(tmp_path):
     assert validate_file(plain / "users.csv").quotes is False
     assert validate_file(quoted / "users.csv").quotes is True
     assert validate_file(quoted / "rental_transactions.csv").quotes is True
+
+
+def _widest_relation(frame) -> int:
+    """The most columns any relation under the frame's plan has: what Catalyst carries through every plan."""
+    leaves = frame._jdf.queryExecution().analyzed().collectLeaves()
+    return max(leaves.apply(i).output().size() for i in range(leaves.size()))
+
+
+@pytest.mark.parametrize(
+    ("gate_layout", "ignored_first", "quoted"),
+    [(True, True, True), (True, True, False), (True, False, True), (True, False, False), (False, True, True)],
+    ids=[
+        "quoted_behind_ignored",
+        "plain_behind_ignored",
+        "quoted_before_ignored",
+        "plain_before_ignored",
+        "spark_header",
+    ],
+)
+def test_ignored_columns_never_become_columns(spark, tmp_path, quoted, ignored_first, gate_layout):
+    # Unknown columns are allowed and ignored (contract, section 1); a file of 10,000 of them kept a run busy
+    # past 600 s, because every plan of the job carried a relation 10,000 columns wide.
+    ignored = [f"x{i}" for i in range(WIDE_FIELDS * 3)]
+    header, row = ["user_id", "first_name"], ["u1", '"Ama, A."' if quoted else "Ama"]
+    blanks = [""] * len(ignored)
+    lines = [ignored + header, blanks + row] if ignored_first else [header + ignored, row + blanks]
+    (tmp_path / "users.csv").write_text("\n".join(",".join(line) for line in lines) + "\n", encoding="utf-8")
+    facts = FileFacts.from_verdict(validate_file(tmp_path / "users.csv").as_dict()) if gate_layout else None
+    assert facts is None or facts.quotes is quoted
+
+    frame = read_dataset(spark, str(tmp_path), USERS, {"users.csv"}, facts, str(tmp_path / "scratch"))
+
+    assert _widest_relation(frame) <= len(USERS.columns)
+    expected = {c: None for c in USERS.columns} | {"user_id": "u1", "first_name": "Ama, A." if quoted else "Ama"}
+    assertDataFrameEqual(frame, spark.createDataFrame([expected], frame.schema))
+
+
+@pytest.mark.parametrize(
+    ("header", "line_end"),
+    [
+        ('user_id,first_name,"no\ntes",last_name,email', "\r\n"),  # Spark alone would split records at LF
+        ('user_id,first_name,"no\r\ntes",last_name,email', "\n"),  # and here at CRLF, running them together
+        (HEADER, "\r\n"),
+    ],
+)
+def test_a_file_read_whole_splits_records_at_the_line_end_the_gate_found(spark, tmp_path, header, line_end):
+    rows = ['u1,"Ama\nB",x,Mensah,a@example.com', 'u2,Kofi,"y\r\nz",Owusu,k@example.com', "u3,Esi,,Boateng,e"]
+    (tmp_path / "users.csv").write_bytes(line_end.join([header, *rows, ""]).encode())
+    verdict = validate_file(tmp_path / "users.csv")
+    assert (verdict.accepted, verdict.line_end, verdict.multiline_fields) == (True, line_end, True)
+    read = read_dataset(spark, str(tmp_path), USERS, {"users.csv"}, FileFacts.from_verdict(verdict.as_dict()))
+    expected = [("u1", "Ama\nB", "Mensah", "a@example.com"), ("u3", "Esi", "Boateng", "e")]
+    expected.insert(1, ("u2", "Kofi", "Owusu", "k@example.com"))
+    assertDataFrameEqual(
+        read.select("user_id", "first_name", "last_name", "email"),
+        spark.createDataFrame(expected, "user_id string, first_name string, last_name string, email string"),
+    )

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rental_analytics.car_rental.report import build_summary, history_trend, render_html, write_reports
 from rental_analytics.platform.unusual import UnusualDataRule
@@ -262,3 +264,46 @@ def test_the_printed_summary_says_how_many_identical_rows_counted_once():
         "Identical rows counted once (contract, section 2): users 3 of 3,003 read, rental_transactions 12 of 5,012 read"
         in lines
     )
+
+
+# Every character that ends a line for some reader (Python's str.splitlines, terminals, mail), the escape that
+# starts a terminal sequence, a bidirectional override, and a byte of a file name that was not UTF-8.
+LINE_BREAKERS = ["\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\x1b[2J"]
+FORGING = ["\u202e", "\udcff", "\x00"]
+
+
+def _hostile_summaries(value: str) -> list[dict[str, Any]]:
+    data = insights()
+    for row in data["top_revenue_locations"]:
+        row["location_name"] = row["location_id"] = value
+    data["most_rented_vehicle_types"][0]["vehicle_type"] = value
+    data["top_spending_users"][0]["user_id"] = value
+    files = [{**FILES[0], "file": value, "warnings": [value]},
+             {"file": value, "dataset": value, "accepted": False, "reason": value, "examples": [value]}]  # fmt: skip
+    bad = outcome(message=value, rejected_by_reason={value: 3}, reference_rejected={value: {value: 1}})
+    return [
+        build_summary("b1", bad, data, files, now=NOW),
+        build_summary("b1", {**bad, "succeeded": False}, {}, files, now=NOW),
+    ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    value=st.lists(st.one_of(st.sampled_from(LINE_BREAKERS + FORGING), st.text(max_size=3)), max_size=6).map("".join)
+)
+def test_no_value_from_the_data_starts_a_line_of_the_summary(value: str):
+    from rental_analytics.car_rental.report import summary_lines
+
+    for summary in _hostile_summaries(value):
+        lines = summary_lines(summary)
+        # What the terminal shows, notification.txt holds and SNS sends: these lines, joined by line breaks.
+        assert "\n".join(lines).splitlines() == lines
+        assert not any(ch in line for line in lines for ch in LINE_BREAKERS + FORGING)
+        render_html(summary).encode("utf-8")  # a file name that was not UTF-8 is shown, not a failed write
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_as_its_bytes(tmp_path: Path):
+    name = b"notes\xff.txt".decode("utf-8", "surrogateescape")  # as os.listdir gives it
+    summary = build_summary("b1", outcome(), insights(), [*FILES, {"file": name, "accepted": False, "reason": "x"}])
+    page = write_reports(tmp_path, summary)
+    assert "notes\\xff.txt" in parse(page.read_text(encoding="utf-8")).text

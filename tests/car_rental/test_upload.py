@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import threading
@@ -18,6 +19,7 @@ from rental_analytics.car_rental.gate.admission import (
     parse_upload_key,
     withdrawn_key,
 )
+from rental_analytics.car_rental.sizing import ClusterSizing
 from rental_analytics.platform.aws import AwsClients
 from rental_analytics.platform.config import ConfigError
 from tests.car_rental import sample_batch
@@ -35,8 +37,15 @@ def test_a_complete_batch_starts_one_execution_with_the_right_input(stack: Stack
     [execution] = stack.executions()
     assert execution["name"] == outcomes[-1].execution_name
     rows = {name: text.count("\n") - 1 for name, text in sample_batch.files().items()}
+    sizes = {name: len(text.encode()) for name, text in sample_batch.files().items()}
     files = {
-        name: {"key": u.key, "version_id": u.version_id, "etag": u.etag.strip('"'), "rows": rows[name]}
+        name: {
+            "key": u.key,
+            "version_id": u.version_id,
+            "etag": u.etag.strip('"'),
+            "rows": rows[name],
+            "bytes": sizes[name],
+        }
         for name, u in zip(sample_batch.files(), uploads)
     }
     assert json.loads(execution["input"]) == {
@@ -44,8 +53,21 @@ def test_a_complete_batch_starts_one_execution_with_the_right_input(stack: Stack
         "bucket": BUCKET,
         "input_path": f"s3://{BUCKET}/staged/{BATCH}/{execution['name']}/",
         "files": files,
+        "core_capacity": {"on_demand_units": 1, "spot_units": 0},  # a small batch, the smallest cluster
     }
     assert stack.alerts() == []
+
+
+def test_the_run_input_sizes_the_cluster_by_the_rule_from_the_bytes_the_gate_read(stack: Stack):
+    batch_bytes = sum(len(text.encode()) for text in sample_batch.files().values())
+    sizing = ClusterSizing(bytes_per_unit=batch_bytes // 4 + 1, min_units=1, max_units=10, on_demand_units=2)
+    stack.settings = dataclasses.replace(stack.settings, sizing=sizing)
+    for upload in stack.put_batch():
+        stack.admit(upload)
+
+    [execution] = stack.executions()
+    # Three units hold less than the batch, four more: 4 units, 2 On-Demand and 2 on Spot.
+    assert json.loads(execution["input"])["core_capacity"] == {"on_demand_units": 2, "spot_units": 2}
 
 
 def test_the_same_event_three_times_starts_one_execution(stack: Stack):
@@ -168,6 +190,8 @@ class ReadRecorder:
     [
         "raw/2024-06-01/..%2F..%2Fprocessed%2Frental_transactions.csv",
         "raw/../processed/rental_transactions.csv",
+        "raw/2024-06-01/../users.csv",
+        "raw/2024-06-01/./users.csv",
         "raw/2024-06-01/%252e%252e/users.csv",
         "raw//users.csv",
         "raw/2024-06-01//users.csv",
@@ -237,6 +261,47 @@ def test_execution_names_fit_step_functions_and_depend_on_versions():
 def test_settings_fail_fast_naming_what_is_missing():
     with pytest.raises(ConfigError, match="STATE_MACHINE_ARN, ALERT_TOPIC_ARN"):
         GateSettings.from_env({"DATA_BUCKET": "data"})
+
+
+class ContextNearItsEnd(FakeContext):
+    """An invocation with no time left for checking once the reserve is kept."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(GateSettings.reserve_seconds * 1000)
+
+
+def test_a_file_the_handler_has_no_time_to_check_gets_a_verdict_and_an_alert(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+):
+    # A timeout would give no verdict, retry the same work twice and end in the failed-events queue.
+    app = stack.gate_handler(monkeypatch)
+    event = json.loads((EVENTS / "s3_put_users.json").read_text())
+    s3_object = event["Records"][0]["s3"]["object"]
+    upload = stack.put(s3_object["key"], sample_batch.files()["users"].encode())
+    s3_object.update(versionId=upload.version_id, eTag=upload.etag.strip('"'))
+    [outcome] = app.lambda_handler(event, ContextNearItsEnd())["outcomes"]
+
+    assert (outcome["status"], outcome["verdict"]["code"]) == ("rejected", "too_slow_to_check")
+    assert stack.body(stack.quarantined(upload)) == sample_batch.files()["users"].encode()
+    [alert] = stack.alerts()
+    assert "ran out of time" in alert["Message"]
+
+
+def test_a_batch_id_with_dots_inside_runs_through_the_handler(stack: Stack, monkeypatch: pytest.MonkeyPatch):
+    # `..` is a path segment only when it is the whole segment; the contract's batch pattern allows dots inside.
+    app = stack.gate_handler(monkeypatch)
+    batch = "2024-06-01..2024-06-07"
+    statuses = []
+    for name, text in sample_batch.files().items():
+        event = json.loads((EVENTS / f"s3_put_{name}.json").read_text())
+        s3_object = event["Records"][0]["s3"]["object"]
+        upload = stack.put(f"raw/{batch}/{name}.csv", text.encode())
+        s3_object.update(key=f"raw/{batch}/{name}.csv", versionId=upload.version_id, eTag=upload.etag.strip('"'))
+        statuses.append(app.lambda_handler(event, FakeContext())["outcomes"][0]["status"])
+
+    assert statuses == ["accepted"] * 4
+    [execution] = stack.executions()
+    assert execution["name"].startswith(batch)
 
 
 def test_the_handler_runs_the_sample_events(stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys):

@@ -46,10 +46,11 @@ CRAWL_OK = {"Crawler": {"State": "READY", "LastCrawl": {"Status": "SUCCEEDED"}}}
 SCRIPTED_OK: dict[str, Any] = {
     "Create the cluster": CLUSTER,
     "Run the Spark job": None,
+    "Run the Spark job on EMR Serverless": None,
     "Terminate the cluster": None,
     "Terminate the cluster after the failure": None,
     "Check the crawler": CRAWL_OK,
-    "Run the query": {"output": "s3://artifacts/athena-results/q.csv"},
+    "Run the query": {"output": "s3://artifacts/athena-results/q.csv", "statistics": {"DataScannedInBytes": 1024}},
     "Publish the report": REPORT,
     "Publish the failure report": None,
     "End the cluster the ended run left": None,
@@ -147,13 +148,46 @@ def test_each_failure_terminates_the_cluster_alerts_once_and_fails(aws, scenario
     assert f"Car-rental batch 2024-06-01 failed in the state: {failed_state}." in message
     assert "test-emrloguri" in message and ":execution:machine-" in message  # where the logs are
     assert "s3://data/reports/2024-06-01/report.html" in message
-    assert result.entered[-4:] == [
-        "Publish the failure report", "Release the run lock after the failure", "Alert the failure", "Fail the run"
-    ]  # fmt: skip
     assert result.inputs["Publish the failure report"]["failure"]["state"] == failed_state
     if cluster_existed:  # the report comes after the cluster is gone
         terminated = [i for i, name in enumerate(result.entered) if name.startswith("Terminate the cluster")]
         assert terminated[-1] < result.entered.index("Publish the failure report")
+    if scenario == "the cluster does not terminate":
+        _assert_the_lock_names_the_cluster_left_running(result, message)
+        return
+    assert result.entered[-5:] == [
+        "Publish the failure report", "Was a cluster left running?", "Release the run lock after the failure",
+        "Alert the failure", "Fail the run",
+    ]  # fmt: skip
+    assert _lock_items() == []
+
+
+def _assert_the_lock_names_the_cluster_left_running(result: Run, message: str) -> None:
+    assert result.entered[-4:] == [
+        "Publish the failure report", "Was a cluster left running?", "Alert the failure", "Fail the run"
+    ]  # fmt: skip
+    assert "Release the run lock after the failure" not in result.entered
+    assert (
+        "The cluster j-SCRIPTED did not terminate" in message
+        and "terminate-clusters --cluster-ids j-SCRIPTED" in message
+    )
+    [item] = _lock_items()
+    assert item["cluster_id"]["S"] == "j-SCRIPTED" and ":execution:machine-" in item["holder"]["S"]
+
+
+def test_a_cluster_that_outlives_a_failure_keeps_the_lock_until_the_next_run_ends_it(aws):
+    failed = run_scenario(aws, **{"Run the Spark job": FAIL, "Terminate the cluster after the failure": FAIL})
+
+    assert failed.status == "FAILED"
+    [(_, message)] = failed.alerts
+    assert "failed in the state: Run the Spark job." in message  # the failure stays the Spark job's
+    _assert_the_lock_names_the_cluster_left_running(failed, message)
+
+    following = run_scenario(aws, {"batch_id": "2024-06-02"})
+    assert following.status == "SUCCEEDED"
+    ending = following.inputs["End the cluster the ended run left"]["lock"]["read"]["Item"]
+    assert ending["cluster_id"]["S"] == "j-SCRIPTED"
+    assert following.entered.index("End the cluster the ended run left") < following.entered.index("Create the cluster")
     assert _lock_items() == []
 
 
@@ -224,8 +258,9 @@ def test_a_crawler_that_never_crawled_is_asked_for_real_and_alerts(aws):
     result = run(definition, aws["AlertTopicArn"], {"batch_id": "2024-06-01"})
 
     assert result.status == "FAILED"
-    assert result.entered[-5:-2] == [
-        "Note: the crawler never crawled", "Publish the failure report", "Release the run lock after the failure"
+    assert result.entered[-6:-2] == [
+        "Note: the crawler never crawled", "Publish the failure report", "Was a cluster left running?",
+        "Release the run lock after the failure",
     ]  # fmt: skip
     [(_, message)] = result.alerts
     assert "has no finished crawl" in message
@@ -273,11 +308,15 @@ def test_the_spark_step_gets_its_arguments_from_the_input_and_the_substitutions(
     assert re.sub(r"'[^']*'|\$\.\w+", "", args.removeprefix("States.Array(").removesuffix(")")).strip(", ") == ""
 
 
+SPARK_JOBS = ("arn:aws:states:::elasticmapreduce:addStep.sync", "arn:aws:states:::emr-serverless:startJobRun.sync")
+
+
 def test_every_task_outside_the_failure_paths_retries_with_backoff():
     definition = json.loads(ASL)
     for states in state_tables(definition):
         for name, state in states.items():
-            if state["Type"] == "Task" and state["Resource"] != "arn:aws:states:::elasticmapreduce:addStep.sync":
+            # A Spark job is not retried: a failing job would run, and bill, again for the same failure.
+            if state["Type"] == "Task" and state["Resource"] not in SPARK_JOBS:
                 assert state.get("Retry"), name
                 assert all(r["BackoffRate"] > 1 for r in state["Retry"]), name
 
@@ -400,3 +439,88 @@ def test_a_run_that_waits_too_long_fails_with_its_report_and_leaves_the_live_run
     assert "Publish the failure report" in result.entered
     [item] = _lock_items()
     assert item["holder"]["S"] == live  # released only by its holder
+
+
+def test_the_cluster_gets_the_core_capacity_the_gate_sized_for_the_batch(aws):
+    sized = {"on_demand_units": 1, "spot_units": 3}
+    staged = "s3://data/staged/2024-06-01/2024-06-01-0123/"
+    result = run_scenario(aws, {"batch_id": "2024-06-01", "input_path": staged, "files": {}, "core_capacity": sized})
+    assert result.status == "SUCCEEDED"
+    assert result.inputs["Create the cluster"]["core_capacity"] == sized
+    core = _core_fleet()
+    assert core["TargetOnDemandCapacity.$"] == "$.core_capacity.on_demand_units"
+    assert core["TargetSpotCapacity.$"] == "$.core_capacity.spot_units"
+
+
+def test_a_run_started_by_hand_gets_the_largest_cluster_on_demand(aws):
+    result = run_scenario(aws, {"batch_id": "2024-06-01"})
+    assert result.status == "SUCCEEDED"
+    assert result.inputs["Create the cluster"]["core_capacity"] == {
+        "on_demand_units": int(aws["CoreMaxUnits"]),
+        "spot_units": 0,
+    }
+
+
+def _core_fleet() -> dict[str, Any]:
+    fleets = json.loads(ASL)["States"]["Create the cluster"]["Parameters"]["Instances"]["InstanceFleets"]
+    [core] = [f for f in fleets if f["InstanceFleetType"] == "CORE"]
+    return dict(core)
+
+
+def test_a_spot_shortage_launches_on_demand_instead_of_failing_from_several_instance_types():
+    core = _core_fleet()
+    spot = core["LaunchSpecifications"]["SpotSpecification"]
+    assert spot["TimeoutAction"] == "SWITCH_TO_ON_DEMAND"
+    assert spot["TimeoutDurationMinutes.$"] == "States.StringToJson('${SpotTimeoutMinutes}')"
+    types = [c["InstanceType"] for c in core["InstanceTypeConfigs"]]
+    assert len(set(types)) == 4 and all(c["WeightedCapacity"] == 1 for c in core["InstanceTypeConfigs"])
+    defaults = CAR_RENTAL.parameters["CoreInstanceTypes"]["Default"].split(",")
+    assert any(t.split(".")[0].endswith("g") for t in defaults), "a Graviton type among the defaults"
+
+
+# --- ComputeMode=serverless: the same job on the stack's EMR Serverless application ---------------------------
+
+SERVERLESS_FAILURES = {
+    # The .sync wait fails alike when the job run fails and when it outlives TimeoutSecondsPath (States.Timeout,
+    # which a scripted state cannot raise: the one Catch takes both, and the bound is checked below).
+    "the Spark job fails": {"Run the Spark job on EMR Serverless": FAIL},
+    "the job run is refused": {"Run the Spark job on EMR Serverless": Raise("EMRServerless.ValidationException")},
+    "the crawl fails": {"Check the crawler": {"Crawler": {"State": "READY", "LastCrawl": {"Status": "FAILED"}}}},
+}
+
+
+def test_in_serverless_mode_the_job_runs_on_the_application_and_no_cluster_is_made(aws):
+    result = run_scenario({**aws, "ComputeMode": "serverless"})
+    assert result.status == "SUCCEEDED"
+    assert result.entered.count("Run the Spark job on EMR Serverless") == 1
+    assert not {"Create the cluster", "Run the Spark job", "Terminate the cluster"} & set(result.entered)
+    assert result.entered.index("Run the Spark job on EMR Serverless") < result.entered.index("Start the crawler")
+    assert result.alerts == [(REPORT["subject"], REPORT["message"])]
+    assert _lock_items() == []
+
+
+@pytest.mark.parametrize("scenario", SERVERLESS_FAILURES)
+def test_in_serverless_mode_each_failure_writes_the_report_alerts_once_and_fails(aws, scenario: str):
+    result = run_scenario({**aws, "ComputeMode": "serverless"}, **SERVERLESS_FAILURES[scenario])
+    assert result.status == "FAILED"
+    assert _terminations(result.entered) == 0 and "Create the cluster" not in result.entered
+    [(subject, _)] = result.alerts
+    assert subject == "Rental analytics: a car-rental batch failed"
+    assert result.entered[-5:] == [
+        "Publish the failure report", "Was a cluster left running?", "Release the run lock after the failure",
+        "Alert the failure", "Fail the run",
+    ]  # fmt: skip
+    assert _lock_items() == []
+
+
+def test_a_serverless_job_run_is_bounded_twice_and_runs_what_the_cluster_runs():
+    states = json.loads(ASL)["States"]
+    job = states["Run the Spark job on EMR Serverless"]
+    assert job["TimeoutSecondsPath"] == "$.limits.spark_step_seconds"  # Step Functions stops waiting
+    assert job["Parameters"]["ExecutionTimeoutMinutes.$"] == "States.StringToJson('${ServerlessJobTimeoutMinutes}')"
+    step = states["Run the Spark job"]["Parameters"]["Step"]["HadoopJarStep"]["Args.$"]
+    driver = job["Parameters"]["JobDriver"]["SparkSubmit"]
+    assert driver["EntryPoint"] == "${JobScript}" and "--py-files ${CorePackage}" in driver["SparkSubmitParameters"]
+    # The same job arguments, after spark-submit's own.
+    assert step.endswith(driver["EntryPointArguments.$"].removeprefix("States.Array(")), (step, driver)
+    assert job["Parameters"]["Name.$"] == "$$.Execution.Name"  # the report step finds the job run by it

@@ -6,6 +6,7 @@ import codecs
 import csv
 import io
 import re
+import time
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -20,7 +21,15 @@ from rental_analytics.car_rental.contract import (
     map_header,
     normalize_header_name,
 )
-from rental_analytics.car_rental.gate.rows import BLOCK_BYTES, RowTally, UnreadableRows, shorten, tally_rows
+from rental_analytics.car_rental.gate.rows import (
+    BLOCK_BYTES,
+    OutOfTime,
+    RowTally,
+    UnreadableRows,
+    header_line,
+    shorten,
+    tally_rows,
+)
 
 CHUNK_BYTES = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
@@ -37,6 +46,8 @@ MAX_COMPRESSION_RATIO = 200
 RATIO_CHECKED_AFTER_BYTES = 4 << 20
 
 _BARE_CR = re.compile(rb"\r(?!\n)")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+LINE_END_NAMES = {"\n": "LF", "\r\n": "CRLF"}
 # A quoted field's text: anything but a quote, and quotes doubled.
 _QUOTED_TEXT = re.compile(rb'[^"]*(?:""[^"]*)*')
 # From the start of a field, as many whole fields as `re` can take in one go: unquoted ones, and quoted ones
@@ -79,6 +90,9 @@ class FileVerdict:
     # the file's layout instead of reading the header again.
     header_fields: int = 0
     columns: dict[str, int] = field(default_factory=dict)
+    # The records' line end, "\n" or "\r\n" ("" when no line end is outside quotes): Spark's multi-line reader is
+    # told it, as it would otherwise take the first line end it meets, inside quotes or not, for every record's.
+    line_end: str = ""
 
     @property
     def has_data_rows(self) -> bool:
@@ -134,6 +148,11 @@ class _Limits:
     max_bytes: int
     max_ratio: float
     ratio_after_bytes: int
+    deadline: float | None = None
+
+    def check_time(self, checked: int) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise _out_of_time(f"{_size(checked)} checked")
 
     def check_ratio(self, inflated: int, compressed: int) -> None:
         if inflated > self.ratio_after_bytes and inflated > self.max_ratio * compressed:
@@ -147,6 +166,15 @@ class _Limits:
     def check_size(self, size: int) -> None:
         if size > self.max_bytes:
             raise _Rejection("too_large", f"the file holds more than {_size(self.max_bytes)} of data, the gate's limit")
+
+
+def _out_of_time(progress: str) -> _Rejection:
+    return _Rejection(
+        "too_slow_to_check",
+        f"the gate ran out of time checking this file ({progress}): rows with fewer or more fields than the "
+        "header, and quoted values with line breaks, cost it the most. Split the file into smaller ones, or give "
+        "every row the header's fields, and upload them again",
+    )
 
 
 def _size(count: int) -> str:
@@ -211,6 +239,8 @@ class _QuoteScan:
         self.multiline = False
         self.any_quote = False
         self.header_end: int | None = None  # the offset just past the header record's line end
+        # The line end of the records ("\n" or "\r\n"), once one is met outside quotes; inside quotes any is data.
+        self.line_end = ""
         self._field_start = True  # whether the next byte scanned starts a field
         self._carry = b""  # a last quote or CR, judged once the byte after it is known
         self._offset = 0
@@ -253,7 +283,9 @@ class _QuoteScan:
                 pos, size = self._quoted(data, pos, size, final)
                 continue
             if self._field_start and self.header_end is not None and data.find(b'"', pos, pos + DENSE_QUOTES) >= 0:
-                pos = _FIELDS.match(data, pos).end()  # type: ignore[union-attr]  # it matches the empty text
+                run = _FIELDS.match(data, pos).end()  # type: ignore[union-attr]  # it matches the empty text
+                self._line_ends(data, pos, run)  # every line end in the run ends a record: its fields hold none
+                pos = run
                 if pos == size:
                     break
             quote = data.find(b'"', pos)
@@ -270,6 +302,7 @@ class _QuoteScan:
                         self._line(data, cr),
                     )
                 end = size = cr  # a CRLF split between two chunks, perhaps
+            self._line_ends(data, pos, end)
             if end > pos:
                 self._field_start = data[end - 1 : end] in _FIELD_ENDS
             if quote < 0 or quote >= size:
@@ -280,6 +313,34 @@ class _QuoteScan:
             self._field_start = False  # inside quotes, or after a quote inside an unquoted value (which is text)
             pos = quote + 1
         self._carry = data[size:]
+
+    def _line_ends(self, data: bytes, start: int, end: int) -> None:
+        """Note the line ends of a stretch outside quotes; refuse a file whose records end in both LF and CRLF.
+
+        Spark's multi-line reader splits records at one kind of line end only (the job tells it which), so a
+        mixed file would keep a CR at the end of values or run records together (docs/car-rental-decisions.md).
+        A CR is never the last byte of a stretch here: one at a chunk's end is carried to the next chunk.
+        """
+        feeds = data.count(b"\n", start, end)
+        if not feeds:
+            return
+        pairs = data.count(b"\r\n", start, end)
+        if not self.line_end:
+            first = data.find(b"\n", start, end)
+            self.line_end = "\r\n" if first > start and data[first - 1] == 13 else "\n"
+        if self.line_end == "\n" and pairs:
+            odd = data.find(b"\r\n", start, end)
+        elif self.line_end == "\r\n" and pairs < feeds:
+            odd = _BARE_LF.search(data, start, end).start()  # type: ignore[union-attr]  # a bare LF is there
+        else:
+            return
+        found, before = LINE_END_NAMES["\n" if self.line_end == "\r\n" else "\r\n"], LINE_END_NAMES[self.line_end]
+        raise _Rejection(
+            "mixed_line_ends",
+            f"this line ends with {found} where the lines before it end with {before}: use one kind of line end "
+            "(LF or CRLF) throughout the file",
+            self._line(data, odd),
+        )
 
     def _quoted(self, data: bytes, pos: int, size: int, final: bool) -> tuple[int, int]:
         """Scan on from inside a quoted field: where the scan goes on, and where this chunk's scan ends."""
@@ -314,8 +375,9 @@ def _looks_utf16(head: bytes) -> bool:
 class _CheckedBytes(io.RawIOBase):
     """The file's (decompressed) bytes as a stream, checked for NUL bytes, UTF-8 and quoting as they pass.
 
-    The header is read first, through `next_chunk`; `replay` then hands those bytes back so that the row
-    reader sees the whole file from its first byte, while memory holds one chunk and one header at most.
+    The header is read first, through `next_chunk`; `replay` then hands back what was read past it, behind a
+    header of the row reader's own, so that the row reader sees every data row while memory holds one chunk and
+    one header at most.
     """
 
     def __init__(self, chunks: Iterator[bytes], limits: _Limits) -> None:
@@ -341,6 +403,7 @@ class _CheckedBytes(io.RawIOBase):
             self._finish()
             return None
         self._limits.check_size(self.bytes_read + len(chunk))
+        self._limits.check_time(self.bytes_read)
         if len(self._head) < 64:
             self._head += chunk[: 64 - len(self._head)]
         if b"\x00" in chunk:
@@ -373,7 +436,7 @@ class _CheckedBytes(io.RawIOBase):
         self.scan.finish(self.newlines)
 
     def replay(self, chunks: list[bytes]) -> None:
-        """Serve these already-checked chunks again before reading on."""
+        """Serve these chunks (already checked, or made by the gate) before reading on."""
         self._replayed = list(reversed(chunks))
 
     def readinto(self, buffer: Any) -> int:
@@ -473,14 +536,16 @@ def validate_stream(
     max_bytes: int = MAX_DATA_BYTES,
     max_ratio: float = MAX_COMPRESSION_RATIO,
     ratio_after_bytes: int = RATIO_CHECKED_AFTER_BYTES,
+    deadline: float | None = None,
 ) -> FileVerdict:
     """Check one file as a stream, never holding it whole: name, compression, encoding, header and rows.
 
     A file with some bad rows is accepted, with their counts: the Spark job's row rules deal with them.
     `max_bytes` caps the (inflated) data; a gzip file inflating more than `max_ratio` times is refused once
-    `ratio_after_bytes` have come out.
+    `ratio_after_bytes` have come out. A file still being checked at `deadline` (a `time.monotonic()`) is
+    refused as `too_slow_to_check`, so that the Lambda function gives every upload a verdict before its timeout.
     """
-    limits = _Limits(max_bytes, max_ratio, ratio_after_bytes)
+    limits = _Limits(max_bytes, max_ratio, ratio_after_bytes, deadline)
     file_name = name.rsplit("/", 1)[-1]
     dataset = dataset_for_file_name(file_name)
     if dataset is None:
@@ -495,8 +560,12 @@ def validate_stream(
             # The header is the whole file, and pyarrow would find no line to infer it from; no row, no id twice.
             tally = RowTally(unique_ids=True)
         else:
-            source.replay(header_chunks)
-            tally = tally_rows(source, dataset, header, mapping.positions)
+            rows_start = b"".join(header_chunks)[source.scan.header_end :]
+            source.replay([header_line(len(header)), rows_start])
+            tally = tally_rows(source, dataset, len(header), mapping.positions, deadline)
+    except OutOfTime as late:
+        progress = f"{_size(source.bytes_read)} and {late.rows:,} rows checked, {late.irregular:,} of another width"
+        return _rejected(name, dataset, source, _out_of_time(progress))
     except UnreadableRows as unreadable:
         rejection = _Rejection("unreadable_rows", unreadable.reason, unreadable.line)
         if source.scan.quoted:
@@ -525,6 +594,7 @@ def validate_stream(
         unique_ids=tally.unique_ids,
         header_fields=len(header),
         columns=dict(mapping.positions),
+        line_end=source.scan.line_end,
     )
 
 
@@ -558,9 +628,14 @@ class BatchVerdict:
 
     @property
     def accepted(self) -> bool:
-        """All four datasets are present and each of their files passes.
+        """Every file passes and no dataset is missing: only then does `validate` exit 0 (contract, section 5)."""
+        return self.runnable and all(v.accepted for v in self.files)
 
-        A file named after no dataset (a README, say) is rejected and set aside without stopping the batch, as
+    @property
+    def runnable(self) -> bool:
+        """All four datasets are present and each of their files passes: the batch can run.
+
+        A file named after no dataset (a README, say) is rejected and set aside without stopping the run, as
         the upload gate in AWS starts a run once each dataset has an accepted file, whatever else was uploaded.
         """
         of_datasets = [v for v in self.files if v.dataset]

@@ -1,0 +1,249 @@
+"""A run's cost and stage times, computed from recorded AWS responses that are checked against botocore's models."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import botocore.session
+import pytest
+from botocore.stub import Stubber
+from botocore.validate import ParamValidator
+
+from rental_analytics.car_rental.contract import INSIGHT_QUERIES
+from rental_analytics.car_rental.costs import (
+    PriceTable,
+    athena_items,
+    cluster_items,
+    cost_summary,
+    crawler_items,
+    serverless_items,
+    stage_times,
+)
+from rental_analytics.car_rental.publish import ReportRequest, ReportSettings, publish_report
+from rental_analytics.car_rental.report import render_html
+from rental_analytics.platform.aws import AwsClients
+from rental_analytics.platform.config import ConfigError
+from tests.car_rental import usage_responses as R
+from tests.car_rental.sample_batch import ATHENA_CSV
+from tests.repo import ROOT
+
+ENV = json.loads((ROOT / "events" / "env.json").read_text())["PublishReportFunction"]
+PRICES = PriceTable.from_env(ENV)
+SCANNED = 123_456
+
+
+@pytest.mark.parametrize(
+    ("service", "operation", "response"),
+    [
+        ("emr", "DescribeCluster", R.DESCRIBE_CLUSTER),
+        ("emr", "ListInstances", R.LIST_INSTANCES),
+        ("glue", "ListCrawls", R.LIST_CRAWLS),
+        ("athena", "GetQueryExecution", R.get_query_execution("q-1", SCANNED)),
+        ("stepfunctions", "GetExecutionHistory", R.execution_history()),
+        ("emr-serverless", "GetJobRun", R.GET_JOB_RUN),
+        ("emr-serverless", "ListJobRuns", R.LIST_JOB_RUNS),
+    ],
+)
+def test_each_recorded_response_has_its_operations_shape(service: str, operation: str, response: dict[str, Any]):
+    shape = botocore.session.get_session().get_service_model(service).operation_model(operation).output_shape
+    report = ParamValidator().validate(response, shape)
+    assert not report.has_errors(), report.generate_report()
+
+
+def test_the_price_table_of_the_stack_is_read_whole_and_refused_when_broken():
+    assert PRICES is not None and PRICES.prices_date == ENV["PRICES_DATE"]
+    assert PRICES.instances["r6g.2xlarge"].ec2 == pytest.approx(0.4032)
+    assert PriceTable.from_env({}) is None  # no table: the usage is reported unpriced
+    with pytest.raises(ConfigError):
+        PriceTable.from_env({**ENV, "INSTANCE_PRICES": "m5.xlarge:0.192"})
+
+
+def test_the_cluster_is_priced_per_instance_hour_by_type_and_market():
+    items = {i.item: i for i in cluster_items(R.DESCRIBE_CLUSTER, R.LIST_INSTANCES["Instances"], PRICES)}
+    hours = 21 / 60  # each instance ran from minute 1 to minute 22
+    assert set(items) == {
+        "EC2 and EMR, m5.xlarge On-Demand",
+        "EC2 and EMR, r6g.2xlarge On-Demand",
+        "EC2 and EMR, r7g.2xlarge Spot",
+    }  # the unfulfilled Spot request is not billed
+    assert items["EC2 and EMR, m5.xlarge On-Demand"].cost == pytest.approx(hours * (0.192 + 0.048))
+    assert items["EC2 and EMR, r6g.2xlarge On-Demand"].cost == pytest.approx(hours * (0.4032 + 0.1008))
+    # Spot: the EC2 price at the stack's share of On-Demand, the EMR fee in full.
+    assert items["EC2 and EMR, r7g.2xlarge Spot"].cost == pytest.approx(hours * (0.4284 * 0.4 + 0.1071))
+    assert all(i.quantity == pytest.approx(hours) for i in items.values())
+
+
+def test_a_type_missing_from_the_table_is_reported_unpriced_and_the_total_incomplete():
+    instances = [{**R.LIST_INSTANCES["Instances"][0], "InstanceType": "x2gd.16xlarge"}]
+    [item] = cluster_items(R.DESCRIBE_CLUSTER, instances, PRICES)
+    assert item.cost is None
+    summary = cost_summary([item], PRICES)
+    assert summary["complete"] is False and summary["total"] is None
+
+
+def test_athena_bills_at_least_10_mb_a_query_and_the_crawler_10_minutes_of_this_runs_crawls():
+    queries = [{"name": "small", "statistics": {"DataScannedInBytes": SCANNED}},
+               {"name": "large", "statistics": {"DataScannedInBytes": 2 * 10**12}}]  # fmt: skip
+    small, large = athena_items(queries, PRICES)
+    assert small.quantity == SCANNED and small.cost == pytest.approx(10**7 / 10**12 * 5)
+    assert large.cost == pytest.approx(10.0)
+    [crawl] = crawler_items(R.LIST_CRAWLS, R.at(-2), PRICES)  # the crawl of a day earlier is not this run's
+    assert crawl.quantity == pytest.approx(0.05) and crawl.cost == pytest.approx(10 / 60 * 0.44)
+
+
+def test_a_serverless_job_run_is_priced_by_its_billed_resources():
+    vcpu, memory, storage = serverless_items(R.GET_JOB_RUN, PRICES)
+    assert vcpu.quantity == 1.5 and vcpu.cost == pytest.approx(1.5 * 0.052624)
+    assert memory.cost == pytest.approx(6.0 * 0.0057785)
+    assert storage.cost == 0.0
+
+
+def test_each_stage_takes_its_time_from_the_history_and_the_clusters_timeline():
+    stages = stage_times(R.execution_history()["events"], "cluster", R.at(25) + R.dt.timedelta(seconds=10), R.at(7))
+    assert {s["stage"]: s["seconds"] for s in stages} == {
+        "queue": 120.0,  # started, then the lock, until the cluster was asked for
+        "start": 420.0,  # the cluster's creation to ready
+        "Spark": 600.0,  # ready to the step's end
+        "stop": 300.0,
+        "crawler": 120.0,
+        "queries": 60.0,
+        "report": 10.0,
+    }
+
+
+def _stubbed(service: str, *responses: tuple[str, dict[str, Any]]) -> Any:
+    client = boto3.client(service, region_name="us-east-1")
+    stubber = Stubber(client)  # validates each response against the service model as it is added
+    for operation, response in responses:
+        stubber.add_response(operation, response)
+    stubber.activate()
+    return client
+
+
+def test_the_report_states_the_runs_cost_and_stage_times_and_the_history_keeps_them(s3):
+    for name, text in ATHENA_CSV.items():
+        s3.put_object(Bucket="artifacts", Key=f"athena-results/{name}.csv", Body=text.encode())
+    sns = boto3.client("sns")
+    topic = sns.create_topic(Name="warnings")["TopicArn"]
+    aws = AwsClients(
+        s3=s3,
+        sns=sns,
+        stepfunctions=_stubbed("stepfunctions", ("get_execution_history", R.execution_history())),
+        emr=_stubbed("emr", ("describe_cluster", R.DESCRIBE_CLUSTER), ("list_instances", R.LIST_INSTANCES)),
+        glue=_stubbed("glue", ("list_crawls", R.LIST_CRAWLS)),
+    )
+    settings = ReportSettings.from_env({**ENV, "DATA_BUCKET": "data", "WARNING_TOPIC_ARN": topic})
+    event = {
+        "batch_id": "2024-06-01",
+        "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:car-rental-abc:2024-06-01-0123",
+        "cluster": {"ClusterId": R.CLUSTER_ID},
+        "insights": [
+            {
+                "name": name,
+                "output": f"s3://artifacts/athena-results/{name}.csv",
+                "statistics": R.get_query_execution(name, SCANNED)["QueryExecution"]["Statistics"],
+            }
+            for name in INSIGHT_QUERIES
+        ],
+    }
+
+    report = publish_report(ReportRequest.from_event(event), settings, aws)
+
+    summary = json.loads(s3.get_object(Bucket="data", Key="reports/2024-06-01/summary.json")["Body"].read())
+    cost = summary["run"]["cost"]
+    hours = 21 / 60
+    expected = (
+        hours * (0.192 + 0.048 + 0.4032 + 0.1008 + 0.4284 * 0.4 + 0.1071)
+        + len(INSIGHT_QUERIES) * 10**7 / 10**12 * 5
+        + 10 / 60 * 0.44
+    )
+    assert cost["complete"] is True and cost["total"] == pytest.approx(expected)
+    assert cost["prices_date"] == ENV["PRICES_DATE"] and cost["unknown"] == []
+    assert [s["stage"] for s in summary["run"]["stages"]] == [
+        "queue", "start", "Spark", "stop", "crawler", "queries", "report"
+    ]  # fmt: skip
+    assert f"Cost of the run: USD {expected:.4f}" in report["message"]
+    assert "Time per stage: queue 2 min 0 s, start 7 min 0 s, Spark 10 min 0 s" in report["message"]
+    page = render_html(summary)
+    assert "Time and cost" in page and f"${expected:,.4f}" in page
+    [recorded] = json.loads(s3.get_object(Bucket="data", Key="reports/_history/row_counts.json")["Body"].read())
+    assert recorded["cost"] == pytest.approx(expected) and recorded["seconds"] > 1600
+
+
+def test_a_usage_lookup_that_fails_leaves_the_report_and_names_what_is_missing(s3):
+    s3.put_object(Bucket="data", Key="reports/2024-06-01/job_outcome.json", Body=b"{}")
+    emr = boto3.client("emr", region_name="us-east-1")
+    stubber = Stubber(emr)
+    stubber.add_client_error("describe_cluster", "AccessDeniedException", "not allowed")
+    stubber.activate()
+    sns = boto3.client("sns")
+    topic = sns.create_topic(Name="warnings")["TopicArn"]
+    aws = AwsClients(s3=s3, sns=sns, stepfunctions=None, emr=emr)
+    settings = ReportSettings.from_env({**ENV, "DATA_BUCKET": "data", "WARNING_TOPIC_ARN": topic})
+    event = {"batch_id": "2024-06-01", "cluster": {"ClusterId": R.CLUSTER_ID},
+             "failure": {"state": "Run the Spark job", "error": "States.TaskFailed", "cause": "boom"}}  # fmt: skip
+
+    report = publish_report(ReportRequest.from_event(event), settings, aws)
+
+    summary = json.loads(s3.get_object(Bucket="data", Key="reports/2024-06-01/summary.json")["Body"].read())
+    assert summary["status"] == "failed"
+    assert summary["run"]["cost"]["complete"] is False
+    assert "AccessDeniedException" in summary["run"]["cost"]["unknown"][0]
+    assert "Cost of the run:" in report["message"]
+
+
+def test_the_history_shows_cost_and_time_per_batch_as_a_trend():
+    from rental_analytics.car_rental.report import build_summary, history_trend
+    from rental_analytics.platform.unusual import UnusualDataRule
+
+    earlier = [
+        {"batch_id": "2024-05-30", "counts": {"rental_transactions": 900.0}, "cost": 0.41, "seconds": 1500.0},
+        {"batch_id": "2024-05-31", "counts": {"rental_transactions": 950.0}},  # recorded before costs were kept
+    ]
+    usage = {"mode": "cluster", "stages": [{"stage": "Spark", "seconds": 600.0}],
+             "cost": cost_summary(athena_items([{"name": "q", "statistics": {}}], PRICES), PRICES)}  # fmt: skip
+    trend = history_trend(earlier, "2024-06-01", {"rental_transactions": 1000.0}, [], UnusualDataRule(), usage)
+    assert [(r["batch_id"], r.get("cost"), r.get("seconds")) for r in trend["runs"]] == [
+        ("2024-05-30", 0.41, 1500.0),
+        ("2024-05-31", None, None),
+        ("2024-06-01", pytest.approx(0.00005), 600.0),
+    ]
+    page = render_html(build_summary("2024-06-01", {"succeeded": True}, {}, [], trend, run=usage))
+    assert "Cost per batch in USD" in page and "Minutes per batch" in page
+
+
+def test_in_serverless_mode_the_report_prices_the_job_run_named_after_the_execution(s3):
+    s3.put_object(Bucket="data", Key="reports/2024-06-01/job_outcome.json", Body=b"{}")
+    sns = boto3.client("sns")
+    topic = sns.create_topic(Name="warnings")["TopicArn"]
+    application = R.GET_JOB_RUN["jobRun"]["applicationId"]
+    aws = AwsClients(
+        s3=s3,
+        sns=sns,
+        stepfunctions=_stubbed("stepfunctions", ("get_execution_history", {"events": []})),
+        emrserverless=_stubbed("emr-serverless", ("list_job_runs", R.LIST_JOB_RUNS), ("get_job_run", R.GET_JOB_RUN)),
+    )
+    environ = {**ENV, "COMPUTE_MODE": "serverless", "SERVERLESS_APPLICATION_ID": application}
+    settings = ReportSettings.from_env({**environ, "DATA_BUCKET": "data", "WARNING_TOPIC_ARN": topic})
+    event = {
+        "batch_id": "2024-06-01",
+        "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:car-rental-abc:2024-06-01-0123",
+        "cluster": {"ClusterId": ""},  # no cluster in serverless mode
+        "failure": {"state": "Check the crawler", "error": "CrawlFailed", "cause": "FAILED"},
+    }
+
+    publish_report(ReportRequest.from_event(event), settings, aws)
+
+    cost = json.loads(s3.get_object(Bucket="data", Key="reports/2024-06-01/summary.json")["Body"].read())["run"]
+    assert cost["mode"] == "serverless"
+    assert cost["cost"]["total"] == pytest.approx(1.5 * 0.052624 + 6.0 * 0.0057785)
+    assert [i["item"] for i in cost["cost"]["items"]][:3] == [
+        "EMR Serverless vCPU", "EMR Serverless memory", "EMR Serverless storage"
+    ]  # fmt: skip
+
+
+def test_a_compute_mode_the_report_step_does_not_know_fails_at_start():
+    with pytest.raises(ConfigError, match="COMPUTE_MODE"):
+        ReportSettings.from_env({**ENV, "COMPUTE_MODE": "kubernetes"})
