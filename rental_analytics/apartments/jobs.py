@@ -73,8 +73,11 @@ class Zones:
 
     @property
     def staging(self) -> str:
-        """Where a job builds the folders it publishes in one step (`platform.publication`)."""
-        return f"{self.root.rstrip('/')}/tmp/apartments/publish"
+        """Where a job builds the folders it publishes in one step (`platform.publication`).
+
+        Under curated/, which the jobs' role may write and whose `_next/` the bucket's lifecycle expires.
+        """
+        return self.curated("_next")
 
 
 APPLIED_SCHEMA = "load_date date"

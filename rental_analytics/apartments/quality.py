@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 
 from rental_analytics.apartments.contract import (
     ACCURACY,
+    APARTMENT_ATTRIBUTES,
     APARTMENTS,
     BOOKINGS,
     COMPLETENESS,
@@ -87,13 +88,17 @@ def rules_for(table: SourceTable, load_date: date, rules: QualityRules, columns:
 
     A key that several rows share fails every copy (which one is the source's is unknowable), and a value
     that did not read as its type fails before completeness would count it missing; both count against
-    accuracy. `columns` are the rows' columns: the extract's `invalid_text` is checked when it is there.
-    A rule whose input is missing does not fail: completeness already counts that row.
+    accuracy (consistency for apartment_attributes, which has no accuracy rules). `columns` are the rows'
+    columns: the extract's `invalid_text` is checked when it is there. A rule whose input is missing does
+    not fail: completeness already counts that row.
     """
     missing = reduce(lambda a, b: a | b, [_blank(name, table) for name in table.required])
-    checks = [Rule(ACCURACY, DUPLICATE_KEY, F.col(table.key).isNotNull() & (F.col(COPIES) > 1))]
+    # Counted against a metric the table already has: apartment_attributes has no accuracy rules, and a
+    # metric of its own would change what dq_results holds for every run.
+    identity = CONSISTENCY if table is APARTMENT_ATTRIBUTES else ACCURACY
+    checks = [Rule(identity, DUPLICATE_KEY, F.col(table.key).isNotNull() & (F.col(COPIES) > 1))]
     if INVALID_TEXT in columns:
-        checks.append(Rule(ACCURACY, INVALID_VALUE, F.col(INVALID_TEXT).isNotNull()))
+        checks.append(Rule(identity, INVALID_VALUE, F.col(INVALID_TEXT).isNotNull()))
     checks.append(Rule(COMPLETENESS, MISSING_REQUIRED, missing))
     if table is APARTMENTS:
         # Only the apartments' text reaches the warehouse (as dim_locations and dim_apartments.status).

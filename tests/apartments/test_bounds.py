@@ -6,14 +6,16 @@ import socket
 import threading
 from dataclasses import replace
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from rental_analytics.apartments import jobs, warehouse
+from rental_analytics.apartments.contract import CURATED_SCHEMAS
 from rental_analytics.apartments.db_url import DatabaseUrl, Timeouts
 from rental_analytics.apartments.quality import QualityRules
-from tests.apartments.test_commits import apartment, checked, write_zone
+from tests.apartments.test_commits import write_zone
 from tests.apartments.test_warehouse import _client, rows, target  # noqa: F401
 
 pytestmark = [pytest.mark.spark]
@@ -66,8 +68,8 @@ def test_a_kpi_table_dropped_by_hand_is_made_again(spark, target):  # noqa: F811
 
 def test_an_empty_apartments_extract_is_refused_unless_asked_for(spark, tmp_path: Path):
     zones = jobs.Zones(str(tmp_path))
-    checked(spark, zones, D1, [apartment(1, "Accra", "100")])
-    jobs.run_transform(spark, zones, D1)
+    current = [(1, 1, 1, Decimal("100.00"), "active", D1, None, True)]  # the model has an apartment
+    spark.createDataFrame(current, CURATED_SCHEMAS["dim_apartments"]).write.parquet(zones.curated("dim_apartments"))
     for table in ("apartments", "apartment_attributes", "user_viewing", "bookings"):
         write_zone(spark, jobs.partition(zones.raw(table), D2), table, [])
 
