@@ -17,6 +17,9 @@ class FakeContext:
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:TestFunction"
     aws_request_id = "2f7c5a7e-0000-4000-8000-000000000000"
 
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
 
 def load_handler(folder: str, monkeypatch: pytest.MonkeyPatch, **environment: str) -> ModuleType:
     """Import functions/<folder>/app.py after setting its environment; each call makes new boto3 clients."""

@@ -254,19 +254,26 @@ def test_generate_apartments_checks_the_login_first(capsys):
 @pytest.mark.spark
 @pytest.mark.databases
 @pytest.mark.parametrize(
-    ("url", "driver", "expected"),
+    ("url", "driver", "expected", "code"),
     [
-        ("mysql://root@127.0.0.1:1/test", None, "[extract] cannot reach the database: Could not connect to"),
+        ("mysql://root@127.0.0.1:1/test", None, "[extract] cannot reach the database: Could not connect to", 1),
         (
             "postgresql://nobody_ra@127.0.0.1/test",
             None,
             '[extract] cannot log in to the database: FATAL: role "nobody_ra"',
+            1,
         ),
-        (MARIADB, "org.example.NoSuchDriver", "[extract] no JDBC driver for the database: org.example.NoSuchDriver"),
+        (
+            MARIADB,
+            "org.example.NoSuchDriver",
+            "[extract] no JDBC driver for the database: org.example.NoSuchDriver",
+            2,
+        ),
     ],
 )
-def test_a_jdbc_failure_inside_spark_becomes_one_line(spark, url: str, driver: str | None, expected: str):
-    """A database that goes away after the checks: Spark's Py4J error still reads as one line and exit 2."""
+def test_a_jdbc_failure_inside_spark_becomes_one_line(spark, url: str, driver: str | None, expected: str, code: int):
+    """A database that goes away after the checks: Spark's Py4J error still reads as one line, and fails the run
+    (exit 1, as the apartments contract says); a driver that is not there is a setting to fix (exit 2)."""
     from rental_analytics.apartments.db_url import DatabaseUrl
     from rental_analytics.platform.errors import as_stage_error
 
@@ -276,7 +283,7 @@ def test_a_jdbc_failure_inside_spark_becomes_one_line(spark, url: str, driver: s
     with pytest.raises(Exception) as raised:
         spark.read.format("jdbc").options(**options).load()
     failure = as_stage_error(raised.value, "extract")
-    assert failure.exit_code == 2
+    assert failure.exit_code == code
     assert failure.line().startswith(f"rental-analytics: {expected}")
     assert "\n" not in failure.line()
 

@@ -20,7 +20,8 @@ settings = GateSettings.from_env()  # fails the cold start when a variable is mi
 @event_parser(model=S3Model)
 def lambda_handler(event: S3Model, context: LambdaContext) -> dict[str, Any]:
     """Judge every record of the notification; one record's outcome never hides another's."""
-    outcomes = [admit_upload(Upload.from_record(record), settings, clients()) for record in event.Records]
+    deadline = settings.check_deadline(context.get_remaining_time_in_millis() / 1000)
+    outcomes = [admit_upload(Upload.from_record(record), settings, clients(), deadline) for record in event.Records]
     for outcome in outcomes:
         logger.info("upload judged", extra=outcome.as_dict())
         for name, unit, value in outcome.metrics():

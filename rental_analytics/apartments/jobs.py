@@ -108,7 +108,7 @@ def check_load_date(spark: SparkSession, zones: Zones, load_date: date, today: d
     if applied and applied[-1] > load_date:
         raise ModelOrderError(
             f"load date {applied[-1]} is already applied; {load_date} is older and cannot be applied "
-            "(`rental-analytics undo apartments` takes back the last applied date)"
+            "(`rental-analytics undo-apartments` takes back the last applied date)"
         )
 
 

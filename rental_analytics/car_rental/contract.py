@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -9,6 +10,21 @@ from dataclasses import dataclass, field
 BATCH_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=-]{0,127}")
 # What the upload gate writes beside the files it staged for a run: each dataset's version, row count and verdict.
 MANIFEST_NAME = "_manifest.json"
+
+
+# The job's rejected rows, beside the rejected files' folders in `quarantine/<batch_id>/`.
+QUARANTINE_ROWS = "rows"
+
+
+def quarantine_folder(batch_id: str, file_name: str, version: str) -> str:
+    """Where one rejected version of a file is kept, with its report: `quarantine/<batch_id>/<tag>`.
+
+    The tag is 20 hex digits of a digest of the file's name and version: the folder holds that one file and its
+    `.report.json` and nothing else, so no name a sender picks meets another file, another's report, or the
+    job's `rows/` folder, and a later rejected version of the same name does not replace an earlier one.
+    """
+    named = file_name.encode("utf-8", "surrogateescape") + b"\0" + version.encode("utf-8", "surrogateescape")
+    return f"quarantine/{batch_id}/{hashlib.sha256(named).hexdigest()[:20]}"
 
 
 @dataclass(frozen=True)
@@ -169,14 +185,20 @@ PROCESSED_SCHEMAS: dict[str, Schema] = {
         *tuple((c, "string") for c in LOCATIONS.columns if c not in ("latitude", "longitude")),
         ("latitude", "double"),
         ("longitude", "double"),
+        ("state_key", "string"),  # the partition: `state` as a folder name (PARTITION_KEY_REGEX)
     ),
     "vehicles": tuple((c, "string") for c in VEHICLES.columns),
     "users": (*tuple((c, "string") for c in USERS.columns if c not in PERSONAL_COLUMNS), ("registration_year", "int")),
 }
+# A free-text value is a partition folder's name as it is only when it is short and plain: a long one fails the
+# write (ENAMETOOLONG), Spark escapes `/` and other signs (which Athena then shows escaped), and
+# `__HIVE_DEFAULT_PARTITION__` is read back as null. Any other value is named by `~` and 20 hex digits of its
+# SHA-256; the value itself stays a column of the files, so every reader sees it as it arrived.
+PARTITION_KEY_REGEX = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}\z"
 PROCESSED_PARTITIONS: dict[str, tuple[str, ...]] = {
     "rental_transactions": ("rental_date",),
     "users": ("registration_year",),
-    "locations": ("state",),
+    "locations": ("state_key",),
     "vehicles": (),
 }
 

@@ -21,6 +21,7 @@ from rental_analytics.car_rental.contract import (
     LOCATIONS,
     PROCESSED_PARTITIONS,
     PROCESSED_SCHEMAS,
+    QUARANTINE_ROWS,
     REFERENCE_DATASETS,
     REFERENCE_REASONS,
     RENTAL_TRANSACTIONS,
@@ -228,7 +229,7 @@ def _stage_quarantine(
     job: BatchJob, publication: Publication, tagged: Mapping[str, DataFrame], outcome: BatchOutcome
 ) -> None:
     """Stage the rows of each dataset the rules rejected; a re-run replaces the rows an earlier run rejected."""
-    target = job.path("quarantine", job.batch_id, "rows")
+    target = job.path("quarantine", job.batch_id, QUARANTINE_ROWS)
     rejected = {RENTAL_TRANSACTIONS.name: outcome.rejected_by_reason, **outcome.reference_rejected}
     if not any(rejected.values()):
         publication.delete(target)

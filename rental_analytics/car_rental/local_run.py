@@ -9,11 +9,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from rental_analytics.car_rental.contract import quarantine_folder
 from rental_analytics.car_rental.gate.files import BatchVerdict, validate_folder
 from rental_analytics.car_rental.insights import run_insights
-from rental_analytics.car_rental.report import build_summary, summary_lines, write_reports
+from rental_analytics.car_rental.report import (
+    Failure,
+    build_summary,
+    failed_outcome,
+    notification_lines,
+    summary_lines,
+    write_reports,
+)
 from rental_analytics.platform.progress import Progress, follow_spark
 from rental_analytics.platform.run_lock import holding_run_lock
+from rental_analytics.platform.text import printable
 
 # Below this many bytes of input (about 200,000 rows), the JVM's optimising compiler costs more time than it
 # saves (docs/benchmarks.md: the demo and 1M rentals, with and without it).
@@ -29,15 +38,21 @@ class RunResult:
     report_dir: Path
 
 
-def quarantine_files(verdict: BatchVerdict, quarantine_dir: Path) -> None:
-    """Keep each rejected file as it arrived, with a JSON report beside it."""
+def quarantine_files(verdict: BatchVerdict, output_dir: Path, batch_id: str) -> None:
+    """Keep each rejected file as it arrived, with a JSON report beside it, in a folder of its own.
+
+    The folder is the one the upload gate uses (`quarantine_folder`), the file's size and time standing for
+    the version S3 would give it.
+    """
     for file in verdict.files:
         if file.accepted:
             continue
-        quarantine_dir.mkdir(parents=True, exist_ok=True)
         source = Path(file.file)
-        shutil.copyfile(source, quarantine_dir / source.name)
-        report = quarantine_dir / f"{source.name}.report.json"
+        stat = source.stat()
+        folder = output_dir / quarantine_folder(batch_id, source.name, f"{stat.st_size}:{stat.st_mtime_ns}")
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, folder / source.name)
+        report = folder / f"{source.name}.report.json"
         report.write_text(json.dumps(file.as_dict(), indent=2), encoding="utf-8")
 
 
@@ -53,45 +68,82 @@ def run_car_rental(
         return _run_car_rental(input_dir, output_dir, batch_id, max_reject_rate, progress)
 
 
+class _Run:
+    """What a local run has learned so far, so that however it ends its report says where it stopped."""
+
+    def __init__(self, batch_id: str, report_dir: Path, progress: Progress) -> None:
+        self.batch_id, self.report_dir, self.say = batch_id, report_dir, progress
+        self.stage = "starting"
+        self.files: list[dict[str, Any]] = []
+        self.outcome: dict[str, Any] = {}
+        self.clock = StageClock()
+
+    def usage(self) -> dict[str, Any]:
+        """The summary's `run`: the stages' times so far (a local run has no cloud cost)."""
+        return self.clock.run()
+
+    def __call__(self, message: str) -> None:
+        """Report progress, and note it as the stage a failure from here on happened in."""
+        self.stage = message
+        self.say(message)
+
+    def failed(self, error: BaseException) -> RunResult:
+        """Write the report of a run stopped by an error in the stage it had reached."""
+        name = "interrupted" if isinstance(error, KeyboardInterrupt) else type(error).__name__
+        failure = Failure.from_event({"state": self.stage, "error": name, "cause": str(error)})
+        summary = build_summary(self.batch_id, failed_outcome(self.outcome, failure), {}, self.files, run=self.usage())
+        summary["failed_state"] = failure.state
+        return _finish(self.report_dir, summary, False)
+
+
 def _run_car_rental(
     input_dir: Path, output_dir: Path, batch_id: str, max_reject_rate: float, progress: Progress
 ) -> RunResult:
+    run = _Run(batch_id, output_dir / "reports" / batch_id, progress)
+    try:
+        return _run_stages(run, input_dir, output_dir, max_reject_rate)
+    except BaseException as error:  # the report is written, then the error ends the command as it would have
+        run.failed(error)
+        raise
+
+
+def _run_stages(run: _Run, input_dir: Path, output_dir: Path, max_reject_rate: float) -> RunResult:
     from rental_analytics.platform.spark_session import StartingSession
 
-    report_dir = output_dir / "reports" / batch_id
-    clock = StageClock()
-    progress(f"checking the files in {input_dir}")
+    batch_id, report_dir = run.batch_id, run.report_dir
+    run(f"checking the files in {input_dir}")
     size = sum(path.stat().st_size for path in input_dir.iterdir() if path.is_file())
     # Spark's JVM starts on the other core while the gate checks the files.
     starting = StartingSession(log_dir=output_dir / "logs", quick_start=size < QUICK_START_BYTES)
     verdict = validate_folder(input_dir)
-    files = [f.as_dict() for f in verdict.files]
-    quarantine_files(verdict, output_dir / "quarantine" / batch_id)
-    clock.done("gate")
+    run.files = [f.as_dict() for f in verdict.files]
+    run("setting rejected files aside in the quarantine")
+    quarantine_files(verdict, output_dir, batch_id)
+    run.clock.done("gate")
     if not verdict.runnable:
         starting.discard()
         message = "the batch was not processed: " + "; ".join(verdict.problems())
-        return _finish(report_dir, build_summary(batch_id, {"message": message}, {}, files, run=clock.run()), False)
+        return _finish(report_dir, build_summary(batch_id, {"message": message}, {}, run.files, run=run.usage()), False)
     for problem in verdict.problems():  # files of no dataset, set aside
-        progress(f"set aside, not part of the batch: {problem}")
+        run.say(printable(f"set aside, not part of the batch: {problem}"))
 
-    progress("starting Spark (local mode)")
+    run("starting Spark (local mode)")
     from rental_analytics.car_rental.job import BatchJob, held_to_the_gate, run_batch
 
     spark = starting.get()
-    follow_spark(progress, spark)
-    clock.done("start")
+    follow_spark(run.say, spark)
+    run.clock.done("start")
     verdicts = {f.dataset: f.as_dict() for f in verdict.files if f.dataset}
     job = held_to_the_gate(BatchJob(str(input_dir), str(output_dir), batch_id, max_reject_rate), verdicts)
-    outcome = run_batch(spark, job, progress)
-    clock.done("Spark")
-    if not outcome.succeeded:
-        return _finish(report_dir, build_summary(batch_id, outcome.as_dict(), {}, files, run=clock.run()), False)
-    progress("running the insight queries (DuckDB)")
+    run.outcome = run_batch(spark, job, run).as_dict()
+    run.clock.done("Spark")
+    if not run.outcome["succeeded"]:
+        return _finish(report_dir, build_summary(batch_id, run.outcome, {}, run.files, run=run.usage()), False)
+    run("running the insight queries (DuckDB)")
     insights = run_insights(output_dir / "analytics", report_dir / "insights")
-    clock.done("queries")
-    progress("writing the report")
-    return _finish(report_dir, build_summary(batch_id, outcome.as_dict(), insights, files, run=clock.run()), True)
+    run.clock.done("queries")
+    run("writing the report")
+    return _finish(report_dir, build_summary(batch_id, run.outcome, insights, run.files, run=run.usage()), True)
 
 
 class StageClock:
@@ -114,7 +166,7 @@ class StageClock:
 def _finish(report_dir: Path, summary: dict[str, Any], succeeded: bool) -> RunResult:
     write_reports(report_dir, summary)
     # Locally the notification that SNS sends in AWS is a file beside the report.
-    (report_dir / "notification.txt").write_text("\n".join(summary_lines(summary)) + "\n", encoding="utf-8")
+    (report_dir / "notification.txt").write_text("\n".join(notification_lines(summary)) + "\n", encoding="utf-8")
     return RunResult(succeeded, summary, report_dir)
 
 
@@ -122,4 +174,4 @@ def print_result(result: RunResult, out: TextIO) -> None:
     """The short summary a person reads at the end of a run."""
     for line in summary_lines(result.summary):
         print(line, file=out)
-    print(f"Report: {(result.report_dir / 'report.html').resolve()}", file=out)
+    print(printable(f"Report: {(result.report_dir / 'report.html').resolve()}"), file=out)

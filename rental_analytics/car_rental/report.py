@@ -517,7 +517,7 @@ def next_steps(summary: Mapping[str, Any]) -> list[str]:
         if rejected:
             steps.append(
                 "Read each rejected file's reason, line and examples in the table below; the file is kept as it "
-                f"arrived in `quarantine/{batch}/` with a `.report.json` beside it."
+                f"arrived in a folder of its own under `quarantine/{batch}/`, with a `.report.json` beside it."
             )
         if missing:
             steps.append("Send the missing files: " + ", ".join(f"{name}.csv" for name in missing) + ".")

@@ -17,6 +17,7 @@ from rental_analytics.car_rental.contract import (
     END_BEFORE_START,
     LOCATIONS,
     MISSING_REQUIRED,
+    PARTITION_KEY_REGEX,
     PERSONAL_COLUMNS,
     PROCESSED_SCHEMAS,
     RENTAL_TRANSACTIONS,
@@ -180,7 +181,8 @@ def _timestamp(text: Column) -> Column:
 
 # A plain decimal number (DECIMAL_REGEX) of at most ten digits before the point once its leading zeros are gone:
 # DECIMAL(12,2) holds no more. Half-up rounding to cents depends on the first three digits after the point alone.
-_AMOUNT_PARTS = r"^(?<sign>[+-]?)(?=\.?\d)0*(?<whole>\d{0,10})(?:\.(?<cents>\d{0,3})\d*)?$"
+# It ends in \z, not $, for the reason `_whole` gives.
+_AMOUNT_PARTS = r"^(?<sign>[+-]?)(?=\.?\d)0*(?<whole>\d{0,10})(?:\.(?<cents>\d{0,3})\d*)?\z"
 # What of such a number reaches the cast: sign, a zero, the whole digits, the point, three digits and a zero.
 AMOUNT_TEXT_CHARS = 17
 
@@ -312,11 +314,17 @@ def processed_users(tagged: DataFrame) -> DataFrame:
     return conform(_blanks_to_null(frame, USERS), PROCESSED_SCHEMAS["users"])
 
 
+def partition_key(value: Column) -> Column:
+    """A free-text value as a partition folder's name, bounded and plain (PARTITION_KEY_REGEX); null stays null."""
+    hashed = F.concat(F.lit("~"), F.substring(F.sha2(value, 256), 1, 20))
+    return F.when(value.rlike(PARTITION_KEY_REGEX), value).otherwise(hashed)
+
+
 def processed_locations(tagged: DataFrame) -> DataFrame:
-    """Kept locations with numeric coordinates, partitioned by state."""
+    """Kept locations with numeric coordinates, partitioned by state (`state_key`, with `state` kept as it is)."""
     frame = _blanks_to_null(kept(tagged), LOCATIONS)
     frame = frame.withColumn("latitude", _number("latitude")).withColumn("longitude", _number("longitude"))
-    return conform(frame, PROCESSED_SCHEMAS["locations"])
+    return conform(frame.withColumn("state_key", partition_key(F.col("state"))), PROCESSED_SCHEMAS["locations"])
 
 
 def processed_vehicles(tagged: DataFrame) -> DataFrame:

@@ -192,8 +192,9 @@ def as_stage_error(error: BaseException, stage: str) -> StageError:
     database = database_problem(error)
     if database:
         kind, message = database
-        # Refused in the checks, the settings are wrong (2); lost once the run is under way, the run failed (1).
-        code = EXIT_USAGE if stage == CHECKS else EXIT_FAILED
+        # Refused in the checks, or without its driver, the settings are wrong (2); a database lost once the run
+        # is under way failed the run (1).
+        code = EXIT_USAGE if stage == CHECKS or kind == DB_DRIVER else EXIT_FAILED
         return StageError(stage, f"{kind} the database: {message}", DB_HINTS[kind], code)
     aws = aws_problem(error)
     if aws:

@@ -1,4 +1,4 @@
-"""One run at a time per local data root: a lock file under --output that a later run waits for."""
+"""One run at a time per local data root, in start order: a lock file under --output, and a queue of tickets."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from rental_analytics.platform.errors import StageError
 from rental_analytics.platform.progress import Progress
 
 LOCK_FILE = ".run.lock"
+# Each waiting run's ticket, named by its start: the oldest live ticket takes the lock when it is free.
+QUEUE_DIR = ".run.queue"
 # How often a waiting run tries the lock, and how often it says again what it waits for.
 POLL_SECONDS = 0.5
 REMIND_SECONDS = 30.0
@@ -39,41 +41,104 @@ def _read_holder(handle: Any) -> dict[str, Any] | None:
     return holder if isinstance(holder, dict) else None
 
 
+def _try_lock(handle: Any, root: Path) -> bool:
+    """Take `handle`'s flock if it is free; a file system that cannot lock is a settings error."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    except OSError as error:
+        if error.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise StageError(
+                "locking the output",
+                f"{root} is on a file system that cannot lock files, so two runs on it could overlap",
+                "give an --output on a local disk",
+            ) from error
+        raise
+
+
+def _open_lock_file(root: Path) -> int:
+    """The lock file's descriptor, never through a link: the run writes its name into it and empties it."""
+    try:
+        return os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        raise StageError(
+            "locking the output",
+            f"{root / LOCK_FILE} is a symbolic link; the run lock must be a file of the output folder itself",
+            f"remove the link ({root / LOCK_FILE}) and run again",
+        ) from error
+
+
+@contextlib.contextmanager
+def _ticket(root: Path) -> Iterator[str]:
+    """This run's place in the queue, named by its start time.
+
+    The ticket is held (flock) while the run waits, so a run killed while waiting leaves a ticket any later run
+    can see is dead; it is locked before it is renamed into place, so it is never seen unlocked while alive.
+    """
+    queue = root / QUEUE_DIR
+    queue.mkdir(parents=True, exist_ok=True)
+    name = f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(4).hex()}"
+    draft = queue / f".{name}"
+    with draft.open("w", encoding="utf-8") as handle:
+        if not _try_lock(handle, root):
+            raise RuntimeError(f"a new ticket {draft} was locked by another process")
+        draft.rename(queue / name)
+        try:
+            yield name
+        finally:
+            (queue / name).unlink(missing_ok=True)
+
+
+def _earlier_live_tickets(root: Path, mine: str) -> int:
+    """How many live runs queued before this one; dead ones' tickets are removed on the way."""
+    queue, live = root / QUEUE_DIR, 0
+    for name in sorted(p.name for p in queue.iterdir() if not p.name.startswith(".")):
+        if name >= mine:
+            break
+        try:
+            with (queue / name).open("r", encoding="utf-8") as other:
+                if _try_lock(other, root):  # its run has ended without taking the lock
+                    (queue / name).unlink(missing_ok=True)
+                    continue
+        except FileNotFoundError:
+            continue  # it took the lock, or gave up, as we looked
+        live += 1
+    return live
+
+
 @contextlib.contextmanager
 def holding_run_lock(root: Path, what: str, progress: Progress) -> Iterator[None]:
     """Hold `root`'s run lock for the body; wait for the run that holds it, saying which run and for how long.
 
     The lock is the operating system's (flock) on `root/.run.lock`: it goes with the process that holds it, so
-    a run that is killed leaves nothing that a later run must honour. The file names the holder while it runs and
-    is emptied on release; a later run that finds a name in a free lock says it takes over from a run that ended
-    without releasing it, and that run's staging is then recovered by the pipeline as after any interruption.
+    a run that is killed leaves nothing that a later run must honour. Waiting runs take it in the order they
+    started (each holds a ticket in `root/.run.queue`), so a later batch never overtakes an earlier one. The
+    file names the holder while it runs and is emptied on release; a later run that finds a name in a free lock
+    says it takes over from a run that ended without releasing it, and that run's staging is then recovered by
+    the pipeline as after any interruption.
     """
     root.mkdir(parents=True, exist_ok=True)
-    with (root / LOCK_FILE).open("a+", encoding="utf-8") as handle:
-        waited_since = None
-        reminded = 0.0
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                pass
-            except OSError as error:
-                if error.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
-                    raise StageError(
-                        "locking the output",
-                        f"{root} is on a file system that cannot lock files, so two runs on it could overlap",
-                        "give an --output on a local disk",
-                    ) from error
-                raise
-            now = time.monotonic()
-            if waited_since is None or now - reminded >= REMIND_SECONDS:
-                holder = _read_holder(handle)
-                waited = "" if waited_since is None else f" (waiting {now - waited_since:.0f} s)"
-                progress(f"waiting for {_holder_text(holder or {})} to finish with {root}{waited}")
-                waited_since = now if waited_since is None else waited_since
-                reminded = now
-            time.sleep(POLL_SECONDS)
+    with os.fdopen(_open_lock_file(root), "r+", encoding="utf-8") as handle:
+        with _ticket(root) as ticket:  # given back once the lock is taken: the queue holds only waiting runs
+            waited_since = None
+            reminded = 0.0
+            while True:
+                ahead = _earlier_live_tickets(root, ticket)
+                if ahead == 0 and _try_lock(handle, root):
+                    break
+                now = time.monotonic()
+                if waited_since is None or now - reminded >= REMIND_SECONDS:
+                    holder = _read_holder(handle)
+                    waited = "" if waited_since is None else f" (waiting {now - waited_since:.0f} s)"
+                    queued = f", and for {ahead} run(s) queued before this one" if ahead else ""
+                    progress(f"waiting for {_holder_text(holder or {})}{queued} to finish with {root}{waited}")
+                    waited_since = now if waited_since is None else waited_since
+                    reminded = now
+                time.sleep(POLL_SECONDS)
         earlier = _read_holder(handle)
         if earlier is not None:
             progress(f"taking over the lock of {root} from {_holder_text(earlier)}, which ended without releasing it")

@@ -24,9 +24,11 @@ SHORT = Timeouts(connect=1, socket=2, statement=1)
 
 @pytest.mark.databases
 def test_a_statement_past_its_timeout_is_cancelled(spark, target):  # noqa: F811
-    with warehouse.connect(spark, replace(target, timeouts=SHORT), warehouse.POSTGRESQL) as connection:
-        with pytest.raises(Exception, match="canceling statement"):
-            connection.query("SELECT pg_sleep(5)")
+    with (
+        warehouse.connect(spark, replace(target, timeouts=SHORT), warehouse.POSTGRESQL) as connection,
+        pytest.raises(Exception, match="canceling statement"),
+    ):
+        connection.query("SELECT pg_sleep(5)")
 
 
 def test_a_server_that_never_answers_fails_the_connection_instead_of_hanging_it(spark):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,17 +73,39 @@ def test_a_bad_batch_exits_1_and_leaves_analytics_alone(tmp_path: Path, capsys):
     assert not (out / "analytics").exists()
 
 
+def _quarantined(out: Path, batch_id: str) -> dict[str, tuple[bytes, dict]]:
+    """Each file kept in the batch's quarantine, by name: its bytes and its report.
+
+    Every entry of `quarantine/<batch_id>/` but the job's `rows/` is a folder holding one file and its report.
+    """
+    kept = {}
+    for folder in (out / "quarantine" / batch_id).iterdir():
+        if folder.name == "rows":
+            continue
+        assert re.fullmatch("[0-9a-f]{20}", folder.name) and folder.is_dir()
+        file, report = sorted(folder.iterdir(), key=lambda path: len(path.name))
+        assert report.name == f"{file.name}.report.json"
+        kept[file.name] = (file.read_bytes(), json.loads(report.read_text()))
+    return kept
+
+
 def test_a_rejected_file_is_quarantined_with_its_report(tmp_path: Path, capsys):
     batch = tmp_path / "b1"
     main(["generate", "car-rental", "--output", str(batch), "--rentals", "50"])
     (batch / "users.csv").write_bytes(b"\x00\x01binary")
+    # Stray files named like what the quarantine itself holds: the job's rows and the report on users.csv.
+    (batch / "rows").write_bytes(b"stray rows")
+    (batch / "users.csv.report.json").write_bytes(b"stray report")
     assert main(["validate", "car-rental", str(batch / "users.csv")]) == 1
     out = tmp_path / "out"
     assert main(["run", "car-rental", "--input", str(batch), "--output", str(out)]) == 1
     assert "binary" in capsys.readouterr().out
-    kept = out / "quarantine" / "b1" / "users.csv"
-    assert kept.read_bytes() == b"\x00\x01binary"
-    assert json.loads((out / "quarantine" / "b1" / "users.csv.report.json").read_text())["code"] == "binary"
+    kept = _quarantined(out, "b1")
+    assert {name: (data, report["code"]) for name, (data, report) in kept.items()} == {
+        "users.csv": (b"\x00\x01binary", "binary"),
+        "rows": (b"stray rows", "unknown_dataset"),
+        "users.csv.report.json": (b"stray report", "unknown_dataset"),
+    }
 
 
 @pytest.mark.spark
@@ -100,9 +123,8 @@ def test_a_file_of_no_dataset_is_set_aside_and_the_batch_runs(tmp_path: Path, ca
     assert "SUCCEEDED" in printed.out and "set aside, not part of the batch: REJECTED" in printed.err + printed.out
     notification = (out / "reports" / "b1" / "notification.txt").read_text()
     assert "Set aside, not part of the batch: README.txt (unknown_dataset)" in notification
-    assert (out / "quarantine" / "b1" / "README.txt").read_text() == "exported from the bookings system\n"
-    report = json.loads((out / "quarantine" / "b1" / "README.txt.report.json").read_text())
-    assert report["code"] == "unknown_dataset"
+    data, report = _quarantined(out, "b1")["README.txt"]
+    assert (data, report["code"]) == (b"exported from the bookings system\n", "unknown_dataset")
     assert (out / "analytics" / "daily_metrics").is_dir()
 
 
@@ -118,7 +140,7 @@ def test_a_quote_left_open_in_the_last_column_fails_the_run_instead_of_losing_ro
     printed = capsys.readouterr().out
     assert "SUCCEEDED" not in printed and "rental_transactions.csv" in printed
     assert not (out / "processed").exists()
-    report = json.loads((out / "quarantine" / "b1" / "rental_transactions.csv.report.json").read_text())
+    report = _quarantined(out, "b1")["rental_transactions.csv"][1]
     assert (report["code"], report["line"]) == ("unterminated_quote", 6)
 
 

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from rental_analytics.car_rental.gate import rows
 from rental_analytics.car_rental.gate.files import FileVerdict, validate_folder, validate_stream
 from tests.car_rental import sample_batch
-from tests.car_rental.gate_corpus import ACCEPTED, CORPUS, REJECTED, Case, reference_rows, tx_rows
+from tests.car_rental.gate_corpus import ACCEPTED, CORPUS, REJECTED, TX_HEADER, Case, reference_rows, tx_rows
 from tests.repo import ROOT
 
 TX = sample_batch.TRANSACTIONS
@@ -173,6 +174,16 @@ def test_a_repeated_unknown_column_is_named_briefly():
     verdict = validate_stream("users.csv", io.BytesIO(f"user_id,{name},{name.upper()}\nU1,a,b\n".encode()))
     assert (verdict.code, verdict.column) == ("repeated_column", name[:199] + "…")
     assert len(json.dumps(verdict.as_dict())) < 5_000
+
+
+@pytest.mark.parametrize("row", [b"x\n", b"R1,U1,V1,2024-06-01 08:00,2024-06-01 09:00,L1,,1\n"])
+def test_a_file_not_judged_by_the_deadline_is_rejected_as_too_slow_to_check(row: bytes):
+    # Rows of another width go through pyarrow one at a time (about 20 µs each): the clock is read among them too.
+    content = TX_HEADER.encode() + b"\n" + row * 200_000
+    verdict = validate_stream("rental_transactions.csv", io.BytesIO(content), deadline=time.monotonic() + 0.05)
+    assert (verdict.accepted, verdict.code) == (False, "too_slow_to_check")
+    assert "ran out of time" in verdict.reason
+    assert validate_stream("rental_transactions.csv", io.BytesIO(content)).accepted  # no deadline: judged
 
 
 def test_a_row_longer_than_a_block_is_rejected_not_buffered(monkeypatch):

@@ -409,3 +409,33 @@ def test_the_gate_and_the_job_give_white_space_around_values_the_same_reasons(sp
     gate_reasons = verdicts["rental_transactions"]["row_issues"]
     assert gate_reasons == {"bad_amount": 1, "bad_timestamp": 1}
     assert outcome.rejected_by_reason == {**gate_reasons, "unknown_location": 1}  # the gate cannot see L9
+
+
+def test_every_state_is_read_back_from_processed_locations_as_it_arrived(spark, tmp_path):
+    import duckdb
+
+    from rental_analytics.car_rental import job as job_module
+    from rental_analytics.car_rental import rules
+    from rental_analytics.car_rental.contract import LOCATIONS, PROCESSED_PARTITIONS
+
+    # Too long for a folder name, made longer by Spark's escaping, Hive's name for null, plain, and null.
+    states = ["S" * 300, "/" * 90, "__HIVE_DEFAULT_PARTITION__", "N/A", "Côte d'Ivoire", "GA", "ga", None]
+    raw = spark.createDataFrame(
+        [{**dict.fromkeys(LOCATIONS.columns), "location_id": f"L{i}", "location_name": "x", "state": state}
+         for i, state in enumerate(states)],
+        ", ".join(f"{c} string" for c in LOCATIONS.columns),
+    )  # fmt: skip
+    folder = tmp_path / "processed" / "locations"
+    processed = rules.processed_locations(rules.tag_reference(raw, LOCATIONS))
+    job_module._write_table(processed, str(folder), PROCESSED_PARTITIONS["locations"], "locations")
+
+    expected = sorted((f"L{i}", state) for i, state in enumerate(states))
+    assert (
+        sorted(tuple(r) for r in spark.read.parquet(str(folder)).select("location_id", "state").collect()) == expected
+    )
+    by_duckdb = duckdb.sql(
+        f"select location_id, state from read_parquet('{folder}/**/*.parquet', hive_partitioning = true)"
+    ).fetchall()
+    assert sorted(by_duckdb) == expected
+    keys = {path.name for path in folder.iterdir() if path.is_dir()}
+    assert max(len(key) for key in keys) <= len("state_key=") + 64 and "state_key=GA" in keys

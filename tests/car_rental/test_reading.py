@@ -91,28 +91,6 @@ def test_the_gate_tells_which_files_hold_no_quote(tmp_path):
     assert validate_file(quoted / "rental_transactions.csv").quotes is True
 
 
-@pytest.mark.parametrize(
-    ("header", "line_end"),
-    [
-        ('user_id,first_name,"no\ntes",last_name,email', "\r\n"),  # Spark alone would split records at LF
-        ('user_id,first_name,"no\r\ntes",last_name,email', "\n"),  # and here at CRLF, running them together
-        (HEADER, "\r\n"),
-    ],
-)
-def test_a_file_read_whole_splits_records_at_the_line_end_the_gate_found(spark, tmp_path, header, line_end):
-    rows = ['u1,"Ama\nB",x,Mensah,a@example.com', 'u2,Kofi,"y\r\nz",Owusu,k@example.com', "u3,Esi,,Boateng,e"]
-    (tmp_path / "users.csv").write_bytes(line_end.join([header, *rows, ""]).encode())
-    verdict = validate_file(tmp_path / "users.csv")
-    assert (verdict.accepted, verdict.line_end, verdict.multiline_fields) == (True, line_end, True)
-    read = read_dataset(spark, str(tmp_path), USERS, {"users.csv"}, FileFacts.from_verdict(verdict.as_dict()))
-    expected = [("u1", "Ama\nB", "Mensah", "a@example.com"), ("u3", "Esi", "Boateng", "e")]
-    expected.insert(1, ("u2", "Kofi", "Owusu", "k@example.com"))
-    assertDataFrameEqual(
-        read.select("user_id", "first_name", "last_name", "email"),
-        spark.createDataFrame(expected, "user_id string, first_name string, last_name string, email string"),
-    )
-
-
 def _widest_relation(frame) -> int:
     """The most columns any relation under the frame's plan has: what Catalyst carries through every plan."""
     leaves = frame._jdf.queryExecution().analyzed().collectLeaves()
@@ -146,3 +124,25 @@ def test_ignored_columns_never_become_columns(spark, tmp_path, quoted, ignored_f
     assert _widest_relation(frame) <= len(USERS.columns)
     expected = {c: None for c in USERS.columns} | {"user_id": "u1", "first_name": "Ama, A." if quoted else "Ama"}
     assertDataFrameEqual(frame, spark.createDataFrame([expected], frame.schema))
+
+
+@pytest.mark.parametrize(
+    ("header", "line_end"),
+    [
+        ('user_id,first_name,"no\ntes",last_name,email', "\r\n"),  # Spark alone would split records at LF
+        ('user_id,first_name,"no\r\ntes",last_name,email', "\n"),  # and here at CRLF, running them together
+        (HEADER, "\r\n"),
+    ],
+)
+def test_a_file_read_whole_splits_records_at_the_line_end_the_gate_found(spark, tmp_path, header, line_end):
+    rows = ['u1,"Ama\nB",x,Mensah,a@example.com', 'u2,Kofi,"y\r\nz",Owusu,k@example.com', "u3,Esi,,Boateng,e"]
+    (tmp_path / "users.csv").write_bytes(line_end.join([header, *rows, ""]).encode())
+    verdict = validate_file(tmp_path / "users.csv")
+    assert (verdict.accepted, verdict.line_end, verdict.multiline_fields) == (True, line_end, True)
+    read = read_dataset(spark, str(tmp_path), USERS, {"users.csv"}, FileFacts.from_verdict(verdict.as_dict()))
+    expected = [("u1", "Ama\nB", "Mensah", "a@example.com"), ("u3", "Esi", "Boateng", "e")]
+    expected.insert(1, ("u2", "Kofi", "Owusu", "k@example.com"))
+    assertDataFrameEqual(
+        read.select("user_id", "first_name", "last_name", "email"),
+        spark.createDataFrame(expected, "user_id string, first_name string, last_name string, email string"),
+    )

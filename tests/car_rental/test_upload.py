@@ -263,6 +263,30 @@ def test_settings_fail_fast_naming_what_is_missing():
         GateSettings.from_env({"DATA_BUCKET": "data"})
 
 
+class ContextNearItsEnd(FakeContext):
+    """An invocation with no time left for checking once the reserve is kept."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(GateSettings.reserve_seconds * 1000)
+
+
+def test_a_file_the_handler_has_no_time_to_check_gets_a_verdict_and_an_alert(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+):
+    # A timeout would give no verdict, retry the same work twice and end in the failed-events queue.
+    app = stack.gate_handler(monkeypatch)
+    event = json.loads((EVENTS / "s3_put_users.json").read_text())
+    s3_object = event["Records"][0]["s3"]["object"]
+    upload = stack.put(s3_object["key"], sample_batch.files()["users"].encode())
+    s3_object.update(versionId=upload.version_id, eTag=upload.etag.strip('"'))
+    [outcome] = app.lambda_handler(event, ContextNearItsEnd())["outcomes"]
+
+    assert (outcome["status"], outcome["verdict"]["code"]) == ("rejected", "too_slow_to_check")
+    assert stack.body(stack.quarantined(upload)) == sample_batch.files()["users"].encode()
+    [alert] = stack.alerts()
+    assert "ran out of time" in alert["Message"]
+
+
 def test_a_batch_id_with_dots_inside_runs_through_the_handler(stack: Stack, monkeypatch: pytest.MonkeyPatch):
     # `..` is a path segment only when it is the whole segment; the contract's batch pattern allows dots inside.
     app = stack.gate_handler(monkeypatch)

@@ -148,13 +148,46 @@ def test_each_failure_terminates_the_cluster_alerts_once_and_fails(aws, scenario
     assert f"Car-rental batch 2024-06-01 failed in the state: {failed_state}." in message
     assert "test-emrloguri" in message and ":execution:machine-" in message  # where the logs are
     assert "s3://data/reports/2024-06-01/report.html" in message
-    assert result.entered[-4:] == [
-        "Publish the failure report", "Release the run lock after the failure", "Alert the failure", "Fail the run"
-    ]  # fmt: skip
     assert result.inputs["Publish the failure report"]["failure"]["state"] == failed_state
     if cluster_existed:  # the report comes after the cluster is gone
         terminated = [i for i, name in enumerate(result.entered) if name.startswith("Terminate the cluster")]
         assert terminated[-1] < result.entered.index("Publish the failure report")
+    if scenario == "the cluster does not terminate":
+        _assert_the_lock_names_the_cluster_left_running(result, message)
+        return
+    assert result.entered[-5:] == [
+        "Publish the failure report", "Was a cluster left running?", "Release the run lock after the failure",
+        "Alert the failure", "Fail the run",
+    ]  # fmt: skip
+    assert _lock_items() == []
+
+
+def _assert_the_lock_names_the_cluster_left_running(result: Run, message: str) -> None:
+    assert result.entered[-4:] == [
+        "Publish the failure report", "Was a cluster left running?", "Alert the failure", "Fail the run"
+    ]  # fmt: skip
+    assert "Release the run lock after the failure" not in result.entered
+    assert (
+        "The cluster j-SCRIPTED did not terminate" in message
+        and "terminate-clusters --cluster-ids j-SCRIPTED" in message
+    )
+    [item] = _lock_items()
+    assert item["cluster_id"]["S"] == "j-SCRIPTED" and ":execution:machine-" in item["holder"]["S"]
+
+
+def test_a_cluster_that_outlives_a_failure_keeps_the_lock_until_the_next_run_ends_it(aws):
+    failed = run_scenario(aws, **{"Run the Spark job": FAIL, "Terminate the cluster after the failure": FAIL})
+
+    assert failed.status == "FAILED"
+    [(_, message)] = failed.alerts
+    assert "failed in the state: Run the Spark job." in message  # the failure stays the Spark job's
+    _assert_the_lock_names_the_cluster_left_running(failed, message)
+
+    following = run_scenario(aws, {"batch_id": "2024-06-02"})
+    assert following.status == "SUCCEEDED"
+    ending = following.inputs["End the cluster the ended run left"]["lock"]["read"]["Item"]
+    assert ending["cluster_id"]["S"] == "j-SCRIPTED"
+    assert following.entered.index("End the cluster the ended run left") < following.entered.index("Create the cluster")
     assert _lock_items() == []
 
 
@@ -225,8 +258,9 @@ def test_a_crawler_that_never_crawled_is_asked_for_real_and_alerts(aws):
     result = run(definition, aws["AlertTopicArn"], {"batch_id": "2024-06-01"})
 
     assert result.status == "FAILED"
-    assert result.entered[-5:-2] == [
-        "Note: the crawler never crawled", "Publish the failure report", "Release the run lock after the failure"
+    assert result.entered[-6:-2] == [
+        "Note: the crawler never crawled", "Publish the failure report", "Was a cluster left running?",
+        "Release the run lock after the failure",
     ]  # fmt: skip
     [(_, message)] = result.alerts
     assert "has no finished crawl" in message
@@ -472,8 +506,9 @@ def test_in_serverless_mode_each_failure_writes_the_report_alerts_once_and_fails
     assert _terminations(result.entered) == 0 and "Create the cluster" not in result.entered
     [(subject, _)] = result.alerts
     assert subject == "Rental analytics: a car-rental batch failed"
-    assert result.entered[-4:] == [
-        "Publish the failure report", "Release the run lock after the failure", "Alert the failure", "Fail the run"
+    assert result.entered[-5:] == [
+        "Publish the failure report", "Was a cluster left running?", "Release the run lock after the failure",
+        "Alert the failure", "Fail the run",
     ]  # fmt: skip
     assert _lock_items() == []
 

@@ -89,3 +89,64 @@ def test_a_file_system_without_locks_is_a_settings_error(tmp_path: Path, monkeyp
     with pytest.raises(StageError, match="cannot lock files") as raised, holding_run_lock(tmp_path, "b", print):
         pass
     assert raised.value.exit_code == 2
+
+
+# A run that waits for the lock with a poll of its own, and writes its name to a log once it holds it.
+WAITER = """
+import sys, time
+from pathlib import Path
+from rental_analytics.platform import run_lock
+root, name, poll, log = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3]), Path(sys.argv[4])
+run_lock.POLL_SECONDS = poll
+with run_lock.holding_run_lock(root, "batch " + name, lambda line: None):
+    with log.open("a") as out:
+        out.write(name + "\\n")
+"""
+
+
+def _queued(tmp_path: Path, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while len([p for p in (tmp_path / "out" / run_lock.QUEUE_DIR).iterdir() if not p.name.startswith(".")]) < count:
+        assert time.monotonic() < deadline, f"{count} runs did not queue"
+        time.sleep(0.02)
+
+
+def _waiter(tmp_path: Path, name: str, poll: float) -> subprocess.Popen[str]:
+    command = [sys.executable, "-c", WAITER, str(tmp_path / "out"), name, str(poll), str(tmp_path / "log")]
+    return subprocess.Popen(command, cwd=ROOT, text=True)
+
+
+def test_waiting_runs_take_the_lock_in_the_order_they_started(tmp_path: Path):
+    # The earlier waiter polls slowly and the later one fast: without the queue the later one would win.
+    holder, release = _holder(tmp_path)
+    earlier = _waiter(tmp_path, "b", 1.0)
+    _queued(tmp_path, 1)
+    later = _waiter(tmp_path, "c", 0.01)
+    _queued(tmp_path, 2)
+    release.touch()
+    assert [p.wait(timeout=30) for p in (holder, earlier, later)] == [0, 0, 0]
+    assert (tmp_path / "log").read_text().split() == ["b", "c"]
+    assert [p.name for p in (tmp_path / "out" / run_lock.QUEUE_DIR).iterdir()] == []
+
+
+def test_a_waiting_run_that_is_killed_leaves_no_place_in_the_queue(tmp_path: Path):
+    holder, release = _holder(tmp_path)
+    killed = _waiter(tmp_path, "b", 0.05)
+    _queued(tmp_path, 1)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=30)
+    release.touch()
+    assert holder.wait(timeout=30) == 0
+    with holding_run_lock(tmp_path / "out", "batch c", lambda _: None):
+        pass
+    assert [p.name for p in (tmp_path / "out" / run_lock.QUEUE_DIR).iterdir()] == []
+
+
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_left_alone(tmp_path: Path):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / LOCK_FILE).symlink_to(target)
+    with pytest.raises(StageError, match="is a symbolic link"), holding_run_lock(tmp_path / "out", "b", print):
+        pass
+    assert target.read_text() == "keep me"

@@ -15,7 +15,13 @@ from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
-from rental_analytics.car_rental.contract import BATCH_ID_PATTERN, DATASETS, MANIFEST_NAME, dataset_for_file_name
+from rental_analytics.car_rental.contract import (
+    BATCH_ID_PATTERN,
+    DATASETS,
+    MANIFEST_NAME,
+    dataset_for_file_name,
+    quarantine_folder,
+)
 from rental_analytics.car_rental.gate.files import FileVerdict, validate_stream
 from rental_analytics.car_rental.sizing import ClusterSizing, batch_bytes
 from rental_analytics.platform.aws import AwsClients, read_text
@@ -43,12 +49,23 @@ class GateSettings:
     alert_wait_seconds: float = 10.0
     # The cluster's core capacity for the batch the gate starts (the workflow language cannot divide).
     sizing: ClusterSizing = field(default_factory=ClusterSizing)
+    # The time an invocation keeps, once a file is judged, to quarantine it (a managed copy of up to 20 GiB)
+    # and send the alert; the checks have the rest (`check_deadline`).
+    reserve_seconds: float = 120.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> GateSettings:
         """Read DATA_BUCKET, STATE_MACHINE_ARN and ALERT_TOPIC_ARN (failing on any missing) and CORE_* (sizing)."""
         bucket, state_machine, topic = require_env(environ, "DATA_BUCKET", "STATE_MACHINE_ARN", "ALERT_TOPIC_ARN")
         return cls(bucket, state_machine, topic, sizing=ClusterSizing.from_env(environ))
+
+    def check_deadline(self, seconds_left: float) -> float:
+        """The `time.monotonic()` by which a file must be judged, for an invocation with `seconds_left`.
+
+        A file not judged by then is rejected as `too_slow_to_check`: a verdict, a quarantine and an alert,
+        where a timeout would retry the same work twice and leave the event in the failed-events queue.
+        """
+        return time.monotonic() + seconds_left - self.reserve_seconds
 
 
 @dataclass(frozen=True)
@@ -196,8 +213,11 @@ def withdrawn_key(target: UploadKey, dataset: str, version: ObjectVersion) -> st
 
 
 def quarantine_key(target: UploadKey, version: ObjectVersion) -> str:
-    """Where a rejected version goes, bytes unchanged: one folder per version, so no rejection hides another."""
-    return f"quarantine/{target.batch_id}/{_version_tag(version)}/{target.file_name}"
+    """Where a rejected version goes, bytes unchanged: one folder per name and version (`quarantine_folder`).
+
+    The folder digests the name too: in a bucket without versioning two files of the same bytes share an ETag.
+    """
+    return f"{quarantine_folder(target.batch_id, target.file_name, version.token)}/{target.file_name}"
 
 
 def _current(aws: AwsClients, bucket: str, key: str, version_id: str | None = None) -> ObjectVersion | None:
@@ -441,7 +461,12 @@ def _start_if_complete(batch_id: str, aws: AwsClients, settings: GateSettings) -
 
 
 def _judge(
-    target: UploadKey, dataset: str | None, version: ObjectVersion, aws: AwsClients, settings: GateSettings
+    target: UploadKey,
+    dataset: str | None,
+    version: ObjectVersion,
+    aws: AwsClients,
+    settings: GateSettings,
+    deadline: float | None,
 ) -> tuple[FileVerdict, bool]:
     """The verdict on this version, and whether an earlier delivery already noted it as accepted."""
     bucket = settings.data_bucket
@@ -454,7 +479,7 @@ def _judge(
     if report:
         return FileVerdict.from_dict(report), False  # a retry of a rejection that did not finish
     body = aws.s3.get_object(Bucket=bucket, Key=target.key, **_version_of(version))["Body"]
-    verdict = validate_stream(target.key, body)
+    verdict = validate_stream(target.key, body, deadline=deadline)
     other = _duplicate_dataset(target, dataset, aws, settings) if verdict.accepted else None
     if other:
         verdict = verdict.rejected_as(
@@ -463,8 +488,13 @@ def _judge(
     return verdict, False
 
 
-def admit_upload(upload: Upload, settings: GateSettings, aws: AwsClients) -> UploadOutcome:
-    """Judge one uploaded object and, when its batch is complete and accepted, start the workflow once."""
+def admit_upload(
+    upload: Upload, settings: GateSettings, aws: AwsClients, deadline: float | None = None
+) -> UploadOutcome:
+    """Judge one uploaded object and, when its batch is complete and accepted, start the workflow once.
+
+    `deadline` (`GateSettings.check_deadline`) bounds the checks of the file's bytes.
+    """
     started = time.monotonic()
     try:
         if upload.bucket != settings.data_bucket:
@@ -482,7 +512,7 @@ def admit_upload(upload: Upload, settings: GateSettings, aws: AwsClients) -> Upl
     if replaced or current != version:
         return UploadOutcome(target.key, "superseded", "a later upload or a delete has replaced this object")
     dataset = dataset_for_file_name(target.file_name)
-    verdict, noted = _judge(target, dataset.name if dataset else None, version, aws, settings)
+    verdict, noted = _judge(target, dataset.name if dataset else None, version, aws, settings, deadline)
     if not verdict.accepted:
         details = _quarantine(target, dataset.name if dataset else None, version, verdict, aws, settings)
         return UploadOutcome(

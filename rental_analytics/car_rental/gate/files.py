@@ -6,6 +6,7 @@ import codecs
 import csv
 import io
 import re
+import time
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -22,6 +23,7 @@ from rental_analytics.car_rental.contract import (
 )
 from rental_analytics.car_rental.gate.rows import (
     BLOCK_BYTES,
+    OutOfTime,
     RowTally,
     UnreadableRows,
     header_line,
@@ -146,6 +148,11 @@ class _Limits:
     max_bytes: int
     max_ratio: float
     ratio_after_bytes: int
+    deadline: float | None = None
+
+    def check_time(self, checked: int) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise _out_of_time(f"{_size(checked)} checked")
 
     def check_ratio(self, inflated: int, compressed: int) -> None:
         if inflated > self.ratio_after_bytes and inflated > self.max_ratio * compressed:
@@ -159,6 +166,15 @@ class _Limits:
     def check_size(self, size: int) -> None:
         if size > self.max_bytes:
             raise _Rejection("too_large", f"the file holds more than {_size(self.max_bytes)} of data, the gate's limit")
+
+
+def _out_of_time(progress: str) -> _Rejection:
+    return _Rejection(
+        "too_slow_to_check",
+        f"the gate ran out of time checking this file ({progress}): rows with fewer or more fields than the "
+        "header, and quoted values with line breaks, cost it the most. Split the file into smaller ones, or give "
+        "every row the header's fields, and upload them again",
+    )
 
 
 def _size(count: int) -> str:
@@ -387,6 +403,7 @@ class _CheckedBytes(io.RawIOBase):
             self._finish()
             return None
         self._limits.check_size(self.bytes_read + len(chunk))
+        self._limits.check_time(self.bytes_read)
         if len(self._head) < 64:
             self._head += chunk[: 64 - len(self._head)]
         if b"\x00" in chunk:
@@ -519,14 +536,16 @@ def validate_stream(
     max_bytes: int = MAX_DATA_BYTES,
     max_ratio: float = MAX_COMPRESSION_RATIO,
     ratio_after_bytes: int = RATIO_CHECKED_AFTER_BYTES,
+    deadline: float | None = None,
 ) -> FileVerdict:
     """Check one file as a stream, never holding it whole: name, compression, encoding, header and rows.
 
     A file with some bad rows is accepted, with their counts: the Spark job's row rules deal with them.
     `max_bytes` caps the (inflated) data; a gzip file inflating more than `max_ratio` times is refused once
-    `ratio_after_bytes` have come out.
+    `ratio_after_bytes` have come out. A file still being checked at `deadline` (a `time.monotonic()`) is
+    refused as `too_slow_to_check`, so that the Lambda function gives every upload a verdict before its timeout.
     """
-    limits = _Limits(max_bytes, max_ratio, ratio_after_bytes)
+    limits = _Limits(max_bytes, max_ratio, ratio_after_bytes, deadline)
     file_name = name.rsplit("/", 1)[-1]
     dataset = dataset_for_file_name(file_name)
     if dataset is None:
@@ -543,7 +562,10 @@ def validate_stream(
         else:
             rows_start = b"".join(header_chunks)[source.scan.header_end :]
             source.replay([header_line(len(header)), rows_start])
-            tally = tally_rows(source, dataset, len(header), mapping.positions)
+            tally = tally_rows(source, dataset, len(header), mapping.positions, deadline)
+    except OutOfTime as late:
+        progress = f"{_size(source.bytes_read)} and {late.rows:,} rows checked, {late.irregular:,} of another width"
+        return _rejected(name, dataset, source, _out_of_time(progress))
     except UnreadableRows as unreadable:
         rejection = _Rejection("unreadable_rows", unreadable.reason, unreadable.line)
         if source.scan.quoted:

@@ -6,6 +6,7 @@ import functools
 import io
 import re
 import threading
+import time
 import weakref
 from collections import Counter
 from dataclasses import dataclass, field
@@ -112,6 +113,19 @@ def shorten(text: str, limit: int = MAX_VALUE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# How many rows of the wrong width pass between two looks at the clock: pyarrow takes about 20 µs for each
+# (docs/benchmarks.md, the gate's worst shapes), so about 20 ms.
+CLOCK_EVERY_ROWS = 1024
+
+
+class OutOfTime(Exception):
+    """The verdict's deadline passed while the rows were read."""
+
+    def __init__(self, rows: int, irregular: int) -> None:
+        super().__init__(f"out of time after {rows} rows")
+        self.rows, self.irregular = rows, irregular
+
+
 class UnreadableRows(Exception):
     """The CSV body cannot be split into rows: a row is longer than a block."""
 
@@ -137,6 +151,8 @@ class RowTally:
     unique_ids: bool = False
     # Lines of nothing but spaces and control characters (WHITE_LINE), each counted as a row.
     white_lines: int = 0
+    # Whether the deadline passed before the last row was read.
+    out_of_time: bool = False
 
     def note(self, reason: str, example: dict[str, str]) -> None:
         """Keep a few examples per reason: enough for a person to see the pattern."""
@@ -248,12 +264,22 @@ def header_line(fields: int) -> bytes:
     return ",".join(column_name(i) for i in range(fields)).encode() + b"\n"
 
 
-def tally_rows(stream: IO[bytes] | io.RawIOBase, dataset: Dataset, fields: int, positions: dict[str, int]) -> RowTally:
+def tally_rows(
+    stream: IO[bytes] | io.RawIOBase,
+    dataset: Dataset,
+    fields: int,
+    positions: dict[str, int],
+    deadline: float | None = None,
+) -> RowTally:
     """Read a CSV stream in blocks and count the rows that break a local rule.
 
     The stream starts with `header_line(fields)` in place of the file's header; `positions` says where each
-    contract column sits in the file's header.
+    contract column sits in the file's header. Past `deadline` (a `time.monotonic()`), `OutOfTime` is raised.
     """
+
+    def late() -> bool:
+        return deadline is not None and time.monotonic() > deadline
+
     tally = RowTally()
     ids = IdCheck()
     header_names = {name: column_name(positions[name]) for name in checked_columns(dataset)}
@@ -262,6 +288,10 @@ def tally_rows(stream: IO[bytes] | io.RawIOBase, dataset: Dataset, fields: int, 
     white_line = re.compile(WHITE_LINE)
 
     def on_invalid_row(row: pa_csv.InvalidRow) -> str:
+        # pyarrow hands these rows over one at a time, so a file of nothing else is checked at about 0.1 MiB/s.
+        if tally.skipped % CLOCK_EVERY_ROWS == 0 and late():
+            tally.out_of_time = True
+            return "error"
         if white_line.fullmatch(row.text or ""):
             tally.white_lines += 1
         if row.actual_columns <= last_checked:
@@ -288,18 +318,25 @@ def tally_rows(stream: IO[bytes] | io.RawIOBase, dataset: Dataset, fields: int, 
             ),
         )
         for batch in reader:
+            if late():
+                tally.out_of_time = True
+                break
             _tally_batch(tally, ids, batch, header_names, dataset)
             if fields == 1:  # a white line is then a row of the right width, its one value the line itself
                 column = batch.column(0)
                 tally.white_lines += pc.sum(pc.match_substring_regex(column, f"^{WHITE_LINE}$")).as_py() or 0
     except pa.ArrowException as error:  # whatever pyarrow makes of the bytes, the file gets a verdict
-        if loans.failure is None:  # else pyarrow met the early end of a failed stream: the failure is the news
+        if (
+            loans.failure is None and not tally.out_of_time
+        ):  # else pyarrow met the early end of a failed stream: the failure is the news
             raise _unreadable(error) from error
     finally:
         reader = batch = None  # the last references this function holds to what the reader made
         loans.wait(RELEASE_WAIT_SECONDS)
     if loans.failure is not None:
         raise loans.failure
+    if tally.out_of_time:
+        raise OutOfTime(tally.rows + tally.skipped, tally.skipped)
     # Rows skipped for their field count are rows too: the Spark job reads them with nulls or extra values.
     tally.rows += tally.skipped
     tally.unique_ids = ids.unique()
