@@ -93,7 +93,7 @@ OPTIMIZED: dict[str, Integration] = {
 }
 
 # AWS SDK integrations name the service as Step Functions spells it, which is botocore's name but for these.
-SDK_SERVICES = {"sfn": "stepfunctions"}
+SDK_SERVICES = {"sfn": "stepfunctions", "emrserverless": "emr-serverless"}
 
 
 def _without_pattern(resource: str) -> str:

@@ -288,6 +288,8 @@ def _car_rental_workflow(d: Deployment) -> list[Call]:
     serverless_calls = [
         Call(role, "emr-serverless:StartJobRun", application, state=serverless),
         *[Call(role, f"emr-serverless:{a}", job_run, state=serverless) for a in ("GetJobRun", "CancelJobRun")],
+        Call(role, "emr-serverless:ListJobRuns", application, state="Find the job runs the ended run left"),
+        Call(role, "emr-serverless:CancelJobRun", job_run, state="Cancel the ended run's job run"),
         _pass_role(role, car.arn("EmrInstanceRole"), "emr-serverless", "StartJobRun's ExecutionRoleArn", serverless),
         *[
             Call(

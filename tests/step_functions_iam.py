@@ -128,7 +128,7 @@ SDK_PREFIX = f"{STATES_PREFIX}aws-sdk:"
 # AWS SDK integrations need the API's own action; Step Functions generates no policy for them
 # (https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html). The IAM prefix is
 # the SDK service name but for these.
-SDK_IAM_PREFIXES = {"sfn": "states", "emr": "elasticmapreduce"}
+SDK_IAM_PREFIXES = {"sfn": "states", "emr": "elasticmapreduce", "emrserverless": "emr-serverless"}
 CALLBACK = ".waitForTaskToken"
 LAMBDA_FUNCTION_PREFIX = "arn:aws:lambda:"
 

@@ -230,7 +230,9 @@ def stage_times(
         spark_start = max(compute_ready, spark_start)
     add("Spark", spark_start, exited.get(spark))
     if last != spark:
-        add("stop", entered.get(last), exited.get(last))
+        # The cluster ends by one of two states: after the job, or on the failure path.
+        stop = next((name for name in (last, f"{last} after the failure") if name in entered), last)
+        add("stop", entered.get(stop), exited.get(stop))
     for stage, first_state, last_state in STAGES:
         add(stage, entered.get(first_state), exited.get(last_state))
     add("report", entered.get(report_state), now)

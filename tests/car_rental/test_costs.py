@@ -247,3 +247,16 @@ def test_in_serverless_mode_the_report_prices_the_job_run_named_after_the_execut
 def test_a_compute_mode_the_report_step_does_not_know_fails_at_start():
     with pytest.raises(ConfigError, match="COMPUTE_MODE"):
         ReportSettings.from_env({**ENV, "COMPUTE_MODE": "kubernetes"})
+
+
+def test_a_cluster_ended_on_the_failure_path_has_its_stop_time_too():
+    events = [
+        {**e, "stateEnteredEventDetails": {"name": "Terminate the cluster after the failure"}}
+        if e.get("stateEnteredEventDetails", {}).get("name") == "Terminate the cluster"
+        else {**e, "stateExitedEventDetails": {"name": "Terminate the cluster after the failure"}}
+        if e.get("stateExitedEventDetails", {}).get("name") == "Terminate the cluster"
+        else e
+        for e in R.execution_history()["events"]
+    ]
+    stages = {s["stage"]: s["seconds"] for s in stage_times(events, "cluster", R.at(26), R.at(7))}
+    assert stages["stop"] == 300.0

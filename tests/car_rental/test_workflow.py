@@ -553,3 +553,38 @@ def test_a_serverless_job_run_is_bounded_twice_and_runs_what_the_cluster_runs():
     # The same job arguments, after spark-submit's own.
     assert step.endswith(driver["EntryPointArguments.$"].removeprefix("States.Array(")), (step, driver)
     assert job["Parameters"]["Name.$"] == "$$.Execution.Name"  # the report step finds the job run by it
+
+
+def test_in_serverless_mode_a_lock_whose_holder_ended_is_taken_over_after_its_job_run_is_cancelled(aws):
+    ended = _ended_execution(aws)
+    _hold_lock(ended, None)
+    left = {"Id": "00fleft", "Name": ended.rsplit(":", 1)[-1], "State": "RUNNING"}
+    other = {"Id": "00fother", "Name": "someone-else", "State": "RUNNING"}
+    unnamed = {"Id": "00fnoname", "State": "PENDING"}  # a job run started by hand, with no name
+    result = run_scenario(
+        {**aws, "ComputeMode": "serverless"},
+        **{
+            "Find the job runs the ended run left": {"runs": [other, left, unnamed]},
+            "Cancel the ended run's job run": None,
+        },
+    )
+
+    assert result.status == "SUCCEEDED"
+    assert result.entered.count("Cancel the ended run's job run") == 1
+    assert result.inputs["Cancel the ended run's job run"]["id"] == "00fleft"
+    assert result.entered.count("Another run's job run") == 2
+    assert "End the cluster the ended run left" not in result.entered
+    assert result.entered.index("End the job runs the ended run left") < result.entered.index("Take over the lock")
+    assert _lock_items() == []
+
+
+def test_in_serverless_mode_a_job_run_left_that_cannot_be_looked_for_fails_the_run_before_any_job(aws):
+    ended = _ended_execution(aws)
+    _hold_lock(ended, None)
+    result = run_scenario({**aws, "ComputeMode": "serverless"}, **{"Find the job runs the ended run left": FAIL})
+    assert result.status == "FAILED"
+    assert "Run the Spark job on EMR Serverless" not in result.entered
+    [(_, message)] = result.alerts
+    assert "failed in the state: End the job runs the ended run left" in message
+    [item] = _lock_items()  # still the ended run's: the next run tries again
+    assert item["holder"]["S"] == ended
