@@ -155,10 +155,15 @@ def test_the_named_queries_are_the_sql_files_the_local_run_uses():
     assert len(named) == len(INSIGHT_QUERIES)
 
 
-def test_the_job_failure_alarm_is_as_documented():
-    alarm = CAR_RENTAL.resources["JobFailureAlarm"]["Properties"]
+@pytest.mark.parametrize(
+    ("name", "metric"), [("JobFailureAlarm", "ExecutionsFailed"), ("JobStoppedAlarm", "ExecutionsAborted")]
+)
+def test_the_job_alarms_are_as_documented(name: str, metric: str):
+    # A stopped execution runs no failure path of its own: only this alarm tells anyone.
+    alarm = CAR_RENTAL.resources[name]["Properties"]
     assert (alarm["Threshold"], alarm["Period"], alarm["EvaluationPeriods"]) == (1, 300, 1)
-    assert alarm["MetricName"] == "ExecutionsFailed" and alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
+    assert alarm["MetricName"] == metric and alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
+    assert alarm["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": "CarRentalStateMachine"}}]
 
 
 def test_the_cluster_defaults_are_as_documented():
