@@ -27,6 +27,7 @@ from rental_analytics.platform.config import ConfigError
 from rental_analytics.platform.errors import CHECKS, StageError
 from rental_analytics.platform.preflight import aws_ready, spark_can_start, usable_folder
 from rental_analytics.platform.progress import Progress
+from rental_analytics.platform.text import printable
 
 PIPELINE = "car-rental"
 
@@ -126,7 +127,7 @@ def _validate(args: argparse.Namespace) -> int:
         )
     else:
         for line in [f.describe() for f in files if f.accepted] + verdict.problems():
-            print(line)
+            print(printable(line))  # a file name with a line break or an escape never forges a line
     return EXIT_OK if verdict.accepted else EXIT_FAILED
 
 
