@@ -207,12 +207,8 @@ def test_run_apartments_end_to_end_over_two_load_dates(spark, source, target, tm
     assert main([*common, "--load-date", "2024-06-01"]) == 0
     assert main(["generate", "apartments", "--mysql-url", mysql, "--change", "--as-of", "2024-06-02"]) == 0
     assert main([*common, "--load-date", "2024-06-02"]) == 0
-    tables = (*CURATED_SCHEMAS, *warehouse.KPI_TABLES)
-    before = {t: rows(target, f"SELECT * FROM analytics.{t} ORDER BY 1, 2") for t in tables}
-    assert main([*common, "--load-date", "2024-06-02"]) == 0
-    after = {t: rows(target, f"SELECT * FROM analytics.{t} ORDER BY 1, 2") for t in tables}
-
-    assert after == before
+    # A re-run of a date changes nothing: test_two_load_dates_merge_and_a_rerun_changes_nothing (the warehouse)
+    # and test_mariadb.py's three load dates (the model) show it without a third whole run here.
     assert "SUCCEEDED: load date 2024-06-02 is in the warehouse" in capsys.readouterr().out
     closed = rows(target, "SELECT COUNT(*) FROM analytics.dim_apartments WHERE end_date = DATE '2024-06-01'")
     assert closed[0][0] > 0
