@@ -25,6 +25,7 @@ from rental_analytics.car_rental.costs import (
     crawler_items,
     serverless_items,
     stage_times,
+    still_billing,
 )
 from rental_analytics.car_rental.insights import neutralised_csv
 from rental_analytics.car_rental.report import (
@@ -229,12 +230,14 @@ def run_usage(request: ReportRequest, settings: ReportSettings, aws: AwsClients,
             ready = described["Cluster"]["Status"]["Timeline"].get("ReadyDateTime")
             pages = aws.emr.get_paginator("list_instances").paginate(ClusterId=request.cluster_id)
             instances = [instance for page in pages for instance in page["Instances"]]
-            items += cluster_items(described, instances, prices)
+            items += cluster_items(described, instances, prices, now)
+            unknown += [still] if (still := still_billing(described)) else []
         elif settings.compute_mode == "serverless" and settings.serverless_application_id and request.execution_arn:
             job_run = _job_run_of(aws, settings.serverless_application_id, request.execution_arn, started)
             if job_run is not None:
                 ready = job_run["jobRun"].get("startedAt")
                 items += serverless_items(job_run, prices)
+                unknown += [still] if (still := still_billing(job_run)) else []
     except _LOOKUP_ERRORS as error:
         unknown.append(f"the {settings.compute_mode}'s usage: {error}")
     entered = {e.get("stateEnteredEventDetails", {}).get("name") for e in events}
