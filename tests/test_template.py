@@ -577,3 +577,28 @@ def test_serverless_mode_runs_the_clusters_release_on_an_application_that_starts
     assert props["AutoStopConfiguration"]["Enabled"] is True
     assert CAR_RENTAL.parameters["ComputeMode"]["Default"] == "cluster"
     assert ROOT_STACK.resources["CarRental"]["Properties"]["Parameters"]["ComputeMode"] == {"Ref": "ComputeMode"}
+
+
+@pytest.mark.parametrize(
+    ("parameter", "environ_name", "typos"),
+    [
+        ("InstancePrices", "INSTANCE_PRICES", ["m5.xlarge:0.192", "m5.xlarge:$0.192:0.048", "m5.xlarge:0.1.9:0.04"]),
+        ("ServerlessPrices", "SERVERLESS_PRICES", ["0.05.2:1:1", ".:.:.", "1:2", "1e3:1:1"]),
+    ],
+)
+def test_a_price_parameter_the_report_cannot_parse_is_refused_at_deploy(parameter, environ_name, typos):
+    """The AllowedPattern (matched against the whole value, as CloudFormation does) is the parser's own."""
+    from rental_analytics.car_rental.costs import PriceTable
+    from rental_analytics.platform.config import ConfigError
+
+    environ = {"PRICES_DATE": "2026-12-04", "SPOT_PRICE_SHARE": "0.4", "ATHENA_PRICE_PER_TB": "5",
+               "CRAWLER_PRICE_PER_DPU_HOUR": "0.44"}  # fmt: skip
+    for template in (ROOT_STACK, CAR_RENTAL):
+        declared = template.parameters[parameter]
+        pattern, default = declared["AllowedPattern"], str(declared["Default"])
+        defaults = {"INSTANCE_PRICES": "", "SERVERLESS_PRICES": "1:1:1", environ_name: default}
+        assert re.fullmatch(pattern, default) and PriceTable.from_env({**environ, **defaults})
+        for typo in typos:
+            assert not re.fullmatch(pattern, typo)
+            with pytest.raises(ConfigError):
+                PriceTable.from_env({**environ, **defaults, environ_name: typo})

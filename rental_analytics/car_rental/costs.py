@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,12 @@ TB = 1_000_000_000_000
 ATHENA_MIN_BYTES = 10_000_000
 # A crawler run is billed for at least 10 minutes (AWS Glue pricing page).
 CRAWLER_MIN_HOURS = 10 / 60
+# The price parameters' formats: the stack's AllowedPatterns are these (CloudFormation matches the whole value),
+# so what the deploy accepts is exactly what the report step parses.
+PRICE_PATTERN = r"[0-9]+(\.[0-9]+)?"
+INSTANCE_PRICE_PATTERN = rf"[a-z0-9-]+\.[a-z0-9-]+:{PRICE_PATTERN}:{PRICE_PATTERN}"
+INSTANCE_PRICES_PATTERN = rf"({INSTANCE_PRICE_PATTERN}(,{INSTANCE_PRICE_PATTERN})*)?"
+SERVERLESS_PRICES_PATTERN = rf"{PRICE_PATTERN}:{PRICE_PATTERN}:{PRICE_PATTERN}"
 
 
 @dataclass(frozen=True)
@@ -48,13 +55,21 @@ class PriceTable:
         date = environ.get("PRICES_DATE", "").strip()
         if not date:
             return None
+        listed, serverless = environ.get("INSTANCE_PRICES", ""), environ.get("SERVERLESS_PRICES", "")
+        for name, value, pattern in (
+            ("INSTANCE_PRICES", listed, INSTANCE_PRICES_PATTERN),
+            ("SERVERLESS_PRICES", serverless, SERVERLESS_PRICES_PATTERN),
+        ):
+            if not re.fullmatch(pattern, value):
+                raise ConfigError(f"the price table's {name} must match {pattern}, not {value!r}")
+        instances = {}
+        for entry in filter(None, listed.split(",")):
+            name, ec2, emr = entry.split(":")
+            if name in instances:
+                raise ConfigError(f"the price table's INSTANCE_PRICES names {name} twice")
+            instances[name] = InstancePrice(float(ec2), float(emr))
+        vcpu, gb, storage = (float(p) for p in serverless.split(":"))
         try:
-            instances = {}
-            for entry in environ.get("INSTANCE_PRICES", "").split(","):
-                if entry.strip():
-                    name, ec2, emr = entry.strip().split(":")
-                    instances[name] = InstancePrice(float(ec2), float(emr))
-            vcpu, gb, storage = (float(p) for p in environ["SERVERLESS_PRICES"].split(":"))
             return cls(
                 date,
                 instances,

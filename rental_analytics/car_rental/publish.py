@@ -58,6 +58,7 @@ class ReportSettings:
     crawler_name: str | None = None
     prices: PriceTable | None = None
     serverless_application_id: str | None = None
+    prices_problem: str | None = None  # a price table that does not parse: the cost is unknown, the report written
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ReportSettings:
@@ -75,6 +76,12 @@ class ReportSettings:
         mode = environ.get("COMPUTE_MODE", "cluster")
         if mode not in COMPUTE_MODES:
             raise ConfigError(f"COMPUTE_MODE must be one of {', '.join(COMPUTE_MODES)}, not {mode!r}")
+        # A typo in a price must not fail every report (the failure report included): it only leaves the cost unknown.
+        prices, prices_problem = None, None
+        try:
+            prices = PriceTable.from_env(environ)
+        except ConfigError as error:
+            prices_problem = str(error)
         return cls(
             bucket,
             topic,
@@ -82,8 +89,9 @@ class ReportSettings:
             environ.get("REPORT_CURRENCY", DEFAULT_CURRENCY),
             mode,
             environ.get("CRAWLER_NAME") or None,
-            PriceTable.from_env(environ),
+            prices,
             environ.get("SERVERLESS_APPLICATION_ID") or None,
+            prices_problem,
         )
 
 
@@ -214,7 +222,8 @@ def run_usage(request: ReportRequest, settings: ReportSettings, aws: AwsClients,
 
     What cannot be read is named in `cost.unknown`: it never fails the report.
     """
-    prices, unknown = settings.prices, []
+    prices = settings.prices
+    unknown = [f"the price table: {settings.prices_problem}"] if settings.prices_problem else []
     items: list[CostItem] = []
     ready: dt.datetime | None = None
     events: list[dict[str, Any]] = []

@@ -303,3 +303,24 @@ def test_compute_still_billing_at_report_time_is_counted_so_far_and_never_comple
     assert cost["complete"] is False and cost["total"] > 0
     assert ["still" in u for u in cost["unknown"]] == [True]
     assert run_totals(usage)["cost"] is None  # not in the trend as a cheap run
+
+
+@pytest.mark.parametrize(
+    "typo",
+    [{"INSTANCE_PRICES": "m5.xlarge:0.192"}, {"INSTANCE_PRICES": "m5.xlarge:1:1,m5.xlarge:2:2"},
+     {"SERVERLESS_PRICES": "0.05.2:1:1"}, {"SPOT_PRICE_SHARE": "lots"}],
+)  # fmt: skip
+def test_a_price_table_that_does_not_parse_leaves_the_report_written_and_the_cost_unknown(s3, typo):
+    s3.put_object(Bucket="data", Key="reports/2024-06-01/job_outcome.json", Body=b"{}")
+    sns = boto3.client("sns")
+    topic = sns.create_topic(Name="warnings")["TopicArn"]
+    aws = AwsClients(s3=s3, sns=sns, stepfunctions=None)
+    settings = ReportSettings.from_env({**ENV, **typo, "DATA_BUCKET": "data", "WARNING_TOPIC_ARN": topic})
+    event = {"batch_id": "2024-06-01", "cluster": {"ClusterId": ""},
+             "failure": {"state": "Run the Spark job", "error": "States.TaskFailed", "cause": "boom"}}  # fmt: skip
+
+    publish_report(ReportRequest.from_event(event), settings, aws)
+
+    cost = json.loads(s3.get_object(Bucket="data", Key="reports/2024-06-01/summary.json")["Body"].read())["run"]["cost"]
+    assert (cost["complete"], cost["total"]) == (False, None)
+    assert [u.startswith("the price table: ") for u in cost["unknown"]] == [True]
