@@ -173,12 +173,12 @@ def test_the_cluster_defaults_are_as_documented():
     assert defaults["MasterInstanceType"] == "m5.xlarge"
     assert defaults["CoreInstanceTypes"] == "r6g.2xlarge,r7g.2xlarge,r5.2xlarge,r6i.2xlarge"
     sizing = ClusterSizing()
-    assert (defaults["CoreBytesPerUnit"], defaults["CoreMinUnits"], defaults["CoreMaxUnits"]) == (
+    assert (defaults["CoreBytesPerUnit"], int(defaults["CoreMinUnits"]), int(defaults["CoreMaxUnits"])) == (
         sizing.bytes_per_unit,
         sizing.min_units,
         sizing.max_units,
     )
-    assert defaults["CoreOnDemandUnits"] == sizing.on_demand_units
+    assert int(defaults["CoreOnDemandUnits"]) == sizing.on_demand_units
     assert (defaults["SparkShufflePartitions"], defaults["SparkMemoryFraction"], defaults["SparkExecutorMemory"]) == (
         "200",
         "0.8",
@@ -330,7 +330,7 @@ def test_a_pipeline_left_off_needs_none_of_its_parameters():
     only when that pipeline is deployed."""
     assert all("Default" in p for p in ROOT_STACK.parameters.values())
     demanded: dict[str, set[str]] = {}
-    for rule in ROOT_STACK.body["Rules"].values():
+    for rule in (r for r in ROOT_STACK.body["Rules"].values() if "RuleCondition" in r):  # not the rules on values
         [switch] = re.findall(r"Deploy\w+", str(rule["RuleCondition"]))
         if rule["RuleCondition"] == {"Equals": [{"Ref": switch}, "true"]}:  # not the narrower rules
             demanded.setdefault(switch, set()).update(re.findall(r"'Ref': '(\w+)'", str(rule["Assertions"])))
@@ -602,3 +602,30 @@ def test_a_price_parameter_the_report_cannot_parse_is_refused_at_deploy(paramete
             assert not re.fullmatch(pattern, typo)
             with pytest.raises(ConfigError):
                 PriceTable.from_env({**environ, **defaults, environ_name: typo})
+
+
+@pytest.mark.parametrize(
+    ("parameter", "lowest", "highest"),
+    [("CoreMinUnits", 1, 50), ("CoreMaxUnits", 1, 50), ("CoreOnDemandUnits", 0, 50),
+     ("SpotTimeoutMinutes", 5, 1440), ("ServerlessMaxVcpus", 4, None)],
+)  # fmt: skip
+def test_the_unit_and_minute_parameters_take_whole_numbers_in_their_range_only(parameter, lowest, highest):
+    """A decimal (CoreMinUnits=1.5) failed the gate's cold start or EMR's request: the deploy refuses it."""
+    for template in (ROOT_STACK, CAR_RENTAL):
+        pattern = template.parameters[parameter]["AllowedPattern"]
+        top = highest or 2000  # no upper bound: any whole number from the lowest on
+        accepted = [n for n in range(top + 2) if re.fullmatch(pattern, str(n))]
+        assert accepted == list(range(lowest, (highest or top + 1) + 1))
+        assert not any(re.fullmatch(pattern, text) for text in ("1.5", "7.5", "4.5", "", " 8", "08", "-1"))
+
+
+def test_the_rules_refuse_a_core_fleet_whose_smallest_is_above_its_largest():
+    from tests.deployed import root_stack
+
+    failures = {
+        (low, high): root_stack(CoreMinUnits=str(low), CoreMaxUnits=str(high)).rule_failures()
+        for low in range(1, 51)
+        for high in range(1, 51)
+    }
+    assert {pair for pair, failed in failures.items() if failed} == {(lo, hi) for lo, hi in failures if lo > hi}
+    assert failures[(5, 2)] == ["CoreMinUnits (5) must not be above CoreMaxUnits."]
