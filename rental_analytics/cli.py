@@ -6,13 +6,15 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from rental_analytics.apartments import cli as apartments_cli
 from rental_analytics.car_rental import cli as car_rental_cli
 from rental_analytics.platform.command_line import CommandGroups
-from rental_analytics.platform.errors import report_failure
+from rental_analytics.platform.errors import Terminated, report_failure
 from rental_analytics.platform.progress import StageProgress
 
 
@@ -45,11 +47,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(_signal: int, _frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the installed `rental-analytics` command.
 
     Every failure ends here as one line on standard error naming the stage, and an exit code: 0 done, 1 the
-    batch or load failed, 2 usage or configuration, 130 interrupted. `--debug` adds the traceback.
+    batch or load failed, 2 usage or configuration, 130 interrupted, 143 terminated (SIGTERM). `--debug` adds
+    the traceback.
     """
     args = _parser().parse_args(argv)
     if not args.debug:
@@ -57,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(handlers=[logging.NullHandler()])
     args.progress = progress = StageProgress()
     command = " ".join(filter(None, (args.command, getattr(args, "pipeline", None))))
+    # SIGTERM ends the command as Ctrl-C does, through the failure paths that write a run's report.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if in_main_thread else None
     try:
         with progress:
             return int(args.handler(args))
@@ -67,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(OSError, ValueError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return report_failure(error, progress.current, command, args.debug)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,6 +91,24 @@ def test_an_output_that_links_to_nothing_is_named_as_such(batch: Path, tmp_path:
         f"rental-analytics: {CHECKS} --output {dangling} is a link to {tmp_path / 'gone'}, which does not exist; "
         "create the folder it points to, or give another folder"
     )
+    assert no_spark == []
+
+
+@pytest.mark.parametrize("flag", ["--input", "--output"])
+@pytest.mark.parametrize("name", ["glob[ab]", "a:b", "star*"])
+def test_a_path_spark_would_read_as_a_pattern_is_refused_before_spark(
+    flag: str, name: str, batch: Path, tmp_path: Path, capsys, no_spark
+):
+    # Spark reads `glob[ab]` as the pattern matching `globa` and `globb`: it would process another folder.
+    odd = tmp_path / name / "2024-06-01"
+    if flag == "--input":
+        shutil.copytree(batch, odd)
+    where = {
+        "--input": str(odd if flag == "--input" else batch),
+        "--output": str(odd if flag == "--output" else tmp_path / "out"),
+    }
+    line = _fails(capsys, ["run", "car-rental", "--input", where["--input"], "--output", where["--output"]])
+    assert f"{flag} {odd} has" in line and "which Spark reads as a pattern or a URI" in line
     assert no_spark == []
 
 

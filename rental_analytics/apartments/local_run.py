@@ -14,6 +14,7 @@ from rental_analytics.apartments.db_url import DatabaseUrl
 from rental_analytics.apartments.quality import QualityRules
 from rental_analytics.platform.errors import as_stage_error
 from rental_analytics.platform.progress import Progress, follow_spark
+from rental_analytics.platform.run_lock import holding_run_lock
 
 
 @dataclass
@@ -50,7 +51,9 @@ def run_apartments(
         run.lines.append(f"Report: {run.report.resolve()}")
 
     try:
-        _run_stages(run, stages, source, target, output, load_date, progress, rules, full)
+        # One run at a time per data root, as for car-rental: each job's recovery would drop a live run's staging.
+        with holding_run_lock(output, f"apartments load date {load_date}", progress):
+            _run_stages(run, stages, source, target, output, load_date, progress, rules, full)
     except Exception as error:
         # The page still says how far the run got and why it stopped; the command line reports the failure too.
         failure = as_stage_error(error, run.stage)
@@ -128,6 +131,11 @@ def undo_last_load_date(target: DatabaseUrl, output: Path, progress: Progress) -
     The warehouse goes first, in one transaction: stopped after it, the curated zone's publication is
     finished by the next command; stopped before, nothing changed.
     """
+    with holding_run_lock(output, "apartments undo", progress):
+        return _undo_last_load_date(target, output, progress)
+
+
+def _undo_last_load_date(target: DatabaseUrl, output: Path, progress: Progress) -> str:
     from rental_analytics.platform.spark_session import local_session
 
     zones = jobs.Zones(str(output.resolve()))

@@ -25,8 +25,9 @@ from rental_analytics.platform.command_line import (
 )
 from rental_analytics.platform.config import ConfigError
 from rental_analytics.platform.errors import CHECKS, StageError
-from rental_analytics.platform.preflight import aws_ready, spark_can_start, usable_folder
+from rental_analytics.platform.preflight import aws_ready, spark_can_start, spark_path, usable_folder
 from rental_analytics.platform.progress import Progress
+from rental_analytics.platform.text import printable
 
 PIPELINE = "car-rental"
 
@@ -126,7 +127,7 @@ def _validate(args: argparse.Namespace) -> int:
         )
     else:
         for line in [f.describe() for f in files if f.accepted] + verdict.problems():
-            print(line)
+            print(printable(line))  # a file name with a line break or an escape never forges a line
     return EXIT_OK if verdict.accepted else EXIT_FAILED
 
 
@@ -141,6 +142,7 @@ def _run_batch(
 
     if not input_dir.is_dir():
         raise StageError(CHECKS, f"--input {input_dir} is not a folder", "give the batch folder of the four CSV files")
+    spark_path(input_dir, "--input")
     batch = input_dir.resolve().name if batch_id is None else batch_id  # an empty --batch-id is a mistake too
     if not BATCH_ID_PATTERN.fullmatch(batch):
         raise StageError(CHECKS, f"batch id {batch!r} must match {BATCH_ID_PATTERN.pattern}", "pass --batch-id")

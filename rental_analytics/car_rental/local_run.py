@@ -21,6 +21,7 @@ from rental_analytics.car_rental.report import (
     summary_lines,
     write_reports,
 )
+from rental_analytics.platform.errors import Terminated
 from rental_analytics.platform.progress import Progress, follow_spark
 from rental_analytics.platform.run_lock import holding_run_lock
 from rental_analytics.platform.text import printable
@@ -101,7 +102,13 @@ class _Run:
 
     def failed(self, error: BaseException) -> RunResult:
         """Write the report of a run stopped by an error in the stage it had reached."""
-        name = "interrupted" if isinstance(error, KeyboardInterrupt) else type(error).__name__
+        name = (
+            "terminated"
+            if isinstance(error, Terminated)
+            else "interrupted"
+            if isinstance(error, KeyboardInterrupt)
+            else type(error).__name__
+        )
         failure = Failure.from_event({"state": self.stage, "error": name, "cause": str(error)})
         summary = build_summary(self.batch_id, failed_outcome(self.outcome, failure), {}, self.files, run=self.usage())
         summary["failed_state"] = failure.state

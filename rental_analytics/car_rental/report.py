@@ -221,10 +221,20 @@ def build_summary(
     }
 
 
+# A line of the summary is for a person: a value of the data as long as a file (a location named with 400,000
+# characters) is cut, so the notification stays far inside SNS's 256 KiB and the workflow's state.
+SUMMARY_LINE_CHARS = 1000
+
+
+def _short(line: str) -> str:
+    return line if len(line) <= SUMMARY_LINE_CHARS else line[: SUMMARY_LINE_CHARS - 1] + "…"
+
+
 def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     """A short text summary for a terminal or a notification; users appear by id only, never by name.
 
-    Each line is `printable`: whatever the data holds, no value starts a line.
+    Each line is `printable`: whatever the data holds, no value starts a line; and at most SUMMARY_LINE_CHARS
+    long.
     """
     tx = summary["transactions"]
     lines = [f"Batch {summary['batch_id']}: {summary['status'].upper()}. {summary['message']}"]
@@ -269,7 +279,7 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
             for row in summary["top_spenders"][:TOP]
         ]
     # A value's own line break or control character would forge a line of the summary, or act on the terminal.
-    return [printable(line) for line in lines]
+    return [_short(printable(line)) for line in lines]
 
 
 # A Step Functions error cause can be 32 KiB; the report and the notification keep its start.

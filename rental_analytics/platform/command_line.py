@@ -8,6 +8,7 @@ from typing import Callable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # what shells report for a process ended by Ctrl-C (128 + SIGINT)
+EXIT_TERMINATED = 143  # and by SIGTERM (128 + 15): timeout, systemd, a container's stop
 
 # A subcommand's work: the parsed arguments in, the process exit code out.
 Handler = Callable[[argparse.Namespace], int]

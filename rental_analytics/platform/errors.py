@@ -8,11 +8,15 @@ import sys
 import traceback
 from typing import Any, TextIO
 
-from rental_analytics.platform.command_line import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+from rental_analytics.platform.command_line import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE
 from rental_analytics.platform.config import ConfigError
 
 PROGRAM = "rental-analytics"
 CHECKS = "checking the settings"  # the stage of everything checked before the work starts
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it ends as after Ctrl-C: its report written, one line."""
 
 
 class StageError(Exception):
@@ -186,6 +190,8 @@ def as_stage_error(error: BaseException, stage: str) -> StageError:
         return error
     if isinstance(error, KeyboardInterrupt):
         hint = "what it was writing may be half done: run the command again"
+        if isinstance(error, Terminated):
+            return StageError(stage, "terminated (SIGTERM)", hint, EXIT_TERMINATED)
         return StageError(stage, "interrupted (Ctrl-C)", hint, EXIT_INTERRUPTED)
     if isinstance(error, ConfigError):
         return StageError(stage, str(error))

@@ -68,8 +68,26 @@ def jdbc_drivers_found(driver_classes: Iterable[str]) -> None:
     )
 
 
+# Hadoop reads a path given to Spark as a glob pattern (`*?[]{}` and `\`) and a `:` as a URI scheme: a folder
+# named `glob[ab]` would be read as `globa` or `globb`, silently.
+_SPARK_PATH_SPECIALS = frozenset("*?[]{}\\:")
+
+
+def spark_path(path: Path, flag: str) -> Path:
+    """A local path Spark reads as the folder it names, or a one-line refusal naming the characters it cannot take."""
+    found = sorted(set(str(path.resolve())) & _SPARK_PATH_SPECIALS)
+    if found:
+        raise StageError(
+            CHECKS,
+            f"{flag} {path} has {' '.join(found)} in its path, which Spark reads as a pattern or a URI, not a name",
+            "give a folder whose path has none of * ? [ ] { } \\ :",
+        )
+    return path
+
+
 def spark_can_start(output: Path, driver_classes: Iterable[str] = ()) -> None:
     """What a local Spark run needs before its JVM starts: a usable --output, Java, and the JDBC drivers."""
+    spark_path(output, "--output")
     usable_folder(output, "--output")
     java_found()
     jdbc_drivers_found(driver_classes)

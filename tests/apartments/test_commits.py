@@ -167,3 +167,10 @@ def test_undo_takes_back_the_last_applied_date_in_the_warehouse_and_the_curated_
     assert jobs.applied_load_dates(spark, zones) == [D1]
     assert not hadoop_fs.exists(spark, jobs.partition(zones.processed("bookings"), D2))
     assert main(undo) == 1  # one step back only: the model before D1 was never kept
+
+
+@pytest.mark.databases
+def test_a_model_without_bookings_loads_with_its_kpis(spark, target, tmp_path: Path):  # noqa: F811
+    # Found by test_model_states: SUM over no customers is NULL, which kpi_repeat_customer_rate refused.
+    load(spark, target, write_model(spark, tmp_path, {**MODEL, "fact_bookings": []}), D1)
+    assert rows(target, "SELECT * FROM analytics.kpi_repeat_customer_rate") == [[0, 0, None]]

@@ -182,6 +182,17 @@ def test_validate_json_reports_the_rows_that_break_a_rule(tmp_path: Path, capsys
     ]
 
 
+def test_validate_prints_one_line_per_file_whatever_its_name(tmp_path: Path, capsys):
+    # A stray file's name with a line break, an escape sequence or a byte that is not UTF-8.
+    names = [b"notes\nACCEPTED users.csv: 9 rows", b"\x1b[2Jclear", b"notes\xff.txt"]
+    for name in names:
+        (tmp_path / os.fsdecode(name)).write_bytes(b"a,b\n1,2\n")
+    assert main(["validate", "car-rental", str(tmp_path)]) == 1
+    printed = capsys.readouterr().out
+    assert not any(line.startswith("ACCEPTED") or "\x1b" in line for line in printed.splitlines())
+    assert "notes\\nACCEPTED users.csv" in printed and "\\x1b[2Jclear" in printed and "notes\\xff.txt" in printed
+
+
 def test_validate_exits_with_its_verdict_every_time(tmp_path: Path):
     # pyarrow's reader threads used to abort the interpreter at exit (134) after the right verdict was printed,
     # about one time in ten; only fresh processes show it.

@@ -307,3 +307,12 @@ def test_a_file_name_that_is_not_utf8_is_shown_as_its_bytes(tmp_path: Path):
     summary = build_summary("b1", outcome(), insights(), [*FILES, {"file": name, "accepted": False, "reason": "x"}])
     page = write_reports(tmp_path, summary)
     assert "notes\\xff.txt" in parse(page.read_text(encoding="utf-8")).text
+
+
+def test_a_value_as_long_as_a_file_leaves_the_notification_short():
+    from rental_analytics.car_rental.report import SUMMARY_LINE_CHARS, summary_lines
+
+    for summary in _hostile_summaries("x" * 400_000):
+        lines = summary_lines(summary)
+        assert max(len(line) for line in lines) <= SUMMARY_LINE_CHARS
+        assert len("\n".join(lines).encode()) < 64 * 1024  # SNS takes 256 KiB, the workflow's state as much

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,13 @@ def _succeeded(_spark: Any, batch: job.BatchJob, _progress: Any = None) -> Batch
     )
 
 
+def _sigterm(*_: Any, **__: Any) -> Any:
+    """What `timeout`, systemd or a container's stop sends: the signal arrives while the job runs."""
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)  # the handler raises before this ends
+    raise AssertionError("SIGTERM did not end the run")
+
+
 NO_SPARK = [(job, "run_batch", _succeeded), (local_run, "run_insights", lambda *_: {})]
 # Each stage of a local run, how a failure is put into it, and whether the batch itself had succeeded by then.
 STAGES: dict[str, tuple[list[tuple[object, str, Any]], bool]] = {
@@ -43,6 +53,7 @@ STAGES: dict[str, tuple[list[tuple[object, str, Any]], bool]] = {
     "spark_start": ([(spark_session.StartingSession, "get", _raise(Injected("spark")))], False),
     "spark_job": ([(job, "run_batch", _raise(Injected("job")))], False),
     "interrupted": ([(job, "run_batch", _raise(KeyboardInterrupt()))], False),
+    "terminated": ([(job, "run_batch", _sigterm)], False),
     "publishing": ([(job, "commit", _raise(Injected("commit")))], False),  # after Spark read and wrote the batch
     "insights": ([(job, "run_batch", _succeeded), (local_run, "run_insights", _raise(Injected("insights")))], True),
     "report_page": ([*NO_SPARK, (report, "render_html", _raise(Injected("page")))], True),
@@ -69,7 +80,7 @@ def test_a_run_failed_at_any_stage_leaves_its_report_and_notification(
     if stage in ("report_page", "notification"):  # the batch succeeded; only the drawing of its report failed
         assert code == 0 and summary["status"] == "succeeded"
     else:
-        assert code == (130 if stage == "interrupted" else 1)
+        assert code == {"interrupted": 130, "terminated": 143}.get(stage, 1)
         assert summary["status"] == "failed"
         assert ("succeeded" in summary["message"]) is batch_succeeded  # analytics published, then a later failure
     shown = parse(page).text

@@ -481,8 +481,14 @@ def test_the_cluster_gets_the_core_capacity_the_gate_sized_for_the_batch(aws):
     assert core["TargetSpotCapacity.$"] == "$.core_capacity.spot_units"
 
 
-def test_a_run_started_by_hand_gets_the_largest_cluster_on_demand(aws):
-    result = run_scenario(aws, {"batch_id": "2024-06-01"})
+@pytest.mark.parametrize(
+    "given",
+    [None, {"on_demand_units": 2}, {"on_demand_units": "2", "spot_units": 1}],
+    ids=["none", "no_spot_units", "units_as_text"],
+)
+def test_a_run_started_by_hand_gets_the_largest_cluster_on_demand(aws, given: dict[str, Any] | None):
+    # A capacity the cluster request could not read would fail it with States.Runtime, which no Catch takes.
+    result = run_scenario(aws, {"batch_id": "2024-06-01", **({"core_capacity": given} if given else {})})
     assert result.status == "SUCCEEDED"
     assert result.inputs["Create the cluster"]["core_capacity"] == {
         "on_demand_units": int(aws["CoreMaxUnits"]),

@@ -8,6 +8,6 @@ per_user AS (
     FROM ordered
     GROUP BY user_key
 )
-SELECT COUNT(*) AS customers, SUM(repeats) AS repeat_customers,
+SELECT COUNT(*) AS customers, COALESCE(SUM(repeats), 0) AS repeat_customers,
        CASE WHEN COUNT(*) = 0 THEN NULL ELSE CAST(SUM(repeats) AS DOUBLE PRECISION) / COUNT(*) END AS repeat_customer_rate
 FROM per_user
