@@ -173,12 +173,12 @@ def test_the_cluster_defaults_are_as_documented():
     assert defaults["MasterInstanceType"] == "m5.xlarge"
     assert defaults["CoreInstanceTypes"] == "r6g.2xlarge,r7g.2xlarge,r5.2xlarge,r6i.2xlarge"
     sizing = ClusterSizing()
-    assert (defaults["CoreBytesPerUnit"], defaults["CoreMinUnits"], defaults["CoreMaxUnits"]) == (
+    assert (defaults["CoreBytesPerUnit"], int(defaults["CoreMinUnits"]), int(defaults["CoreMaxUnits"])) == (
         sizing.bytes_per_unit,
         sizing.min_units,
         sizing.max_units,
     )
-    assert defaults["CoreOnDemandUnits"] == sizing.on_demand_units
+    assert int(defaults["CoreOnDemandUnits"]) == sizing.on_demand_units
     assert (defaults["SparkShufflePartitions"], defaults["SparkMemoryFraction"], defaults["SparkExecutorMemory"]) == (
         "200",
         "0.8",
@@ -330,7 +330,7 @@ def test_a_pipeline_left_off_needs_none_of_its_parameters():
     only when that pipeline is deployed."""
     assert all("Default" in p for p in ROOT_STACK.parameters.values())
     demanded: dict[str, set[str]] = {}
-    for rule in ROOT_STACK.body["Rules"].values():
+    for rule in (r for r in ROOT_STACK.body["Rules"].values() if "RuleCondition" in r):  # not the rules on values
         [switch] = re.findall(r"Deploy\w+", str(rule["RuleCondition"]))
         if rule["RuleCondition"] == {"Equals": [{"Ref": switch}, "true"]}:  # not the narrower rules
             demanded.setdefault(switch, set()).update(re.findall(r"'Ref': '(\w+)'", str(rule["Assertions"])))
@@ -577,3 +577,55 @@ def test_serverless_mode_runs_the_clusters_release_on_an_application_that_starts
     assert props["AutoStopConfiguration"]["Enabled"] is True
     assert CAR_RENTAL.parameters["ComputeMode"]["Default"] == "cluster"
     assert ROOT_STACK.resources["CarRental"]["Properties"]["Parameters"]["ComputeMode"] == {"Ref": "ComputeMode"}
+
+
+@pytest.mark.parametrize(
+    ("parameter", "environ_name", "typos"),
+    [
+        ("InstancePrices", "INSTANCE_PRICES", ["m5.xlarge:0.192", "m5.xlarge:$0.192:0.048", "m5.xlarge:0.1.9:0.04"]),
+        ("ServerlessPrices", "SERVERLESS_PRICES", ["0.05.2:1:1", ".:.:.", "1:2", "1e3:1:1"]),
+    ],
+)
+def test_a_price_parameter_the_report_cannot_parse_is_refused_at_deploy(parameter, environ_name, typos):
+    """The AllowedPattern (matched against the whole value, as CloudFormation does) is the parser's own."""
+    from rental_analytics.car_rental.costs import PriceTable
+    from rental_analytics.platform.config import ConfigError
+
+    environ = {"PRICES_DATE": "2026-12-04", "SPOT_PRICE_SHARE": "0.4", "ATHENA_PRICE_PER_TB": "5",
+               "CRAWLER_PRICE_PER_DPU_HOUR": "0.44"}  # fmt: skip
+    for template in (ROOT_STACK, CAR_RENTAL):
+        declared = template.parameters[parameter]
+        pattern, default = declared["AllowedPattern"], str(declared["Default"])
+        defaults = {"INSTANCE_PRICES": "", "SERVERLESS_PRICES": "1:1:1", environ_name: default}
+        assert re.fullmatch(pattern, default) and PriceTable.from_env({**environ, **defaults})
+        for typo in typos:
+            assert not re.fullmatch(pattern, typo)
+            with pytest.raises(ConfigError):
+                PriceTable.from_env({**environ, **defaults, environ_name: typo})
+
+
+@pytest.mark.parametrize(
+    ("parameter", "lowest", "highest"),
+    [("CoreMinUnits", 1, 50), ("CoreMaxUnits", 1, 50), ("CoreOnDemandUnits", 0, 50),
+     ("SpotTimeoutMinutes", 5, 1440), ("ServerlessMaxVcpus", 4, None)],
+)  # fmt: skip
+def test_the_unit_and_minute_parameters_take_whole_numbers_in_their_range_only(parameter, lowest, highest):
+    """A decimal (CoreMinUnits=1.5) failed the gate's cold start or EMR's request: the deploy refuses it."""
+    for template in (ROOT_STACK, CAR_RENTAL):
+        pattern = template.parameters[parameter]["AllowedPattern"]
+        top = highest or 2000  # no upper bound: any whole number from the lowest on
+        accepted = [n for n in range(top + 2) if re.fullmatch(pattern, str(n))]
+        assert accepted == list(range(lowest, (highest or top + 1) + 1))
+        assert not any(re.fullmatch(pattern, text) for text in ("1.5", "7.5", "4.5", "", " 8", "08", "-1"))
+
+
+def test_the_rules_refuse_a_core_fleet_whose_smallest_is_above_its_largest():
+    from tests.deployed import root_stack
+
+    failures = {
+        (low, high): root_stack(CoreMinUnits=str(low), CoreMaxUnits=str(high)).rule_failures()
+        for low in range(1, 51)
+        for high in range(1, 51)
+    }
+    assert {pair for pair, failed in failures.items() if failed} == {(lo, hi) for lo, hi in failures if lo > hi}
+    assert failures[(5, 2)] == ["CoreMinUnits (5) must not be above CoreMaxUnits."]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,12 @@ TB = 1_000_000_000_000
 ATHENA_MIN_BYTES = 10_000_000
 # A crawler run is billed for at least 10 minutes (AWS Glue pricing page).
 CRAWLER_MIN_HOURS = 10 / 60
+# The price parameters' formats: the stack's AllowedPatterns are these (CloudFormation matches the whole value),
+# so what the deploy accepts is exactly what the report step parses.
+PRICE_PATTERN = r"[0-9]+(\.[0-9]+)?"
+INSTANCE_PRICE_PATTERN = rf"[a-z0-9-]+\.[a-z0-9-]+:{PRICE_PATTERN}:{PRICE_PATTERN}"
+INSTANCE_PRICES_PATTERN = rf"({INSTANCE_PRICE_PATTERN}(,{INSTANCE_PRICE_PATTERN})*)?"
+SERVERLESS_PRICES_PATTERN = rf"{PRICE_PATTERN}:{PRICE_PATTERN}:{PRICE_PATTERN}"
 
 
 @dataclass(frozen=True)
@@ -48,13 +55,21 @@ class PriceTable:
         date = environ.get("PRICES_DATE", "").strip()
         if not date:
             return None
+        listed, serverless = environ.get("INSTANCE_PRICES", ""), environ.get("SERVERLESS_PRICES", "")
+        for name, value, pattern in (
+            ("INSTANCE_PRICES", listed, INSTANCE_PRICES_PATTERN),
+            ("SERVERLESS_PRICES", serverless, SERVERLESS_PRICES_PATTERN),
+        ):
+            if not re.fullmatch(pattern, value):
+                raise ConfigError(f"the price table's {name} must match {pattern}, not {value!r}")
+        instances = {}
+        for entry in filter(None, listed.split(",")):
+            name, ec2, emr = entry.split(":")
+            if name in instances:
+                raise ConfigError(f"the price table's INSTANCE_PRICES names {name} twice")
+            instances[name] = InstancePrice(float(ec2), float(emr))
+        vcpu, gb, storage = (float(p) for p in serverless.split(":"))
         try:
-            instances = {}
-            for entry in environ.get("INSTANCE_PRICES", "").split(","):
-                if entry.strip():
-                    name, ec2, emr = entry.strip().split(":")
-                    instances[name] = InstancePrice(float(ec2), float(emr))
-            vcpu, gb, storage = (float(p) for p in environ["SERVERLESS_PRICES"].split(":"))
             return cls(
                 date,
                 instances,
@@ -86,14 +101,40 @@ def _hours(start: dt.datetime, end: dt.datetime) -> float:
     return max((end - start).total_seconds(), 0.0) / 3600
 
 
+# The states in which compute no longer bills: anything else is still running (or stopping) at report time.
+CLUSTER_ENDED = ("TERMINATED", "TERMINATED_WITH_ERRORS")
+JOB_RUN_ENDED = ("SUCCESS", "FAILED", "CANCELLED")
+
+
+def still_billing(described: Mapping[str, Any]) -> str | None:
+    """What of the compute (DescribeCluster's or GetJobRun's response) was still billing at report time, or None.
+
+    Its cost so far is then a lower bound, so the report names it in `cost.unknown`: never a complete, cheap run.
+    """
+    if "jobRun" in described:
+        run = described["jobRun"]
+        if run["state"] not in JOB_RUN_ENDED:
+            return f"the job run {run.get('jobRunId', '')} was still {run['state']} at report time (counted so far)"
+        return None
+    cluster = described["Cluster"]
+    if cluster["Status"]["State"] not in CLUSTER_ENDED:
+        state = cluster["Status"]["State"]
+        return f"the cluster {cluster.get('Id', '')} was still {state} at report time (counted up to then)"
+    return None
+
+
 def cluster_items(
-    described: Mapping[str, Any], instances: Iterable[Mapping[str, Any]], prices: PriceTable | None
+    described: Mapping[str, Any],
+    instances: Iterable[Mapping[str, Any]],
+    prices: PriceTable | None,
+    now: dt.datetime | None = None,
 ) -> list[CostItem]:
     """The cluster's instance-hours per type and market, from ListInstances' timelines, priced per second.
 
-    An instance with no end of its own counts up to the cluster's end (none: nothing, rather than a guess).
+    An instance with no end of its own counts up to the cluster's end, or, for a cluster not ended, up to `now`
+    (`still_billing` names it); with neither, nothing rather than a guess.
     """
-    cluster_end = described["Cluster"]["Status"]["Timeline"].get("EndDateTime")
+    cluster_end = described["Cluster"]["Status"]["Timeline"].get("EndDateTime") or now
     hours: dict[tuple[str, str], float] = {}
     for instance in instances:
         timeline = instance["Status"]["Timeline"]
@@ -116,8 +157,12 @@ def cluster_items(
 
 
 def serverless_items(job_run: Mapping[str, Any], prices: PriceTable | None) -> list[CostItem]:
-    """The job run's billed vCPU-, memory- and storage-hours (GetJobRun's billedResourceUtilization)."""
-    billed = job_run["jobRun"].get("billedResourceUtilization") or {}
+    """The job run's billed vCPU-, memory- and storage-hours (GetJobRun's billedResourceUtilization).
+
+    A run not ended has no billed figures yet: its total use so far stands in (`still_billing` names it).
+    """
+    run = job_run["jobRun"]
+    billed = run.get("billedResourceUtilization") or run.get("totalResourceUtilization") or {}
     rates = (
         (prices.serverless_vcpu_hour, prices.serverless_gb_hour, prices.serverless_storage_gb_hour)
         if prices

@@ -25,6 +25,7 @@ from rental_analytics.car_rental.costs import (
     crawler_items,
     serverless_items,
     stage_times,
+    still_billing,
 )
 from rental_analytics.car_rental.insights import neutralised_csv
 from rental_analytics.car_rental.report import (
@@ -57,6 +58,7 @@ class ReportSettings:
     crawler_name: str | None = None
     prices: PriceTable | None = None
     serverless_application_id: str | None = None
+    prices_problem: str | None = None  # a price table that does not parse: the cost is unknown, the report written
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ReportSettings:
@@ -74,6 +76,12 @@ class ReportSettings:
         mode = environ.get("COMPUTE_MODE", "cluster")
         if mode not in COMPUTE_MODES:
             raise ConfigError(f"COMPUTE_MODE must be one of {', '.join(COMPUTE_MODES)}, not {mode!r}")
+        # A typo in a price must not fail every report (the failure report included): it only leaves the cost unknown.
+        prices, prices_problem = None, None
+        try:
+            prices = PriceTable.from_env(environ)
+        except ConfigError as error:
+            prices_problem = str(error)
         return cls(
             bucket,
             topic,
@@ -81,8 +89,9 @@ class ReportSettings:
             environ.get("REPORT_CURRENCY", DEFAULT_CURRENCY),
             mode,
             environ.get("CRAWLER_NAME") or None,
-            PriceTable.from_env(environ),
+            prices,
             environ.get("SERVERLESS_APPLICATION_ID") or None,
+            prices_problem,
         )
 
 
@@ -213,7 +222,8 @@ def run_usage(request: ReportRequest, settings: ReportSettings, aws: AwsClients,
 
     What cannot be read is named in `cost.unknown`: it never fails the report.
     """
-    prices, unknown = settings.prices, []
+    prices = settings.prices
+    unknown = [f"the price table: {settings.prices_problem}"] if settings.prices_problem else []
     items: list[CostItem] = []
     ready: dt.datetime | None = None
     events: list[dict[str, Any]] = []
@@ -229,12 +239,14 @@ def run_usage(request: ReportRequest, settings: ReportSettings, aws: AwsClients,
             ready = described["Cluster"]["Status"]["Timeline"].get("ReadyDateTime")
             pages = aws.emr.get_paginator("list_instances").paginate(ClusterId=request.cluster_id)
             instances = [instance for page in pages for instance in page["Instances"]]
-            items += cluster_items(described, instances, prices)
+            items += cluster_items(described, instances, prices, now)
+            unknown += [still] if (still := still_billing(described)) else []
         elif settings.compute_mode == "serverless" and settings.serverless_application_id and request.execution_arn:
             job_run = _job_run_of(aws, settings.serverless_application_id, request.execution_arn, started)
             if job_run is not None:
                 ready = job_run["jobRun"].get("startedAt")
                 items += serverless_items(job_run, prices)
+                unknown += [still] if (still := still_billing(job_run)) else []
     except _LOOKUP_ERRORS as error:
         unknown.append(f"the {settings.compute_mode}'s usage: {error}")
     entered = {e.get("stateEnteredEventDetails", {}).get("name") for e in events}

@@ -11,18 +11,25 @@ from pathlib import Path
 from typing import Any
 
 from rental_analytics.car_rental.contract import DATASETS
-from rental_analytics.platform.aws import AwsClients, stack_outputs
+from rental_analytics.platform.aws import AwsClients, stack_outputs, stack_parameters
 from rental_analytics.platform.progress import Progress
 
 REQUIRED_OUTPUTS = ("DataBucketName", "ArtifactsBucketName", "CarRentalStateMachineArn", "AlertTopicArn")
-# A stage of the workflow passed when the execution left it; these are the ones docs/deployment.md names.
-STAGES: dict[str, tuple[str, ...]] = {
-    "the EMR cluster is created": ("Create the cluster",),
-    "the Spark job ran": ("Run the Spark job",),
-    "the EMR cluster is terminated": ("Terminate the cluster", "Terminate the cluster after the failure"),
+# A stage of the workflow passed when the execution left it; these are the ones docs/deployment.md names. The
+# compute stages depend on the stack's ComputeMode: a serverless run never enters the cluster's states.
+_AFTER_SPARK: dict[str, tuple[str, ...]] = {
     "the crawler ran": ("Check the crawler",),
     "Athena answered the insight queries": ("Run the insight queries",),
     "the notification went out": ("Tell people it succeeded",),
+}
+STAGES: dict[str, dict[str, tuple[str, ...]]] = {
+    "cluster": {
+        "the EMR cluster is created": ("Create the cluster",),
+        "the Spark job ran": ("Run the Spark job",),
+        "the EMR cluster is terminated": ("Terminate the cluster", "Terminate the cluster after the failure"),
+        **_AFTER_SPARK,
+    },
+    "serverless": {"the Spark job ran on EMR Serverless": ("Run the Spark job on EMR Serverless",), **_AFTER_SPARK},
 }
 
 
@@ -112,7 +119,10 @@ def verify_deployment(stack: str, aws: AwsClients, progress: Progress, waiting: 
     region = aws.s3.meta.region_name
     steps: list[Step] = []
     outputs = stack_outputs(aws.cloudformation, stack)
+    mode = stack_parameters(aws.cloudformation, stack).get("ComputeMode")
     missing = [key for key in REQUIRED_OUTPUTS if key not in outputs]
+    if mode not in STAGES:
+        missing.append(f"the ComputeMode parameter (one of {sorted(STAGES)}, found {mode!r})")
     stack_link = _console(region, f"cloudformation/home?region={region}#/stacks")
     steps.append(Step("the stack's outputs", not missing, f"missing {missing}" if missing else stack, stack_link))
     if missing:
@@ -153,7 +163,7 @@ def verify_deployment(stack: str, aws: AwsClients, progress: Progress, waiting: 
         progress(f"workflow {status.lower()}, in state: {current} ({time.monotonic() - started:.0f} s)")
     left, _ = _completed_states(aws.stepfunctions, execution)
     steps.append(Step("the workflow succeeds", status == "SUCCEEDED", status, execution_link))
-    for name, states in STAGES.items():
+    for name, states in STAGES[str(mode)].items():
         done = [state for state in states if state in left]
         detail = f"state {done[0]!r} completed" if done else f"state {states[0]!r} did not complete"
         steps.append(Step(name, bool(done), detail, execution_link))

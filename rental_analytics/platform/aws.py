@@ -59,3 +59,11 @@ def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
     """A deployed stack's outputs by key: where its buckets, queues and functions are."""
     [described] = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+
+def stack_parameters(cloudformation: Any, stack: str) -> dict[str, str]:
+    """A deployed stack's parameter values by key: how it was configured (such as its ComputeMode)."""
+    [described] = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    return {
+        p["ParameterKey"]: p.get("ResolvedValue", p.get("ParameterValue", "")) for p in described.get("Parameters", [])
+    }

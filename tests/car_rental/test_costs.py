@@ -260,3 +260,67 @@ def test_a_cluster_ended_on_the_failure_path_has_its_stop_time_too():
     ]
     stages = {s["stage"]: s["seconds"] for s in stage_times(events, "cluster", R.at(26), R.at(7))}
     assert stages["stop"] == 300.0
+
+
+def _left_running() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A cluster that did not terminate (WAITING, no end anywhere) and its instances, as EMR answers then."""
+    cluster = {**R.DESCRIBE_CLUSTER["Cluster"]}
+    cluster["Status"] = {"State": "WAITING", "Timeline": {"CreationDateTime": R.at(0), "ReadyDateTime": R.at(7)}}
+    instances = []
+    for instance in R.LIST_INSTANCES["Instances"]:
+        timeline = {k: v for k, v in instance["Status"]["Timeline"].items() if k != "EndDateTime"}
+        instances.append({**instance, "Status": {"State": "RUNNING", "Timeline": timeline}})
+    return {"Cluster": cluster}, {"Instances": instances}
+
+
+@pytest.mark.parametrize("mode", ["cluster", "serverless"])
+def test_compute_still_billing_at_report_time_is_counted_so_far_and_never_complete(mode: str):
+    from rental_analytics.car_rental.publish import run_usage
+    from rental_analytics.car_rental.report import run_totals
+
+    execution = "arn:aws:states:us-east-1:123456789012:execution:car-rental-abc:2024-06-01-0123"
+    history = ("get_execution_history", {"events": []})
+    if mode == "cluster":
+        described, instances = _left_running()
+        emr = _stubbed("emr", ("describe_cluster", described), ("list_instances", instances))
+        aws = AwsClients(s3=None, sns=None, stepfunctions=_stubbed("stepfunctions", history), emr=emr)
+        environ = ENV
+    else:
+        run = {k: v for k, v in R.GET_JOB_RUN["jobRun"].items() if k not in ("billedResourceUtilization", "endedAt")}
+        cancelling = {"jobRun": {**run, "state": "CANCELLING"}}
+        runs = {"jobRuns": [{**j, "state": "CANCELLING"} for j in R.LIST_JOB_RUNS["jobRuns"]]}
+        serverless = _stubbed("emr-serverless", ("list_job_runs", runs), ("get_job_run", cancelling))
+        aws = AwsClients(s3=None, sns=None, stepfunctions=_stubbed("stepfunctions", history), emrserverless=serverless)
+        environ = {**ENV, "COMPUTE_MODE": "serverless", "SERVERLESS_APPLICATION_ID": run["applicationId"]}
+    settings = ReportSettings.from_env({**environ, "DATA_BUCKET": "data", "WARNING_TOPIC_ARN": "arn:topic"})
+    timed_out = {"state": "Run the Spark job", "error": "States.Timeout", "cause": "the Spark job's bound"}
+    request = ReportRequest.from_event({"batch_id": "2024-06-01", "execution_arn": execution, "failure": timed_out,
+                                        "cluster": {"ClusterId": R.CLUSTER_ID if mode == "cluster" else ""}})  # fmt: skip
+
+    usage = run_usage(request, settings, aws, R.at(60))
+
+    cost = usage["cost"]
+    assert cost["complete"] is False and cost["total"] > 0
+    assert ["still" in u for u in cost["unknown"]] == [True]
+    assert run_totals(usage)["cost"] is None  # not in the trend as a cheap run
+
+
+@pytest.mark.parametrize(
+    "typo",
+    [{"INSTANCE_PRICES": "m5.xlarge:0.192"}, {"INSTANCE_PRICES": "m5.xlarge:1:1,m5.xlarge:2:2"},
+     {"SERVERLESS_PRICES": "0.05.2:1:1"}, {"SPOT_PRICE_SHARE": "lots"}],
+)  # fmt: skip
+def test_a_price_table_that_does_not_parse_leaves_the_report_written_and_the_cost_unknown(s3, typo):
+    s3.put_object(Bucket="data", Key="reports/2024-06-01/job_outcome.json", Body=b"{}")
+    sns = boto3.client("sns")
+    topic = sns.create_topic(Name="warnings")["TopicArn"]
+    aws = AwsClients(s3=s3, sns=sns, stepfunctions=None)
+    settings = ReportSettings.from_env({**ENV, **typo, "DATA_BUCKET": "data", "WARNING_TOPIC_ARN": topic})
+    event = {"batch_id": "2024-06-01", "cluster": {"ClusterId": ""},
+             "failure": {"state": "Run the Spark job", "error": "States.TaskFailed", "cause": "boom"}}  # fmt: skip
+
+    publish_report(ReportRequest.from_event(event), settings, aws)
+
+    cost = json.loads(s3.get_object(Bucket="data", Key="reports/2024-06-01/summary.json")["Body"].read())["run"]["cost"]
+    assert (cost["complete"], cost["total"]) == (False, None)
+    assert [u.startswith("the price table: ") for u in cost["unknown"]] == [True]

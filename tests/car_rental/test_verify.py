@@ -82,12 +82,14 @@ def _report_writing(definition: str) -> str:
 
 @pytest.fixture
 def deployed() -> Iterator[Any]:
-    def deploy(outputs_missing: bool = False, versioned: bool = True, **script: Any) -> AwsClients:
+    def deploy(
+        outputs_missing: bool = False, versioned: bool = True, mode: str = "cluster", **script: Any
+    ) -> AwsClients:
         s3 = boto3.client("s3", region_name=REGION)
         _secure_bucket(s3, DATA)
         _secure_bucket(s3, ARTIFACTS, versioned)
         s3.put_object(Bucket=ARTIFACTS, Key="code/abc/car_rental_job.py", Body=b"")
-        values = car_rental_stand_ins(DATA)
+        values = {**car_rental_stand_ins(DATA), "ComputeMode": mode}
         sfn = boto3.client("stepfunctions", region_name=REGION)
         definition = _report_writing(
             scripted_definition(asl_text("car_rental_pipeline"), values, {**SCRIPTED_OK, **script})
@@ -99,10 +101,15 @@ def deployed() -> Iterator[Any]:
                    "AlertTopicArn": values["AlertTopicArn"]}  # fmt: skip
         if outputs_missing:
             del outputs["CarRentalStateMachineArn"]
-        template = {"Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
+        template = {"Parameters": {"ComputeMode": {"Type": "String"}},
+                    "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
                     "Outputs": {k: {"Value": v} for k, v in outputs.items()}}  # fmt: skip
         cloudformation = boto3.client("cloudformation", region_name=REGION)
-        cloudformation.create_stack(StackName="rental", TemplateBody=json.dumps(template))
+        cloudformation.create_stack(
+            StackName="rental",
+            TemplateBody=json.dumps(template),
+            Parameters=[{"ParameterKey": "ComputeMode", "ParameterValue": mode}],
+        )
         aws = AwsClients(s3=s3, stepfunctions=sfn, sns=boto3.client("sns", region_name=REGION))
         gate = GateSettings(DATA, machine, values["AlertTopicArn"])
         return AwsClients(s3=GateOnUpload(s3, gate, aws), stepfunctions=sfn, sns=aws.sns, cloudformation=cloudformation)
@@ -131,6 +138,28 @@ def test_a_healthy_deployment_passes_every_step(deployed):
     assert any(line.startswith("workflow succeeded, in state: ") for line in progress)
     assert all(s.link.startswith(f"https://{REGION}.console.aws.amazon.com/") for s in steps)
     assert steps[0].line().startswith("PASS  the stack's outputs: rental")
+
+
+def test_a_healthy_serverless_deployment_passes_the_serverless_stages(deployed):
+    steps = verify_deployment("rental", deployed(mode="serverless"), print, FAST)
+
+    assert [(s.name, s.passed) for s in steps] == [
+        ("the stack's outputs", True),
+        ("the bucket structure", True),
+        ("the sample batch starts exactly one execution", True),
+        ("the workflow succeeds", True),
+        ("the Spark job ran on EMR Serverless", True),
+        ("the crawler ran", True),
+        ("Athena answered the insight queries", True),
+        ("the notification went out", True),
+        ("the report exists", True),
+    ]
+
+
+def test_a_stack_with_an_unknown_compute_mode_stops_at_once(deployed):
+    [step] = verify_deployment("rental", deployed(mode="lambda"), print, FAST)
+    assert not step.passed
+    assert step.detail == "missing [\"the ComputeMode parameter (one of ['cluster', 'serverless'], found 'lambda')\"]"
 
 
 def test_a_failing_spark_job_fails_its_steps_but_the_cluster_is_still_terminated(deployed):
