@@ -346,3 +346,29 @@ def test_a_line_of_only_white_space_is_a_row_read_whole(white: bytes):
 def test_a_white_line_of_a_one_column_file_is_seen_too(body: bytes, multiline: bool):
     verdict = validate_stream("users.csv", io.BytesIO(b"user_id\n" + body))
     assert (verdict.accepted, verdict.multiline_fields) == (True, multiline)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("rental_transactions.csv", TX + "R9,U1,V1,2024-06-01 08:00,2024-06-01 09:00,L1,,1," + "x" * 200_000 + "\n"),
+        ("users.csv", "user_id,first_name,last_name\nU1,Ama,B\nU2," + "x" * 200_000 + "\n"),  # a field short
+    ],
+    ids=["extra", "short"],
+)
+def test_a_row_of_another_width_with_a_field_past_128_kib_is_judged_not_rejected(name: str, content: str):
+    # Python's csv module refuses a field past 131,072 characters unless told otherwise (attack29 finding 5).
+    verdict = validate_stream(name, io.BytesIO(content.encode()))
+    assert verdict.accepted, verdict.reason
+    assert (verdict.rows, verdict.row_issues) == (reference_rows(content.encode()), {})
+
+
+def test_a_failure_in_the_invalid_row_handler_is_the_verdict_not_unreadable_csv(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(rows, "csv", SimpleNamespace(reader=broken))  # the rows module's csv only
+    content = (TX + "R9,U1,V1,2024-06-01 08:00,2024-06-01 09:00,L1,,1,extra\n").encode()
+    verdict = validate_stream("rental_transactions.csv", io.BytesIO(content))
+    assert (verdict.accepted, verdict.code) == (False, "unreadable_rows")
+    assert "the gate failed on row" in verdict.reason and "boom" in verdict.reason

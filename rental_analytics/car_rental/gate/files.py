@@ -494,7 +494,7 @@ def _check_header(dataset: Dataset, header_text: str) -> tuple[list[str], Header
         raise _Rejection("empty", "the file is empty", 1)
     try:
         header = next(csv.reader(io.StringIO(text, newline=""), strict=True))
-    except csv.Error as error:  # the quoting has been checked: only a name past csv's field size limit is left
+    except csv.Error as error:  # the quoting and the length (under the field limit rows.py sets) are checked
         raise _Rejection("header_too_long", f"a column name in the header is too long ({error})", 1) from error
     mapping = map_header(dataset, header)
     repeated = mapping.repeated or _repeated(mapping.unknown)

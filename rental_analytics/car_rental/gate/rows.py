@@ -39,6 +39,9 @@ WHITE_LINE = rf"{JAVA_TRIMMED_CHARS}+"
 # A verdict quotes values to show a pattern; whole values could be megabytes each.
 MAX_VALUE_CHARS = 200
 PLACEHOLDER_TIME = "2000-01-01 00:00"
+# A row of another width is parsed again by Python's csv module; a field of it can be as long as a block, and the
+# module's default limit (128 KiB) would fail the row. The setting is the process's, and no other reader lowers it.
+csv.field_size_limit(BLOCK_BYTES + 1)
 # Money is DECIMAL(12,2): ten digits before the point once rounded half-up to cents.
 LARGEST_AMOUNT = 9_999_999_999.994999
 
@@ -151,6 +154,8 @@ class RowTally:
     white_lines: int = 0
     # Whether the deadline passed before the last row was read.
     out_of_time: bool = False
+    # Why the invalid-row handler stopped the reader, where pyarrow would only say "error".
+    stopped: UnreadableRows | None = None
 
     def note(self, reason: str, example: dict[str, str]) -> None:
         """Keep a few examples per reason: enough for a person to see the pattern."""
@@ -289,6 +294,15 @@ def tally_rows(
     irregular: list[list[str]] = []
 
     def on_invalid_row(row: pa_csv.InvalidRow) -> str:
+        # pyarrow prints and drops what its handler raises, and stops on "error" as if the bytes were not CSV:
+        # whatever goes wrong here is kept and becomes the file's verdict instead.
+        try:
+            return judge_invalid_row(row)
+        except Exception as error:  # the gate's own failure, told as such in the verdict
+            tally.stopped = UnreadableRows(f"the gate failed on row {row.number} ({shorten(repr(error))})")
+            return "error"
+
+    def judge_invalid_row(row: pa_csv.InvalidRow) -> str:
         # pyarrow hands these rows over one at a time, so a file of nothing else is checked at about 0.1 MiB/s.
         if tally.skipped % CLOCK_EVERY_ROWS == 0 and late():
             tally.out_of_time = True
@@ -338,7 +352,7 @@ def tally_rows(
     except pa.ArrowException as error:  # whatever pyarrow makes of the bytes, the file gets a verdict
         # A failed stream ends early, and pyarrow meets that end: the failure is the news, as is the deadline.
         if loans.failure is None and not tally.out_of_time:
-            raise _unreadable(error) from error
+            raise (tally.stopped or _unreadable(error)) from error
     finally:
         reader = batch = None  # the last references this function holds to what the reader made
         loans.wait(RELEASE_WAIT_SECONDS)
