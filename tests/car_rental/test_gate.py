@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from rental_analytics.car_rental.contract import MAX_FIELDS
 from rental_analytics.car_rental.gate import rows
 from rental_analytics.car_rental.gate.files import FileVerdict, validate_folder, validate_stream
 from tests.car_rental import sample_batch
@@ -372,3 +373,22 @@ def test_a_failure_in_the_invalid_row_handler_is_the_verdict_not_unreadable_csv(
     verdict = validate_stream("rental_transactions.csv", io.BytesIO(content))
     assert (verdict.accepted, verdict.code) == (False, "unreadable_rows")
     assert "the gate failed on row" in verdict.reason and "boom" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        ("user_id," + ",".join(f"x{i}" for i in range(MAX_FIELDS)) + "\nU1\n", 1),  # the header
+        ("user_id,first_name\nU1,Ama\nU2" + "," * MAX_FIELDS + '"q"\n', None),  # a row, quoted: Spark's CSV parser
+    ],
+    ids=["header", "row"],
+)
+def test_a_header_or_row_wider_than_spark_reads_is_rejected_as_too_many_fields(content: str, line: int | None):
+    verdict = validate_stream("users.csv", io.BytesIO(content.encode()))
+    assert (verdict.accepted, verdict.code, verdict.line) == (False, "too_many_fields", line)
+    assert f"{MAX_FIELDS:,}" in verdict.reason
+
+
+def test_a_row_of_as_many_fields_as_spark_reads_is_accepted():
+    content = "user_id,first_name\nU1,Ama\nU2" + "," * (MAX_FIELDS - 1) + '"q"\n'
+    assert validate_stream("users.csv", io.BytesIO(content.encode())).accepted

@@ -24,6 +24,7 @@ from rental_analytics.car_rental.contract import (
     DECIMAL_REGEX,
     END_BEFORE_START,
     JAVA_TRIMMED_CHARS,
+    MAX_FIELDS,
     MISSING_REQUIRED,
     RENTAL_TRANSACTIONS,
     Dataset,
@@ -42,6 +43,8 @@ PLACEHOLDER_TIME = "2000-01-01 00:00"
 # A row of another width is parsed again by Python's csv module; a field of it can be as long as a block, and the
 # module's default limit (128 KiB) would fail the row. The setting is the process's, and no other reader lowers it.
 csv.field_size_limit(BLOCK_BYTES + 1)
+# The rejection of a file with a header or a row of more than MAX_FIELDS fields.
+TOO_MANY_FIELDS = "too_many_fields"
 # Money is DECIMAL(12,2): ten digits before the point once rounded half-up to cents.
 LARGEST_AMOUNT = 9_999_999_999.994999
 
@@ -129,11 +132,11 @@ class OutOfTime(Exception):
 
 
 class UnreadableRows(Exception):
-    """The CSV body cannot be split into rows: a row is longer than a block."""
+    """The CSV body cannot be read as the Spark job reads it: a row is longer than a block, or too wide."""
 
-    def __init__(self, reason: str, line: int | None = None) -> None:
+    def __init__(self, reason: str, line: int | None = None, code: str = "unreadable_rows") -> None:
         super().__init__(reason)
-        self.reason, self.line = reason, line
+        self.reason, self.line, self.code = reason, line, code
 
 
 @dataclass
@@ -304,6 +307,12 @@ def tally_rows(
 
     def judge_invalid_row(row: pa_csv.InvalidRow) -> str:
         # pyarrow hands these rows over one at a time, so a file of nothing else is checked at about 0.1 MiB/s.
+        if row.actual_columns > MAX_FIELDS:
+            wide = (
+                f"row {row.number} has {row.actual_columns:,} fields, more than the {MAX_FIELDS:,} the Spark job reads"
+            )
+            tally.stopped = UnreadableRows(wide, code=TOO_MANY_FIELDS)
+            return "error"
         if tally.skipped % CLOCK_EVERY_ROWS == 0 and late():
             tally.out_of_time = True
             return "error"
