@@ -14,6 +14,7 @@ import zlib
 from pathlib import Path
 from types import SimpleNamespace
 
+import pyarrow as pa
 import pytest
 
 from rental_analytics.car_rental.contract import MAX_FIELDS
@@ -329,6 +330,37 @@ def test_the_gate_and_the_spark_rules_agree_on_values_ending_in_a_line_break(spa
     gate_amounts = pc.invert(rows._bad_amount(pa.array(amounts))).to_pylist()
     gate_verdict = list(zip(gate_amounts, rows._wall_clock(pa.array(times))[1].to_pylist()))
     assert spark_verdict == gate_verdict == [(True, True)] + [(False, False)] * (len(amounts) - 1)
+
+
+# Amounts at DECIMAL(12,2)'s bounds, each side of them and past float precision (attack29 finding 6): the gate
+# compared floats, so it counted the first four bad while the job kept them.
+BOUND_AMOUNTS = ["-0.0049999999999999999", "9999999999.99499999", "9999999999.9949999999", "9999999999.994999"]
+BOUND_AMOUNTS += ["9999999999.995", "-0.005", "-00.0049", "+9999999999.994", "00000000000009999999999.99", "1.2345"]
+BOUND_AMOUNTS += ["99999999999", "+.5", "5.", "0", ".", "-", "1e5", "0.0000000000000000000000000000001"]
+
+
+def test_the_gate_judges_amounts_at_the_decimal_bounds_on_the_jobs_digits():
+    bad = dict(zip(BOUND_AMOUNTS, rows._bad_amount(pa.array(BOUND_AMOUNTS)).to_pylist()))
+    assert [amount for amount, is_bad in bad.items() if is_bad] == [
+        "9999999999.995",
+        "-0.005",
+        "99999999999",
+        ".",
+        "-",
+        "1e5",
+    ]
+
+
+@pytest.mark.spark
+def test_the_gate_and_the_spark_rules_agree_on_amounts_at_the_decimal_bounds(spark):
+    from pyspark.sql import functions as F
+
+    from rental_analytics.car_rental import rules
+
+    amount = rules._amount(F.col("amount"))
+    frame = spark.createDataFrame([(a,) for a in BOUND_AMOUNTS], "amount string")
+    job = [row.bad for row in frame.select((amount.isNull() | (amount < 0)).alias("bad")).collect()]
+    assert job == rows._bad_amount(pa.array(BOUND_AMOUNTS)).to_pylist()
 
 
 # A white line "  \r" among LF lines ends in CRLF: the corpus's "a white line ending in CRLF among LF lines".
