@@ -163,6 +163,9 @@ DECIMAL_REGEX = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$"
 # What Java's String.trim removes. Spark's line-by-line readers skip a line of nothing else; its multi-line reader
 # (and the upload gate) take such a line as a row of blanks.
 JAVA_TRIMMED_CHARS = r"[\x00-\x20]"
+# The most fields a header or a row may have. Spark's CSV parser (univocity) fails the whole read on a record with
+# more than its `maxColumns`, so the Spark job sets that to this and the upload gate refuses wider files.
+MAX_FIELDS = 20_000
 
 Schema = Sequence[tuple[str, str]]
 

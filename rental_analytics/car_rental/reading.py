@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from rental_analytics.car_rental import rules
-from rental_analytics.car_rental.contract import JAVA_TRIMMED_CHARS, Dataset
+from rental_analytics.car_rental.contract import JAVA_TRIMMED_CHARS, MAX_FIELDS, Dataset
 
 # Spark's CSV reader skips a line that Java's String.trim leaves empty.
 _BLANK_LINE = rf"^{JAVA_TRIMMED_CHARS}*$"
@@ -107,6 +107,7 @@ def read_dataset(
         escape='"',  # RFC 4180 doubles a quote inside a quoted field
         encoding="UTF-8",
         mode="PERMISSIVE",
+        maxColumns=MAX_FIELDS,  # the gate refuses a wider header or row: one would fail this whole read
     )
     frame = rules.canonical_columns(raw, dataset, layout.positions if layout is not None else None)
     if scratch is None or len(raw.columns) <= WIDE_FIELDS:

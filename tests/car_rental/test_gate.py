@@ -14,8 +14,10 @@ import zlib
 from pathlib import Path
 from types import SimpleNamespace
 
+import pyarrow as pa
 import pytest
 
+from rental_analytics.car_rental.contract import MAX_FIELDS
 from rental_analytics.car_rental.gate import rows
 from rental_analytics.car_rental.gate.files import FileVerdict, validate_folder, validate_stream
 from tests.car_rental import sample_batch
@@ -330,6 +332,37 @@ def test_the_gate_and_the_spark_rules_agree_on_values_ending_in_a_line_break(spa
     assert spark_verdict == gate_verdict == [(True, True)] + [(False, False)] * (len(amounts) - 1)
 
 
+# Amounts at DECIMAL(12,2)'s bounds, each side of them and past float precision (attack29 finding 6): the gate
+# compared floats, so it counted the first four bad while the job kept them.
+BOUND_AMOUNTS = ["-0.0049999999999999999", "9999999999.99499999", "9999999999.9949999999", "9999999999.994999"]
+BOUND_AMOUNTS += ["9999999999.995", "-0.005", "-00.0049", "+9999999999.994", "00000000000009999999999.99", "1.2345"]
+BOUND_AMOUNTS += ["99999999999", "+.5", "5.", "0", ".", "-", "1e5", "0.0000000000000000000000000000001"]
+
+
+def test_the_gate_judges_amounts_at_the_decimal_bounds_on_the_jobs_digits():
+    bad = dict(zip(BOUND_AMOUNTS, rows._bad_amount(pa.array(BOUND_AMOUNTS)).to_pylist()))
+    assert [amount for amount, is_bad in bad.items() if is_bad] == [
+        "9999999999.995",
+        "-0.005",
+        "99999999999",
+        ".",
+        "-",
+        "1e5",
+    ]
+
+
+@pytest.mark.spark
+def test_the_gate_and_the_spark_rules_agree_on_amounts_at_the_decimal_bounds(spark):
+    from pyspark.sql import functions as F
+
+    from rental_analytics.car_rental import rules
+
+    amount = rules._amount(F.col("amount"))
+    frame = spark.createDataFrame([(a,) for a in BOUND_AMOUNTS], "amount string")
+    job = [row.bad for row in frame.select((amount.isNull() | (amount < 0)).alias("bad")).collect()]
+    assert job == rows._bad_amount(pa.array(BOUND_AMOUNTS)).to_pylist()
+
+
 # A white line "  \r" among LF lines ends in CRLF: the corpus's "a white line ending in CRLF among LF lines".
 @pytest.mark.parametrize("white", [b"   ", b"\t", b" \t ", b"\x0c", b"\x0b"])
 def test_a_line_of_only_white_space_is_a_row_read_whole(white: bytes):
@@ -346,3 +379,48 @@ def test_a_line_of_only_white_space_is_a_row_read_whole(white: bytes):
 def test_a_white_line_of_a_one_column_file_is_seen_too(body: bytes, multiline: bool):
     verdict = validate_stream("users.csv", io.BytesIO(b"user_id\n" + body))
     assert (verdict.accepted, verdict.multiline_fields) == (True, multiline)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("rental_transactions.csv", TX + "R9,U1,V1,2024-06-01 08:00,2024-06-01 09:00,L1,,1," + "x" * 200_000 + "\n"),
+        ("users.csv", "user_id,first_name,last_name\nU1,Ama,B\nU2," + "x" * 200_000 + "\n"),  # a field short
+    ],
+    ids=["extra", "short"],
+)
+def test_a_row_of_another_width_with_a_field_past_128_kib_is_judged_not_rejected(name: str, content: str):
+    # Python's csv module refuses a field past 131,072 characters unless told otherwise (attack29 finding 5).
+    verdict = validate_stream(name, io.BytesIO(content.encode()))
+    assert verdict.accepted, verdict.reason
+    assert (verdict.rows, verdict.row_issues) == (reference_rows(content.encode()), {})
+
+
+def test_a_failure_in_the_invalid_row_handler_is_the_verdict_not_unreadable_csv(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(rows, "csv", SimpleNamespace(reader=broken))  # the rows module's csv only
+    content = (TX + "R9,U1,V1,2024-06-01 08:00,2024-06-01 09:00,L1,,1,extra\n").encode()
+    verdict = validate_stream("rental_transactions.csv", io.BytesIO(content))
+    assert (verdict.accepted, verdict.code) == (False, "unreadable_rows")
+    assert "the gate failed on row" in verdict.reason and "boom" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        ("user_id," + ",".join(f"x{i}" for i in range(MAX_FIELDS)) + "\nU1\n", 1),  # the header
+        ("user_id,first_name\nU1,Ama\nU2" + "," * MAX_FIELDS + '"q"\n', None),  # a row, quoted: Spark's CSV parser
+    ],
+    ids=["header", "row"],
+)
+def test_a_header_or_row_wider_than_spark_reads_is_rejected_as_too_many_fields(content: str, line: int | None):
+    verdict = validate_stream("users.csv", io.BytesIO(content.encode()))
+    assert (verdict.accepted, verdict.code, verdict.line) == (False, "too_many_fields", line)
+    assert f"{MAX_FIELDS:,}" in verdict.reason
+
+
+def test_a_row_of_as_many_fields_as_spark_reads_is_accepted():
+    content = "user_id,first_name\nU1,Ama\nU2" + "," * (MAX_FIELDS - 1) + '"q"\n'
+    assert validate_stream("users.csv", io.BytesIO(content.encode())).accepted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import decimal
 import gzip
 import io
 import re
@@ -10,10 +11,11 @@ import tracemalloc
 from datetime import timedelta
 from unittest import mock
 
+import pyarrow as pa
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from rental_analytics.car_rental.gate import files
+from rental_analytics.car_rental.gate import files, rows
 from rental_analytics.car_rental.gate.files import FileVerdict, validate_stream
 from rental_analytics.car_rental.gate.rows import WHITE_LINE
 from tests.car_rental.gate_corpus import reference_rows
@@ -213,3 +215,36 @@ def test_any_bytes_before_the_header_get_a_verdict_in_bounded_time_and_memory(
     if name.endswith(".gz"):
         content = gzip.compress(content)
     _verdict_in_little_memory(name, content)
+
+
+def _job_keeps_amount(text: str) -> bool:
+    """The job's rule (rules._amount) in Python: sign, ten whole digits at most, three decimals rounded half-up."""
+    match = re.fullmatch(r"([+-]?)0*(\d{0,10})(?:\.(\d{0,3})\d*)?", text)
+    if match is None or not re.match(r"[+-]?\.?\d", text):
+        return False
+    sign, whole, decimals = match.groups()
+    cents = decimal.Decimal(f"{sign}0{whole}.{decimals or ''}0").quantize(
+        decimal.Decimal("0.01"), decimal.ROUND_HALF_UP
+    )
+    return cents >= 0 and cents < 10**10
+
+
+# Amounts about DECIMAL(12,2)'s bounds and past float precision (attack29 finding 6), and plain ones.
+digits = st.text(alphabet="0123456789", max_size=12)
+amounts = st.one_of(
+    st.builds(
+        lambda s, w, d: f"{s}{w}.{d}",
+        st.sampled_from(["", "-", "+"]),
+        st.sampled_from(["0", "9999999999", "", "00"]),
+        st.sampled_from(["99499999", "995", "0049999999999999999", "005", "994999", "4"]) | digits,
+    ),
+    st.builds(lambda s, w, d: f"{s}{w}.{d}", st.sampled_from(["", "-"]), digits, digits),
+    digits,
+)
+
+
+@settings(GATE, max_examples=300)
+@given(st.lists(amounts, min_size=1, max_size=20))
+def test_the_gate_judges_amounts_as_the_job_does(values: list[str]):
+    gate = rows._bad_amount(pa.array(values)).to_pylist()
+    assert gate == [not _job_keeps_amount(v) for v in values], values

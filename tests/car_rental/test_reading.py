@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.testing import assertDataFrameEqual
 
-from rental_analytics.car_rental.contract import RENTAL_TRANSACTIONS, USERS
+from rental_analytics.car_rental.contract import MAX_FIELDS, RENTAL_TRANSACTIONS, USERS
 from rental_analytics.car_rental.gate.files import validate_file
 from rental_analytics.car_rental.reading import WIDE_FIELDS, FileFacts, FileLayout, read_dataset
 
@@ -146,3 +146,20 @@ def test_a_file_read_whole_splits_records_at_the_line_end_the_gate_found(spark, 
         read.select("user_id", "first_name", "last_name", "email"),
         spark.createDataFrame(expected, "user_id string, first_name string, last_name string, email string"),
     )
+
+
+@pytest.mark.parametrize("multiline", [False, True])
+def test_the_widest_row_the_gate_accepts_is_read(spark, tmp_path, multiline):
+    # Spark's CSV parser fails the whole read on a record wider than its maxColumns (attack29 finding 2): the job
+    # sets it to MAX_FIELDS, and the gate refuses anything wider (test_gate.py), so the widest row it accepts reads.
+    quoted = '"Ama\nB"' if multiline else '"Ama"'
+    wide = "u2," + quoted + "," * (MAX_FIELDS - 2)
+    (tmp_path / "users.csv").write_text(f"user_id,first_name\nu1,Kofi\n{wide}\n", encoding="utf-8")
+    verdict = validate_file(tmp_path / "users.csv")
+    assert (verdict.accepted, verdict.multiline_fields) == (True, multiline), verdict.reason
+    frame = read_dataset(spark, str(tmp_path), USERS, {"users.csv"}, FileFacts.from_verdict(verdict.as_dict()))
+    expected = [
+        {c: None for c in USERS.columns} | {"user_id": u, "first_name": n}
+        for u, n in [("u1", "Kofi"), ("u2", quoted.strip('"'))]
+    ]
+    assertDataFrameEqual(frame, spark.createDataFrame(expected, frame.schema))

@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from rental_analytics.car_rental.contract import (
     DATASETS,
+    MAX_FIELDS,
     Dataset,
     HeaderMapping,
     dataset_for_file_name,
@@ -23,6 +24,7 @@ from rental_analytics.car_rental.contract import (
 )
 from rental_analytics.car_rental.gate.rows import (
     BLOCK_BYTES,
+    TOO_MANY_FIELDS,
     OutOfTime,
     RowTally,
     UnreadableRows,
@@ -494,8 +496,11 @@ def _check_header(dataset: Dataset, header_text: str) -> tuple[list[str], Header
         raise _Rejection("empty", "the file is empty", 1)
     try:
         header = next(csv.reader(io.StringIO(text, newline=""), strict=True))
-    except csv.Error as error:  # the quoting has been checked: only a name past csv's field size limit is left
+    except csv.Error as error:  # the quoting and the length (under the field limit rows.py sets) are checked
         raise _Rejection("header_too_long", f"a column name in the header is too long ({error})", 1) from error
+    if len(header) > MAX_FIELDS:
+        wide = f"the header has {len(header):,} fields, more than the {MAX_FIELDS:,} the Spark job reads"
+        raise _Rejection(TOO_MANY_FIELDS, wide, 1)
     mapping = map_header(dataset, header)
     repeated = mapping.repeated or _repeated(mapping.unknown)
     if repeated:
@@ -567,8 +572,8 @@ def validate_stream(
         progress = f"{_size(source.bytes_read)} and {late.rows:,} rows checked, {late.irregular:,} of another width"
         return _rejected(name, dataset, source, _out_of_time(progress))
     except UnreadableRows as unreadable:
-        rejection = _Rejection("unreadable_rows", unreadable.reason, unreadable.line)
-        if source.scan.quoted:
+        rejection = _Rejection(unreadable.code, unreadable.reason, unreadable.line)
+        if source.scan.quoted and unreadable.code == "unreadable_rows":
             rejection = _Rejection(
                 "unreadable_rows",
                 f"a quoted field opened on this line runs on for more than {BLOCK_BYTES >> 20} MiB: "

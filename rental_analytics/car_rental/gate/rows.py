@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import decimal
 import functools
 import io
 import re
@@ -24,6 +25,7 @@ from rental_analytics.car_rental.contract import (
     DECIMAL_REGEX,
     END_BEFORE_START,
     JAVA_TRIMMED_CHARS,
+    MAX_FIELDS,
     MISSING_REQUIRED,
     RENTAL_TRANSACTIONS,
     Dataset,
@@ -39,8 +41,22 @@ WHITE_LINE = rf"{JAVA_TRIMMED_CHARS}+"
 # A verdict quotes values to show a pattern; whole values could be megabytes each.
 MAX_VALUE_CHARS = 200
 PLACEHOLDER_TIME = "2000-01-01 00:00"
-# Money is DECIMAL(12,2): ten digits before the point once rounded half-up to cents.
-LARGEST_AMOUNT = 9_999_999_999.994999
+# A row of another width is parsed again by Python's csv module; a field of it can be as long as a block, and the
+# module's default limit (128 KiB) would fail the row. The setting is the process's, and no other reader lowers it.
+csv.field_size_limit(BLOCK_BYTES + 1)
+# The rejection of a file with a header or a row of more than MAX_FIELDS fields.
+TOO_MANY_FIELDS = "too_many_fields"
+# The digits of an amount that decide its cents, as the Spark job takes them (rules._AMOUNT_PARTS, whose
+# lookahead RE2 lacks: DECIMAL_REGEX stands in for it): sign, at most ten whole digits after the leading zeros, and
+# the first three decimals, which round half-up to cents. Rewritten as "<sign>0<whole>.<three decimals>0".
+AMOUNT_PARTS = r"^([+-]?)0*(\d{0,10})(?:\.(\d{0,3})\d*)?$"
+AMOUNT_DIGITS = r"\10\2.\30"  # RE2 numbers groups \1 to \9 only: "\10" is group 1, then "0"
+AMOUNT_TYPE = pa.decimal128(16, 4)
+# DECIMAL(12,2) holds the amounts that round half-up to cents within (-0.01, 10^10), compared exactly.
+SMALLEST_AMOUNT = decimal.Decimal("-0.005")
+LARGEST_AMOUNT = decimal.Decimal("9999999999.995")
+# Far wider than a float64's rounding at each bound (about 1e-6 at 10^10 and 1e-18 at 0.005).
+NEAR_LARGEST, NEAR_SMALLEST = 1e-3, 1e-12
 
 
 T = TypeVar("T")
@@ -126,11 +142,11 @@ class OutOfTime(Exception):
 
 
 class UnreadableRows(Exception):
-    """The CSV body cannot be split into rows: a row is longer than a block."""
+    """The CSV body cannot be read as the Spark job reads it: a row is longer than a block, or too wide."""
 
-    def __init__(self, reason: str, line: int | None = None) -> None:
+    def __init__(self, reason: str, line: int | None = None, code: str = "unreadable_rows") -> None:
         super().__init__(reason)
-        self.reason, self.line = reason, line
+        self.reason, self.line, self.code = reason, line, code
 
 
 @dataclass
@@ -151,6 +167,8 @@ class RowTally:
     white_lines: int = 0
     # Whether the deadline passed before the last row was read.
     out_of_time: bool = False
+    # Why the invalid-row handler stopped the reader, where pyarrow would only say "error".
+    stopped: UnreadableRows | None = None
 
     def note(self, reason: str, example: dict[str, str]) -> None:
         """Keep a few examples per reason: enough for a person to see the pattern."""
@@ -174,12 +192,29 @@ def _wall_clock(column: pa.Array) -> tuple[pa.Array, pa.Array]:
     return pc.cast(pc.if_else(real, text, PLACEHOLDER_TIME), pa.timestamp("s")), real
 
 
+def _exactly_in_range(text: pa.Array) -> pa.Array:
+    """Whether each plain decimal number rounds half-up into DECIMAL(12,2), judged on the job's digits exactly."""
+    shaped = pc.match_substring_regex(text, AMOUNT_PARTS)
+    value = pc.cast(pc.replace_substring_regex(pc.if_else(shaped, text, "0"), AMOUNT_PARTS, AMOUNT_DIGITS), AMOUNT_TYPE)
+    smallest, largest = pa.scalar(SMALLEST_AMOUNT, AMOUNT_TYPE), pa.scalar(LARGEST_AMOUNT, AMOUNT_TYPE)
+    return pc.and_(shaped, pc.and_(pc.greater(value, smallest), pc.less(value, largest)))
+
+
 def _bad_amount(column: pa.Array) -> pa.Array:
     text = _trimmed(column)
     shaped = pc.match_substring_regex(text, DECIMAL_REGEX)
     value = pc.cast(pc.if_else(shaped, text, "0"), pa.float64())
     # Half-up rounding to cents makes -0.004 zero, which is not negative.
-    in_range = pc.and_(pc.greater(value, -0.005), pc.less(value, LARGEST_AMOUNT))
+    in_range = pc.and_(pc.greater(value, float(SMALLEST_AMOUNT)), pc.less(value, float(LARGEST_AMOUNT)))
+    # A float is off by its rounding, and the job reads three decimals only: near a bound, a value is judged again
+    # exactly. The exact check is the slower one (a regex rewrite and a decimal cast), so only these rows get it.
+    near = pc.or_(
+        pc.less(pc.abs(pc.subtract(value, float(LARGEST_AMOUNT))), NEAR_LARGEST),
+        pc.less(pc.abs(pc.subtract(value, float(SMALLEST_AMOUNT))), NEAR_SMALLEST),
+    )
+    near = pc.fill_null(pc.and_(shaped, near), False)
+    if pc.any(near).as_py():
+        in_range = pc.replace_with_mask(in_range, near, _exactly_in_range(pc.filter(text, near)))
     return pc.invert(pc.and_(shaped, in_range))
 
 
@@ -289,7 +324,22 @@ def tally_rows(
     irregular: list[list[str]] = []
 
     def on_invalid_row(row: pa_csv.InvalidRow) -> str:
+        # pyarrow prints and drops what its handler raises, and stops on "error" as if the bytes were not CSV:
+        # whatever goes wrong here is kept and becomes the file's verdict instead.
+        try:
+            return judge_invalid_row(row)
+        except Exception as error:  # the gate's own failure, told as such in the verdict
+            tally.stopped = UnreadableRows(f"the gate failed on row {row.number} ({shorten(repr(error))})")
+            return "error"
+
+    def judge_invalid_row(row: pa_csv.InvalidRow) -> str:
         # pyarrow hands these rows over one at a time, so a file of nothing else is checked at about 0.1 MiB/s.
+        if row.actual_columns > MAX_FIELDS:
+            wide = (
+                f"row {row.number} has {row.actual_columns:,} fields, more than the {MAX_FIELDS:,} the Spark job reads"
+            )
+            tally.stopped = UnreadableRows(wide, code=TOO_MANY_FIELDS)
+            return "error"
         if tally.skipped % CLOCK_EVERY_ROWS == 0 and late():
             tally.out_of_time = True
             return "error"
@@ -338,7 +388,7 @@ def tally_rows(
     except pa.ArrowException as error:  # whatever pyarrow makes of the bytes, the file gets a verdict
         # A failed stream ends early, and pyarrow meets that end: the failure is the news, as is the deadline.
         if loans.failure is None and not tally.out_of_time:
-            raise _unreadable(error) from error
+            raise (tally.stopped or _unreadable(error)) from error
     finally:
         reader = batch = None  # the last references this function holds to what the reader made
         loans.wait(RELEASE_WAIT_SECONDS)
