@@ -8,7 +8,7 @@ import sys
 from rental_analytics.apartments import warehouse
 from rental_analytics.apartments.contract import CURATED_SCHEMAS, ModelOrderError
 from rental_analytics.apartments.job_args import job_parser, parse_job_args, warehouse_url
-from rental_analytics.apartments.jobs import Zones, finish_publications
+from rental_analytics.apartments.jobs import Zones, check_warehouse_agrees, finish_publications
 from rental_analytics.platform.command_line import EXIT_USAGE
 from rental_analytics.platform.progress import job_log
 from rental_analytics.platform.spark_session import job_session
@@ -42,6 +42,7 @@ def main(argv: list[str]) -> int:
         say(f"DDL applied: {', '.join(applied) or 'none new'}")
         curated = {name: zones.curated(name) for name in CURATED_SCHEMAS}
         try:
+            check_warehouse_agrees(spark, zones, warehouse.last_load_date(connection), args.load_date)
             loaded = warehouse.load_model(spark, connection, curated, args.load_date, args.copy_role_arn)
         except ModelOrderError as error:
             say(f"{error}")

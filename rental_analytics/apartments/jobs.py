@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -72,6 +73,11 @@ class Zones:
         return self.curated(f"_undo/{table}")
 
     @property
+    def undo_pending(self) -> str:
+        """The undo under way, written before the warehouse is rewound and removed once the curated zone is too."""
+        return self.backup("_PENDING.json")
+
+    @property
     def staging(self) -> str:
         """Where a job builds the folders it publishes in one step (`platform.publication`).
 
@@ -113,6 +119,35 @@ def check_load_date(spark: SparkSession, zones: Zones, load_date: date, today: d
             f"load date {applied[-1]} is already applied; {load_date} is older and cannot be applied "
             "(`rental-analytics undo-apartments` takes back the last applied date)"
         )
+
+
+def check_warehouse_agrees(spark: SparkSession, zones: Zones, warehouse_last: date | None, load_date: date) -> None:
+    """Refuse `load_date` while the warehouse's `max(load_history)` and the curated zone disagree on what was applied.
+
+    The warehouse must hold the curated zone's last date before `load_date` (or `load_date` itself, a re-run).
+    They part when an undo is stopped between its two commits, or a load fails after the transform published.
+    """
+    pending = read_pending_undo(spark, zones)
+    if pending is not None:
+        raise ModelOrderError(
+            f"the undo of load date {pending.undone} was stopped half way: "
+            "run `rental-analytics undo-apartments` to finish it"
+        )
+    applied = applied_load_dates(spark, zones)
+    before = [day for day in applied if day < load_date]
+    expected = before[-1] if before else None
+    if warehouse_last in (expected, load_date):
+        return
+    if warehouse_last is not None and (expected is None or warehouse_last > expected):
+        fix = f"run `rental-analytics run apartments --load-date {warehouse_last}` to apply it to the curated zone"
+    elif expected is not None and applied[-1] > expected:  # a later date was published on top
+        fix = f"run `rental-analytics undo-apartments`, then load date {applied[-1]} again"
+    else:
+        fix = f"run `rental-analytics run apartments --load-date {expected}` again to load it"
+    raise ModelOrderError(
+        f"the curated zone has applied load date {expected} but the warehouse's load_history ends at "
+        f"{warehouse_last or 'no load date'}: {fix}"
+    )
 
 
 def partition(table_path: str, load_date: date) -> str:
@@ -421,9 +456,26 @@ class Undo:
     back_to: date
 
 
+def read_pending_undo(spark: SparkSession, zones: Zones) -> Undo | None:
+    """The undo that was stopped before the curated zone was restored, if any."""
+    text = hadoop_fs.read_text(spark, zones.undo_pending)
+    if not text:
+        return None  # none, or cut short while being written: the warehouse was not touched yet
+    pending = json.loads(text)
+    return Undo(date.fromisoformat(pending["undone"]), date.fromisoformat(pending["back_to"]))
+
+
 def plan_undo(spark: SparkSession, zones: Zones, progress: Progress = _silent) -> Undo:
-    """Which load date an undo takes back, refused when the curated zone keeps no model from before it."""
+    """Which load date an undo takes back, refused when the curated zone keeps no model from before it.
+
+    An undo stopped half way is taken up again; otherwise the plan is written down before the warehouse is
+    rewound, so that a stop between the two commits is noticed by every later run.
+    """
     finish_publications(spark, zones, progress)
+    pending = read_pending_undo(spark, zones)
+    if pending is not None:
+        progress(f"finishing the interrupted undo of load date {pending.undone}")
+        return pending
     applied = applied_load_dates(spark, zones)
     before = _load_dates(spark, zones.backup("_load_history"))
     if not applied or not before or before[-1] >= applied[-1]:
@@ -432,12 +484,20 @@ def plan_undo(spark: SparkSession, zones: Zones, progress: Progress = _silent) -
             f"{last} cannot be undone: the curated zone keeps the model of the load date before the last one only, "
             "once, and not before the first"
         )
-    return Undo(applied[-1], before[-1])
+    undo = Undo(applied[-1], before[-1])
+    record = {"undone": undo.undone.isoformat(), "back_to": undo.back_to.isoformat()}
+    hadoop_fs.write_text(spark, zones.undo_pending, json.dumps(record))
+    return undo
 
 
 def backup_paths(zones: Zones) -> dict[str, str]:
     """The curated tables as they were before the last applied load date."""
     return {name: zones.backup(name) for name in CURATED_SCHEMAS}
+
+
+def curated_restored(spark: SparkSession, zones: Zones, undo: Undo) -> bool:
+    """True when the curated zone is back at `undo.back_to`: an undo stopped after its last commit."""
+    return applied_load_dates(spark, zones)[-1] != undo.undone
 
 
 def restore_backup(spark: SparkSession, zones: Zones, undo: Undo) -> None:
@@ -447,9 +507,11 @@ def restore_backup(spark: SparkSession, zones: Zones, undo: Undo) -> None:
     can be run again.
     """
     publication = Publication(f"{zones.staging}/undo-{undo.undone}")
-    for name in [*CURATED_SCHEMAS, "_load_history"]:
-        publication.moves.append((zones.backup(name), zones.curated(name)))
-    for table in SOURCE_TABLES.values():
-        publication.delete(partition(zones.processed(table.name), undo.undone))
-        publication.delete(partition(zones.quarantine(table.name), undo.undone))
-    commit(spark, publication)
+    if not curated_restored(spark, zones, undo):
+        for name in [*CURATED_SCHEMAS, "_load_history"]:
+            publication.moves.append((zones.backup(name), zones.curated(name)))
+        for table in SOURCE_TABLES.values():
+            publication.delete(partition(zones.processed(table.name), undo.undone))
+            publication.delete(partition(zones.quarantine(table.name), undo.undone))
+        commit(spark, publication)
+    hadoop_fs.delete(spark, zones.undo_pending)

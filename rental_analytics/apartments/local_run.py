@@ -83,8 +83,16 @@ def _run_stages(
     spark = local_session("apartments", log_dir=output / "logs")
     follow_spark(progress, spark)
     jobs.finish_publications(spark, zones, progress)
+    run.stage = "checks"
     try:
         jobs.check_load_date(spark, zones, load_date)
+        # Before anything is extracted: a warehouse that lost step with the curated zone would take this
+        # date's model on top of a date it never recorded (or one that was undone).
+        with warehouse.connect(spark, target, warehouse.POSTGRESQL) as connection:
+            applied = warehouse.migrate(connection)
+            if applied:
+                run.lines.append("Warehouse DDL applied: " + ", ".join(applied))
+            jobs.check_warehouse_agrees(spark, zones, warehouse.last_load_date(connection), load_date)
     except ModelOrderError as error:
         run.failed_stage, run.message = "checks", str(error)
         return
@@ -108,9 +116,6 @@ def _run_stages(
     run.stage = "load"
     progress(f"load into {target} (schema {warehouse.SCHEMA})")
     with warehouse.connect(spark, target, warehouse.POSTGRESQL) as connection:
-        applied = warehouse.migrate(connection)
-        if applied:
-            run.lines.append("Warehouse DDL applied: " + ", ".join(applied))
         curated = {name: zones.curated(name) for name in CURATED_SCHEMAS}
         try:
             loaded = warehouse.load_model(spark, connection, curated, load_date)
@@ -128,8 +133,9 @@ def _run_stages(
 def undo_last_load_date(target: DatabaseUrl, output: Path, progress: Progress) -> str:
     """`rental-analytics undo-apartments`: the warehouse, then the curated zone, as before the last load date.
 
-    The warehouse goes first, in one transaction: stopped after it, the curated zone's publication is
-    finished by the next command; stopped before, nothing changed.
+    The plan is written down first, then the warehouse goes, in one transaction, then the curated zone. Every
+    run refuses while the plan is there; the next `undo-apartments` finishes it (the warehouse's rewind can
+    be repeated).
     """
     with holding_run_lock(output, "apartments undo", progress):
         return _undo_last_load_date(target, output, progress)
@@ -142,10 +148,11 @@ def _undo_last_load_date(target: DatabaseUrl, output: Path, progress: Progress) 
     progress("starting Spark (local mode)")
     spark = local_session("apartments-undo", log_dir=output / "logs")
     undo = jobs.plan_undo(spark, zones, progress)
-    progress(f"undo load date {undo.undone} in {target} (schema {warehouse.SCHEMA})")
-    with warehouse.connect(spark, target, warehouse.POSTGRESQL) as connection:
-        warehouse.migrate(connection)
-        warehouse.load_model(spark, connection, jobs.backup_paths(zones), undo.back_to, rewind=True)
+    if not jobs.curated_restored(spark, zones, undo):  # else the warehouse was rewound before the stop
+        progress(f"undo load date {undo.undone} in {target} (schema {warehouse.SCHEMA})")
+        with warehouse.connect(spark, target, warehouse.POSTGRESQL) as connection:
+            warehouse.migrate(connection)
+            warehouse.load_model(spark, connection, jobs.backup_paths(zones), undo.back_to, rewind=True)
     progress(f"undo load date {undo.undone} in the curated zone")
     jobs.restore_backup(spark, zones, undo)
     return f"load date {undo.undone} is undone: the warehouse and the curated zone are as {undo.back_to} left them"

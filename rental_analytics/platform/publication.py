@@ -57,6 +57,11 @@ def commit(spark: SparkSession, publication: Publication) -> None:
     moves = [(hadoop_fs.qualified(spark, staged), hadoop_fs.qualified(spark, t)) for staged, t in publication.moves]
     deletions = [hadoop_fs.qualified(spark, target) for target in publication.deletions]
     backups = {hadoop_fs.qualified(spark, t): hadoop_fs.qualified(spark, b) for t, b in publication.backups.items()}
+    # Only recovery may take a missing staged folder for one already moved: here it was never built, or
+    # something else removed it, and the journal would report a publication that never happened.
+    missing = [staged for staged, _ in moves if not hadoop_fs.exists(spark, staged)]
+    if missing:
+        raise FileNotFoundError(f"nothing to publish: no staged folder {', '.join(missing)}")
     journal = {"moves": moves, "deletions": deletions, "backups": backups}
     hadoop_fs.write_text(spark, f"{publication.root.rstrip('/')}/{JOURNAL}", json.dumps(journal, indent=2))
     _apply(spark, moves, deletions, backups)

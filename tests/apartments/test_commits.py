@@ -174,3 +174,57 @@ def test_a_model_without_bookings_loads_with_its_kpis(spark, target, tmp_path: P
     # Found by test_model_states: SUM over no customers is NULL, which kpi_repeat_customer_rate refused.
     load(spark, target, write_model(spark, tmp_path, {**MODEL, "fact_bookings": []}), D1)
     assert rows(target, "SELECT * FROM analytics.kpi_repeat_customer_rate") == [[0, 0, None]]
+
+
+def transformed(spark, zones: jobs.Zones, *days: date) -> None:
+    """Each of `days` checked and transformed, one apartment whose price changes every day."""
+    for day in days:
+        checked(spark, zones, day, [apartment(1, "Accra", str(100 - day.day))])
+        jobs.run_transform(spark, zones, day)
+
+
+def warehouse_last(spark, url) -> date | None:
+    with warehouse.connect(spark, url, warehouse.POSTGRESQL) as connection:
+        return warehouse.last_load_date(connection)
+
+
+@pytest.mark.databases
+def test_an_undo_stopped_between_its_commits_stops_every_run_until_undo_ends_it(spark, target, tmp_path, monkeypatch):  # noqa: F811
+    from rental_analytics.cli import main
+
+    zones = jobs.Zones(str(tmp_path))
+    transformed(spark, zones, D1, D2)
+    load_curated(spark, zones, target, D2)
+
+    def killed(*_: object) -> None:
+        raise Killed("after the warehouse's rewind, before the curated zone's")
+
+    monkeypatch.setattr(jobs, "restore_backup", killed)
+    undo = ["undo-apartments", "--warehouse-url", str(target), "--output", str(tmp_path)]
+    with pytest.raises(Killed):
+        main(undo)
+    monkeypatch.undo()
+    assert warehouse_last(spark, target) == D1 and jobs.applied_load_dates(spark, zones) == [D1, D2]
+
+    # Found by attack 30: the next run took the curated zone's D2 back into the warehouse with D3.
+    with pytest.raises(jobs.ModelOrderError, match=r"undo of load date 2024-06-02 .* undo-apartments`"):
+        jobs.check_warehouse_agrees(spark, zones, warehouse_last(spark, target), D3)
+    assert main(undo) == 0
+    assert rows(target, "SELECT DISTINCT load_date FROM analytics.load_history") == [[D1]]
+    assert jobs.applied_load_dates(spark, zones) == [D1]
+    jobs.check_warehouse_agrees(spark, zones, warehouse_last(spark, target), D3)
+
+
+def test_a_load_that_failed_after_the_transform_stops_later_dates_until_it_is_loaded(spark, tmp_path: Path):
+    zones = jobs.Zones(str(tmp_path))
+    transformed(spark, zones, D1, D2)  # and D2's load failed: the warehouse's load_history ends at D1
+
+    # Found by attack 30: D3 went on, and the warehouse held D2's versions with no D2 in its load_history.
+    with pytest.raises(jobs.ModelOrderError, match="--load-date 2024-06-02` again to load it"):
+        jobs.check_warehouse_agrees(spark, zones, D1, D3)
+    jobs.check_warehouse_agrees(spark, zones, D1, D2)  # the re-run of D2 is what loads it
+    transformed(spark, zones, D3)  # on AWS the transform runs before the load job checks
+    with pytest.raises(jobs.ModelOrderError, match="`rental-analytics undo-apartments`, then load date 2024-06-03"):
+        jobs.check_warehouse_agrees(spark, zones, D1, D3)
+    with pytest.raises(jobs.ModelOrderError, match="ends at 2024-06-05: run `rental-analytics run apartments"):
+        jobs.check_warehouse_agrees(spark, zones, date(2024, 6, 5), date(2024, 6, 6))

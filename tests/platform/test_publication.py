@@ -112,3 +112,14 @@ def test_a_journal_of_relative_paths_is_finished_from_another_working_directory(
     assert _content(first / "out" / "zone" / "a") == "new a"
     assert _content(elsewhere / "out" / "zone" / "a") == "another output's a"
     assert list((first / "out" / "staging").iterdir()) == []
+
+
+def test_a_commit_with_a_staged_folder_missing_raises_before_the_journal_and_changes_nothing(spark, tmp_path: Path):
+    # Found by attack 30: the missing folder was taken for one already moved, and the commit reported success.
+    publication = _staged(tmp_path)
+    publication.stage("never_built", str(tmp_path / "zone" / "c"))
+    with pytest.raises(FileNotFoundError, match="never_built"):
+        commit(spark, publication)
+    zone = tmp_path / "zone"
+    assert (_content(zone / "a"), (zone / "b").exists(), _content(zone / "gone")) == ("old a", False, "old gone")
+    assert not (Path(publication.root) / JOURNAL).exists()
