@@ -163,6 +163,9 @@ DECIMAL_REGEX = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$"
 # What Java's String.trim removes. Spark's line-by-line readers skip a line of nothing else; its multi-line reader
 # (and the upload gate) take such a line as a row of blanks.
 JAVA_TRIMMED_CHARS = r"[\x00-\x20]"
+# A blank value: nothing but spaces and control characters, as a line of them is a row of blanks
+# (docs/car-rental-decisions.md). The upload gate and the Spark job both take such a value as missing.
+BLANK_VALUE_REGEX = rf"^{JAVA_TRIMMED_CHARS}*$"
 # The most fields a header or a row may have. Spark's CSV parser (univocity) fails the whole read on a record with
 # more than its `maxColumns`, so the Spark job sets that to this and the upload gate refuses wider files.
 MAX_FIELDS = 20_000

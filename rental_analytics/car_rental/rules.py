@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 from rental_analytics.car_rental.contract import (
     BAD_AMOUNT,
     BAD_TIMESTAMP,
+    BLANK_VALUE_REGEX,
     DECIMAL_REGEX,
     DUPLICATE_ID,
     DUPLICATE_RENTAL_ID,
@@ -66,7 +67,7 @@ def canonical_columns(raw: DataFrame, dataset: Dataset, positions: Mapping[str, 
 
 
 def _is_blank(column: Column) -> Column:
-    return column.isNull() | (column == "")
+    return column.isNull() | _whole(column, BLANK_VALUE_REGEX)
 
 
 def _quarantined_columns(dataset: Dataset) -> list[str]:
@@ -278,7 +279,8 @@ def rejected_rows(tagged: DataFrame, dataset: Dataset) -> DataFrame:
 
 
 def _blank_to_null(name: str) -> Column:
-    return F.when(~_is_blank(F.col(name)), F.col(name))
+    # Only an empty value: an optional one of nothing but a quoted line break is kept as it arrived.
+    return F.when(F.col(name) != "", F.col(name))
 
 
 def processed_transactions(tagged: DataFrame, batch_id: str) -> DataFrame:

@@ -393,13 +393,15 @@ def test_a_line_of_only_white_space_is_read_as_the_gate_counted_it(spark, write_
 
 
 def test_the_gate_and_the_job_give_white_space_around_values_the_same_reasons(spark, write_batch, tmp_path):
-    # Both trim spaces alone (docs/car-rental-decisions.md): a tab is part of the value it pads.
+    # Both trim spaces alone (docs/car-rental-decisions.md): a tab is part of the value it pads, and a value of
+    # nothing but spaces and control characters is blank.
     files = sample_batch.files()
     files["rental_transactions"] += (
-        "R6,U1,5144945047,2024-06-01 08:00:00,2024-06-01 09:00:00,L1,L1,\t\n"  # bad_amount, not missing
+        "R6,U1,5144945047,2024-06-01 08:00:00,2024-06-01 09:00:00,L1,L1,\t\n"  # missing_required
         "R7,U1,5144945047,2024-06-01 08:00:00\t,2024-06-01 09:00:00,L1,L1,5\n"  # bad_timestamp
         "R8,U1,5144945047, 2024-06-01 08:00:00 ,2024-06-01 09:00:00,L1,L1, 5.50 \n"  # valid
-        "\t,U1,5144945047,2024-06-01 08:00:00,2024-06-01 09:00:00,L1,L1,5\n"  # an id of one tab: valid
+        "\t,U1,5144945047,2024-06-01 08:00:00,2024-06-01 09:00:00,L1,L1,5\n"  # an id of one tab: missing_required
+        "R9,U1,5144945047,2024-06-01 08:00:00,2024-06-01 09:00:00,L1,L1,5\t\n"  # bad_amount
     )
     batch = write_batch(files)
     verdicts = {f.dataset: f.as_dict() for f in validate_folder(batch).files if f.dataset}
@@ -407,7 +409,7 @@ def test_the_gate_and_the_job_give_white_space_around_values_the_same_reasons(sp
 
     outcome = run_batch(spark, job)
     gate_reasons = verdicts["rental_transactions"]["row_issues"]
-    assert gate_reasons == {"bad_amount": 1, "bad_timestamp": 1}
+    assert gate_reasons == {"bad_amount": 1, "bad_timestamp": 1, "missing_required": 2}
     assert outcome.rejected_by_reason == {**gate_reasons, "unknown_location": 1}  # the gate cannot see L9
 
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from rental_analytics.car_rental import rules
@@ -374,3 +375,12 @@ def test_canonical_columns_resolve_aliases_case_and_extra_columns(spark):
         "total_amount": "1",
         "dropoff_location": None,
     }
+
+
+def test_an_id_of_only_control_characters_is_missing_as_the_gate_judges_it(spark):
+    # A line of one \x0c became a kept user "\x0c" (attack29 finding 3); U+2028 is no control character.
+    ids = ["\x0c", " \x0b ", "\x1f", "\t", "\u2028", "U1"]
+    users = frame(spark, USERS, [{"user_id": i} for i in ids])
+    tagged = rules.tag_reference(users, USERS).select(rules.REASON, F.col("user_id").alias("id"))
+    expected = [("missing_required" if i.strip(" \x00\x0b\x0c\x1f\t") == "" else None, i.strip(" ")) for i in ids]
+    assertDataFrameEqual(tagged, spark.createDataFrame(expected, "reason string, id string"))

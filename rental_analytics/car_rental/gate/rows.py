@@ -21,6 +21,7 @@ import pyarrow.csv as pa_csv
 from rental_analytics.car_rental.contract import (
     BAD_AMOUNT,
     BAD_TIMESTAMP,
+    BLANK_VALUE_REGEX,
     CALENDAR_TIMESTAMP_REGEX,
     DECIMAL_REGEX,
     END_BEFORE_START,
@@ -182,7 +183,7 @@ def _trimmed(column: pa.ChunkedArray | pa.Array) -> pa.Array:
 
 
 def _blank(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    return pc.equal(pc.utf8_length(_trimmed(column)), 0)
+    return pc.match_substring_regex(column, BLANK_VALUE_REGEX)
 
 
 def _wall_clock(column: pa.Array) -> tuple[pa.Array, pa.Array]:
