@@ -75,9 +75,10 @@ def read_source_table(
 
 
 def _read_as_text(spark_type: str) -> bool:
-    # The drivers read MySQL's zero days (`2024-05-00`) as the day before, and a value beyond the contract's
-    # DECIMAL(10,2) as NULL: these columns come as the source's text and are read here, strictly.
-    return spark_type == "date" or spark_type.startswith("decimal")
+    # The drivers read MySQL's zero days (`2024-05-00`) as the day before, a zero TIMESTAMP as NULL, and a
+    # value beyond the contract's DECIMAL(10,2) as NULL: these columns come as the source's text and are read
+    # here, strictly (a timestamp's text in the Spark session's time zone, UTC, as the driver read it).
+    return spark_type in ("date", "timestamp") or spark_type.startswith("decimal")
 
 
 def _select_list(table: SourceTable) -> str:

@@ -127,3 +127,27 @@ def test_odd_source_rows_are_quarantined_and_never_poison_the_model_or_later_run
     assert versions == [(i, D1, None) for i in range(1, 6)] + [(8, D2, None)]
     fact = spark.read.parquet(zones.curated("fact_bookings"))
     assert sorted((r.booking_id, r.amount) for r in fact.collect()) == [(13, Decimal("90.00")), (14, Decimal("80.00"))]
+
+
+def test_a_zero_timestamp_is_quarantined_as_invalid_with_the_sources_text(spark, source, tmp_path: Path):
+    # Found by attack 30: both rows went to quarantine as missing_required, their text lost.
+    zero = "0000-00-00 00:00:00"
+    execute(
+        source,
+        *DDL,
+        f"INSERT INTO apartments VALUES (1, 'Accra', 100, 'active', '{zero}'), (2, 'Accra', 90, 'active', NULL)",
+        f"INSERT INTO user_viewing VALUES (20, 501, 1, '{zero}'), (21, 501, 1, '2024-05-31 23:59:58')",
+    )
+    zones = jobs.Zones(str(tmp_path))
+    jobs.run_extract(spark, source, zones, D1)
+    jobs.run_quality(spark, zones, D1, "zero", LENIENT)
+
+    assert quarantined(spark, zones, "apartments", D1, "apartment_id") == [
+        (1, "invalid_value", f"created_at={zero}"),
+        (2, "missing_required", None),
+    ]
+    assert quarantined(spark, zones, "user_viewing", D1, "viewing_id") == [
+        (20, "invalid_value", f"viewing_date={zero}")
+    ]
+    passed = spark.read.parquet(jobs.partition(zones.processed("user_viewing"), D1)).collect()
+    assert [(r.viewing_id, r.viewing_date) for r in passed] == [(21, datetime(2024, 5, 31, 23, 59, 58))]
