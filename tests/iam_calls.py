@@ -547,6 +547,13 @@ def _apartments_workflow(d: Deployment) -> list[Call]:
     calls += [
         Call(role, "ssm:PutParameter", parameter, state="Record the run"),
         Call(role, "ssm:GetParameter", parameter, state="Read the last run"),
+        Call(
+            role,
+            "states:ListExecutions",
+            apt.ref("ApartmentsStateMachine"),
+            by="which runs of this workflow still run",
+            state="Find the runs going",
+        ),
     ]
     calls += [
         call
@@ -554,6 +561,8 @@ def _apartments_workflow(d: Deployment) -> list[Call]:
             "Tell people it succeeded",
             "Alert the failure",
             "Alert: the retry request is refused",
+            "Alert: another run is going",
+            "Alert: another run may be going",
             "Warn: the warehouse is still running",
         )
         for call in _encrypted_publish(role, apt.parameters["AlertTopic"], apt.parameters["PipelineKey"], name, name)

@@ -1,9 +1,10 @@
-"""The apartments workflow under moto: success, each job failing, and resuming at each job with the same date."""
+"""The apartments workflow under moto: success, each job failing, resuming at each job, one run at a time."""
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,11 +15,15 @@ from moto import mock_aws
 from tests.asl_harness import (
     FAIL,
     REGION,
+    Hold,
     Raise,
     asl_text,
+    create_machine,
+    finish,
     placeholders,
     run,
     scripted_definition,
+    start,
     state_tables,
 )
 
@@ -307,3 +312,66 @@ def test_the_stack_resumes_and_pauses_only_a_provisioned_cluster_it_is_asked_to(
         substituted = machine.properties("ApartmentsStateMachine")["DefinitionSubstitutions"]["RedshiftClusterId"]
         assert (substituted == machine.physical_name("RedshiftCluster")) is cluster, (mode, pause)
         assert cluster or substituted == ""
+
+
+def _wait_for_cluster(status: str) -> None:
+    deadline = time.monotonic() + 30
+    while _cluster_status() != status:
+        assert time.monotonic() < deadline, f"the warehouse never became {status}"
+        time.sleep(0.05)
+
+
+def test_a_run_started_while_another_loads_is_refused_and_leaves_the_warehouse_to_it(paused_cluster):
+    # Had the later run gone on and failed, its failure path would have paused the cluster under the load.
+    script = {**JOBS_OK, "Load the warehouse": Hold(3), "Extract from the source": FAIL}
+    machine = create_machine(scripted_definition(ASL, paused_cluster, script))
+    boto3.client("ssm", region_name=REGION).put_parameter(
+        Name="last-run", Value='{"load_date": "2024-06-01"}', Type="String", Overwrite=True
+    )
+    loading = start(machine, {"retry": True, "failed_job": "glue_to_redshift_job"})
+    _wait_for_cluster("available")
+
+    later = finish(start(machine, {"load_date": "2024-06-02"}), paused_cluster["AlertTopicArn"])
+    status_during_the_load = _cluster_status()
+    earlier = finish(loading, paused_cluster["AlertTopicArn"])
+
+    assert later.status == "FAILED"
+    assert not set(later.entered) & {*JOBS.values(), *CLUSTER_STATES, "Pause the warehouse after the failure"}
+    assert status_during_the_load == "available"
+    assert earlier.status == "SUCCEEDED"
+    assert _cluster_status() == "paused"
+    refusals = [message for subject, message in later.alerts if "another is going" in subject]
+    assert len(refusals) == 1 and loading in refusals[0]
+
+
+def test_a_retry_started_while_a_fresh_run_extracts_is_refused_rather_than_taking_its_date(aws):
+    machine = create_machine(scripted_definition(ASL, aws, {**JOBS_OK, "Extract from the source": Hold(3)}))
+    boto3.client("ssm", region_name=REGION).put_parameter(
+        Name="last-run", Value='{"load_date": "2024-06-01"}', Type="String", Overwrite=True
+    )
+    today = start(machine, {"load_date": "2024-06-02"})
+    while "Extract from the source" not in _entered(today):
+        time.sleep(0.05)
+
+    retry = finish(start(machine, {"retry": True, "failed_job": "glue_to_redshift_job"}), aws["AlertTopicArn"])
+    fresh = finish(today, aws["AlertTopicArn"])
+
+    assert retry.status == "FAILED"
+    assert "Read the last run" not in retry.entered and "Load the warehouse" not in retry.entered
+    assert fresh.status == "SUCCEEDED"
+    assert fresh.inputs["Load the warehouse"]["load_date"] == "2024-06-02"
+
+
+def test_a_run_whose_running_executions_cannot_be_listed_does_nothing_and_alerts(aws):
+    result = run_with(aws, {"load_date": "2024-06-02"}, **{"Find the runs going": Raise("Sfn.AccessDeniedException")})
+
+    assert result.status == "FAILED"
+    assert not set(result.entered) & {*JOBS.values(), "Record the run"}
+    [(subject, message)] = result.alerts
+    assert subject == "Rental analytics: apartments run refused, its runs could not be listed"
+    assert "Sfn.AccessDeniedException" in message
+
+
+def _entered(execution: str) -> list[str]:
+    events = boto3.client("stepfunctions", region_name=REGION).get_execution_history(executionArn=execution)["events"]
+    return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
