@@ -27,6 +27,7 @@ from rental_analytics.platform.config import ConfigError
 from rental_analytics.platform.errors import CHECKS, StageError
 from rental_analytics.platform.preflight import aws_ready, spark_can_start, spark_path, usable_folder
 from rental_analytics.platform.progress import Progress
+from rental_analytics.platform.run_lock import holding_run_lock
 from rental_analytics.platform.text import printable
 
 PIPELINE = "car-rental"
@@ -207,9 +208,12 @@ def _redrive_uploads(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     batch_dir = usable_folder(args.output, "--output") / "incoming" / "demo-batch"
-    print(f"Generating a sample batch of {args.rentals:,} rentals in {batch_dir}")
-    generate_car_rental(batch_dir, GeneratorOptions(rentals=args.rentals, bad_share=0.0005))
-    code = _run_batch(batch_dir, args.output, "demo-batch", DEFAULT_MAX_REJECT_RATE, args.progress)
+    # The sample batch is written under --output: under the run lock, or it could rewrite the input of
+    # another demo that is running there.
+    with holding_run_lock(args.output, "batch demo-batch", args.progress):
+        print(f"Generating a sample batch of {args.rentals:,} rentals in {batch_dir}")
+        generate_car_rental(batch_dir, GeneratorOptions(rentals=args.rentals, bad_share=0.0005))
+        code = _run_batch(batch_dir, args.output, "demo-batch", DEFAULT_MAX_REJECT_RATE, args.progress)
     insights = args.output / "reports" / "demo-batch" / "insights"
     if code == EXIT_OK:
         print(f"Insight query results (CSV): {insights.resolve()}")

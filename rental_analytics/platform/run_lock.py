@@ -73,7 +73,7 @@ def _open_lock_file(root: Path) -> int:
 
 
 @contextlib.contextmanager
-def _ticket(root: Path) -> Iterator[str]:
+def _ticket(root: Path, me: dict[str, Any]) -> Iterator[str]:
     """This run's place in the queue, named by its start time.
 
     The ticket is held (flock) while the run waits, so a run killed while waiting leaves a ticket any later run
@@ -86,6 +86,8 @@ def _ticket(root: Path) -> Iterator[str]:
     with draft.open("w", encoding="utf-8") as handle:
         if not _try_lock(handle, root):
             raise RuntimeError(f"a new ticket {draft} was locked by another process")
+        handle.write(json.dumps(me))  # so that a run queued behind this one can say which run it waits for
+        handle.flush()
         draft.rename(queue / name)
         try:
             yield name
@@ -93,9 +95,9 @@ def _ticket(root: Path) -> Iterator[str]:
             (queue / name).unlink(missing_ok=True)
 
 
-def _earlier_live_tickets(root: Path, mine: str) -> int:
-    """How many live runs queued before this one; dead ones' tickets are removed on the way."""
-    queue, live = root / QUEUE_DIR, 0
+def _earlier_live_tickets(root: Path, mine: str) -> list[dict[str, Any]]:
+    """The live runs queued before this one, first first; dead ones' tickets are removed on the way."""
+    queue, live = root / QUEUE_DIR, []
     for name in sorted(p.name for p in queue.iterdir() if not p.name.startswith(".")):
         if name >= mine:
             break
@@ -104,9 +106,9 @@ def _earlier_live_tickets(root: Path, mine: str) -> int:
                 if _try_lock(other, root):  # its run has ended without taking the lock
                     (queue / name).unlink(missing_ok=True)
                     continue
+                live.append(_read_holder(other) or {})
         except FileNotFoundError:
             continue  # it took the lock, or gave up, as we looked
-        live += 1
     return live
 
 
@@ -122,40 +124,64 @@ def holding_run_lock(root: Path, what: str, progress: Progress) -> Iterator[None
     the pipeline as after any interruption.
     """
     root.mkdir(parents=True, exist_ok=True)
+    held = _held_key(root)
+    if held in _HELD:  # this process holds it already (a demo generates its batch and then runs it)
+        yield
+        return
+    me = {
+        "what": what,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
     with os.fdopen(_open_lock_file(root), "r+", encoding="utf-8") as handle:
-        with _ticket(root) as ticket:  # given back once the lock is taken: the queue holds only waiting runs
+        with _ticket(root, me) as ticket:  # given back once the lock is taken: the queue holds only waiting runs
             waited_since = None
             reminded = 0.0
             while True:
                 ahead = _earlier_live_tickets(root, ticket)
-                if ahead == 0 and _try_lock(handle, root):
+                if not ahead and _try_lock(handle, root):
                     break
                 now = time.monotonic()
                 if waited_since is None or now - reminded >= REMIND_SECONDS:
-                    holder = _read_holder(handle)
                     waited = "" if waited_since is None else f" (waiting {now - waited_since:.0f} s)"
-                    queued = f", and for {ahead} run(s) queued before this one" if ahead else ""
-                    progress(f"waiting for {_holder_text(holder or {})}{queued} to finish with {root}{waited}")
+                    progress(f"waiting for {_waited_for(_read_holder(handle), ahead)} to finish with {root}{waited}")
                     waited_since = now if waited_since is None else waited_since
                     reminded = now
                 time.sleep(POLL_SECONDS)
         earlier = _read_holder(handle)
         if earlier is not None:
             progress(f"taking over the lock of {root} from {_holder_text(earlier)}, which ended without releasing it")
-        me = {
-            "what": what,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        }
         handle.seek(0)
         handle.truncate()
         handle.write(json.dumps(me))
         handle.flush()
+        _HELD.add(held)
         try:
             yield
         finally:
+            _HELD.discard(held)
             handle.seek(0)
             handle.truncate()
             handle.flush()
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# The data roots whose lock this process holds, by device and inode, so that however a root is spelled a nested
+# hold of it goes on at once instead of waiting for itself.
+_HELD: set[tuple[int, int]] = set()
+
+
+def _held_key(root: Path) -> tuple[int, int]:
+    status = root.stat()
+    return status.st_dev, status.st_ino
+
+
+def _waited_for(holder: dict[str, Any] | None, ahead: list[dict[str, Any]]) -> str:
+    """The run holding the lock, else the first run queued before this one, and how many are queued."""
+    if holder is None and ahead:
+        first, *others = ahead
+        more = f", and for {len(others)} more run(s) queued before this one" if others else ""
+        return f"{_holder_text(first)}, queued before this one{more}"
+    queued = f", and for {len(ahead)} run(s) queued before this one" if ahead else ""
+    return f"{_holder_text(holder or {})}{queued}"

@@ -7,7 +7,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,3 +152,67 @@ def test_a_lock_file_that_is_a_link_is_refused_and_its_target_left_alone(tmp_pat
     with pytest.raises(StageError, match="is a symbolic link"), holding_run_lock(tmp_path / "out", "b", print):
         pass
     assert target.read_text() == "keep me"
+
+
+def test_a_run_queued_behind_a_stopped_waiter_names_the_run_it_waits_for(tmp_path: Path, monkeypatch):
+    # The holder ends while an earlier waiter is stopped (Ctrl-Z): the lock is free, and the queue keeps order.
+    monkeypatch.setattr(run_lock, "POLL_SECONDS", 0.05)
+    holder, release = _holder(tmp_path)
+    stopped = _waiter(tmp_path, "b", 0.05)
+    _queued(tmp_path, 1)
+    stopped.send_signal(signal.SIGSTOP)
+    release.touch()
+    assert holder.wait(timeout=30) == 0
+    said: list[str] = []
+
+    def progress(line: str) -> None:
+        said.append(line)
+        stopped.send_signal(signal.SIGCONT)
+
+    with holding_run_lock(tmp_path / "out", "batch c", progress):
+        assert stopped.wait(timeout=30) == 0  # it went first
+    assert said[0].startswith(f"waiting for the run of batch b (process {stopped.pid} on ")
+    assert "queued before this one" in said[0]
+    assert (tmp_path / "log").read_text().split() == ["b"]
+
+
+def test_a_run_that_holds_the_lock_may_hold_it_again_however_the_root_is_spelled(tmp_path: Path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "out")
+    with holding_run_lock(tmp_path / "out", "demo", print):
+        with holding_run_lock(tmp_path / "link", "batch demo", print):
+            assert "demo" in (tmp_path / "out" / LOCK_FILE).read_text()
+        assert "demo" in (tmp_path / "out" / LOCK_FILE).read_text()  # the inner hold did not release it
+    assert (tmp_path / "out" / LOCK_FILE).read_text() == ""
+
+
+def test_a_demo_writes_its_sample_batch_only_once_it_holds_the_lock(tmp_path: Path, monkeypatch):
+    # Another demo on the same --output would otherwise rewrite the batch the running one is reading.
+    from rental_analytics.car_rental import cli as car_rental_cli
+    from rental_analytics.cli import main
+
+    monkeypatch.setattr(run_lock, "POLL_SECONDS", 0.05)
+    holder, release = _holder(tmp_path)
+    batch = tmp_path / "out" / "incoming" / "demo-batch"
+    written_while_held: list[bool] = []
+
+    def progress_of_the_wait(_: str) -> None:
+        written_while_held.append(batch.exists())
+        release.touch()
+
+    monkeypatch.setattr(car_rental_cli, "_run_batch", lambda *args: 0)  # the run itself is tested elsewhere
+    monkeypatch.setattr(car_rental_cli, "holding_run_lock", _with_progress(progress_of_the_wait), raising=False)
+    assert main(["demo", "--rentals", "20", "--output", str(tmp_path / "out")]) == 0
+    release.touch()
+    assert holder.wait(timeout=30) == 0
+    assert written_while_held == [False]
+    assert (batch / "rental_transactions.csv").is_file()
+
+
+def _with_progress(progress: Callable[[str], None]) -> Callable[..., Any]:
+    """The run lock, saying what it waits for to `progress` whatever progress the caller gives."""
+
+    def holding(root: Path, what: str, _: object) -> Any:
+        return holding_run_lock(root, what, progress)
+
+    return holding
