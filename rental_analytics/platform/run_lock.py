@@ -23,6 +23,9 @@ QUEUE_DIR = ".run.queue"
 # How often a waiting run tries the lock, and how often it says again what it waits for.
 POLL_SECONDS = 0.5
 REMIND_SECONDS = 30.0
+# How long a run that takes over waits for the processes of the ended run (its Java process) to exit: the JVM
+# exits within seconds of its parent, as it sees its input close.
+HELPERS_EXIT_SECONDS = 60.0
 
 
 def _holder_text(holder: dict[str, Any]) -> str:
@@ -152,15 +155,13 @@ def holding_run_lock(root: Path, what: str, progress: Progress) -> Iterator[None
         earlier = _read_holder(handle)
         if earlier is not None:
             progress(f"taking over the lock of {root} from {_holder_text(earlier)}, which ended without releasing it")
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps(me))
-        handle.flush()
-        _HELD.add(held)
+            _wait_for_helpers(earlier, root, progress)
+        _write_holder(handle, me)
+        _HELD[held] = (handle, me)
         try:
             yield
         finally:
-            _HELD.discard(held)
+            del _HELD[held]
             handle.seek(0)
             handle.truncate()
             handle.flush()
@@ -168,8 +169,67 @@ def holding_run_lock(root: Path, what: str, progress: Progress) -> Iterator[None
 
 
 # The data roots whose lock this process holds, by device and inode, so that however a root is spelled a nested
-# hold of it goes on at once instead of waiting for itself.
-_HELD: set[tuple[int, int]] = set()
+# hold of it goes on at once instead of waiting for itself; with each, the open lock file and what it says.
+_HELD: dict[tuple[int, int], tuple[Any, dict[str, Any]]] = {}
+
+
+def _write_holder(handle: Any, holder: dict[str, Any]) -> None:
+    handle.seek(0)
+    handle.truncate()
+    handle.write(json.dumps(holder))
+    handle.flush()
+
+
+def note_helper_process(pid: int) -> None:
+    """Name a process this run started (Spark's JVM) in every lock it holds.
+
+    The JVM outlives a run that is killed by a moment, still writing; a run that takes the lock over waits for
+    it to exit before it recovers that run's staging.
+    """
+    for handle, holder in _HELD.values():
+        holder.setdefault("helpers", []).append([pid, _start_time(pid)])
+        _write_holder(handle, holder)
+
+
+def _start_time(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot (Linux), so a reused pid is not taken for it."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else int(fields[19])  # a zombie has exited
+
+
+def _still_runs(pid: int, started: int | None) -> bool:
+    if Path("/proc/self/stat").exists():
+        return started is not None and _start_time(pid) == started
+    try:
+        os.kill(pid, 0)  # without /proc: whether a process of that pid exists at all
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait_for_helpers(earlier: dict[str, Any], root: Path, progress: Progress) -> None:
+    try:
+        helpers = [(int(pid), None if started is None else int(started)) for pid, started in earlier.get("helpers", [])]
+    except (TypeError, ValueError):
+        helpers = []  # not written by a run: nothing to wait for
+    deadline = time.monotonic() + HELPERS_EXIT_SECONDS
+    said = False
+    while running := [pid for pid, started in helpers if _still_runs(pid, started)]:
+        if time.monotonic() > deadline:
+            raise StageError(
+                "locking the output",
+                f"process {running[0]} of the run that ended without releasing {root} still runs",
+                f"stop it (kill {running[0]}) and run again",
+            )
+        if not said:
+            progress(f"waiting for process {running[0]} (Java) of the run that ended to exit")
+            said = True
+        time.sleep(POLL_SECONDS)
 
 
 def _held_key(root: Path) -> tuple[int, int]:

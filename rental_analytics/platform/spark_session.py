@@ -12,7 +12,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from rental_analytics.platform import class_data
+from rental_analytics.platform import class_data, run_lock
 
 # Settings the jobs rely on wherever they run; EMR gets the same through the cluster configuration.
 JOB_SETTINGS: dict[str, bool | float | int | str | None] = {
@@ -175,6 +175,9 @@ def local_session(
         builder = builder.config("spark.jars", ",".join(jars))
     session = builder.config(map=JOB_SETTINGS).getOrCreate()
     _raise_keyboard_interrupt_on_ctrl_c()
+    launched = getattr(session.sparkContext._gateway, "proc", None)  # None when the JVM was not started here
+    if launched is not None:
+        run_lock.note_helper_process(launched.pid)
     if log_dir is None:
         session.sparkContext.setLogLevel("ERROR")
     else:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -216,3 +218,45 @@ def _with_progress(progress: Callable[[str], None]) -> Callable[..., Any]:
         return holding_run_lock(root, what, progress)
 
     return holding
+
+
+# A run that starts a helper process (as a local run starts Spark's JVM), names it in the lock, and is then
+# killed: the helper lives on a moment, as the JVM does after its parent.
+HOLDER_WITH_HELPER = """
+import subprocess, sys, time
+from pathlib import Path
+from rental_analytics.platform import run_lock
+root, ready, lives = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(" + lives + ")"])
+with run_lock.holding_run_lock(root, "batch a", lambda line: None):
+    run_lock.note_helper_process(helper.pid)
+    print(helper.pid, flush=True)
+    ready.touch()
+    time.sleep(600)
+"""
+
+
+def test_a_run_taking_over_from_a_killed_one_waits_for_the_processes_it_left(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(run_lock, "POLL_SECONDS", 0.05)
+    ready = tmp_path / "ready"
+    command = [sys.executable, "-c", HOLDER_WITH_HELPER, str(tmp_path / "out"), str(ready), "1.5"]
+    holder = subprocess.Popen(command, cwd=ROOT, text=True, stdout=subprocess.PIPE)
+    helper = int(holder.stdout.readline()) if holder.stdout else 0
+    holder.kill()
+    holder.wait(timeout=30)
+    said: list[str] = []
+
+    with holding_run_lock(tmp_path / "out", "batch b", said.append):
+        assert run_lock._start_time(helper) is None  # it has exited (or is a zombie no one reaped)
+    assert any(line.startswith(f"waiting for process {helper} (Java) of the run that ended") for line in said)
+
+
+def test_a_takeover_does_not_wait_for_a_reused_pid(tmp_path: Path):
+    (tmp_path / "out").mkdir()
+    # Our own pid, noted as started at another time: a process that has ended and whose pid is in use again.
+    holder = {"what": "batch a", "pid": 1, "helpers": [[os.getpid(), -1]]}
+    (tmp_path / "out" / LOCK_FILE).write_text(json.dumps(holder))
+    said: list[str] = []
+    with holding_run_lock(tmp_path / "out", "batch b", said.append):
+        pass
+    assert not any("waiting for process" in line for line in said)
