@@ -605,7 +605,13 @@ def _glue_jobs(d: Deployment) -> list[Call]:
         Call(role, "s3:GetObject", _object(artifacts, code), by="--extra-py-files"),
         Call(role, "s3:ListBucket", lake, {"s3:prefix": "raw/apartments/"}, by="reading a zone"),
         Call(role, "s3:GetBucketLocation", lake, by="EMRFS"),
-        Call(role, "secretsmanager:GetSecretValue", apt.ref("SourceSecret"), by="the source login"),
+        Call(
+            role,
+            "secretsmanager:GetSecretValue",
+            apt.ref("SourceSecret"),
+            by="the source login",
+            api="secretsmanager.get_secret_value",
+        ),
         Call(role, "kms:Decrypt", key, _via("secretsmanager"), by="the source login is encrypted with the stack's key"),
         Call(
             role,
@@ -613,6 +619,7 @@ def _glue_jobs(d: Deployment) -> list[Call]:
             "*",
             {"cloudwatch:namespace": "RentalAnalytics"},
             by="the quality job's DataQualityBreaches",
+            api="cloudwatch.put_metric_data",
         ),
         Call(
             role,

@@ -120,14 +120,22 @@ def test_every_task_of_each_workflow_has_the_rows_of_what_its_integration_needs(
     assert {c.state for c in rows if c.state} <= states, "a row names a state the workflow does not have"
 
 
-# The handlers' core code and the role that runs it. gate/redrive.py runs in `rental-analytics redrive-uploads`
+# The handlers' and the Glue jobs' code and the role that runs it. gate/redrive.py runs in `rental-analytics redrive-uploads`
 # with the operator's own credentials, and verify.py likewise: no stack role makes those calls.
-HANDLER_CODE = {
+CALLING_CODE = {
     "CarRental/ValidateUploadFunction": ("rental_analytics/car_rental/gate/admission.py",),
     "CarRental/PublishReportFunction": ("rental_analytics/car_rental/publish.py",),
     "rental-analytics/ShipCodeFunction": ("rental_analytics/platform/ship.py",),
+    # The Glue jobs' own calls, beside what Glue does for them (the source login, the quality metrics).
+    "Apartments/GlueJobRole": (
+        "rental_analytics/apartments/jobs.py",
+        "rental_analytics/apartments/db_url.py",
+        "spark_scripts/apartments_quality.py",
+    ),
 }
 _CLIENTS = {"s3", "sns", "stepfunctions", "secretsmanager", "cloudwatch", "sqs", "emr", "glue", "emrserverless"}
+# Variables that name a client other than by its attribute of `AwsClients`.
+_CLIENT_NAMES = {"secrets": "secretsmanager"}
 # Helpers of rental_analytics/platform/aws.py that make a call for their caller.
 _HELPERS = {"read_text": "s3.get_object"}
 
@@ -145,6 +153,7 @@ def boto3_calls(path: str) -> set[str]:
             continue
         target = func.value
         client = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
+        client = _CLIENT_NAMES.get(client, client)
         if client not in _CLIENTS:
             continue
         if func.attr == "get_paginator" and isinstance(node.args[0], ast.Constant):
@@ -154,9 +163,9 @@ def boto3_calls(path: str) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("who", sorted(HANDLER_CODE))
-def test_every_boto3_call_of_a_handler_has_its_rows(who: str) -> None:
-    made = set().union(*(boto3_calls(path) for path in HANDLER_CODE[who]))
+@pytest.mark.parametrize("who", sorted(CALLING_CODE))
+def test_every_boto3_call_of_a_handler_or_job_has_its_rows(who: str) -> None:
+    made = set().union(*(boto3_calls(path) for path in CALLING_CODE[who]))
     assert made, "the scan found no calls: has the code moved?"
     listed = {c.api for compute in ("cluster", "serverless") for c in _rows("serverless", compute) if c.role == who}
     assert made - listed == set()
