@@ -293,6 +293,17 @@ def test_a_hung_spark_step_times_out_by_a_template_setting(aws):
     assert result.inputs["Run the Spark job"]["limits"]["spark_step_seconds"] == int(aws["SparkStepTimeoutSeconds"])
 
 
+def test_a_cluster_left_by_a_stopped_execution_ends_itself_within_the_step_timeout_and_the_idle_timeout():
+    # connect-emr: Step Functions does not terminate a cluster when the execution is stopped. YARN kills the Spark
+    # application once it has run SparkStepTimeoutSeconds; the cluster, idle then, ends itself.
+    parameters = json.loads(ASL)["States"]["Create the cluster"]["Parameters"]
+    [scheduler] = [c for c in parameters["Configurations"] if c["Classification"] == "capacity-scheduler"]
+    assert scheduler["Properties"] == {
+        "yarn.scheduler.capacity.root.default.maximum-application-lifetime": "${SparkStepTimeoutSeconds}"
+    }
+    assert parameters["AutoTerminationPolicy"] == {"IdleTimeout.$": "States.StringToJson('${EmrIdleTimeoutSeconds}')"}
+
+
 def test_the_cluster_carries_the_tag_the_emr_managed_policy_requires():
     tags = json.loads(ASL)["States"]["Create the cluster"]["Parameters"]["Tags"]
     assert {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"} in tags
@@ -422,6 +433,11 @@ def _ended_execution(aws: dict[str, str]) -> str:
         json.dumps({"StartAt": "Run", "States": {"Run": {"Type": "Wait", "Seconds": 30, "End": True}}})
     )
     execution = start(machine, {})
+    # Stopped once it runs its state: moto's worker has no environment to stop before then.
+    deadline = time.monotonic() + 10
+    while not any("stateEnteredEventDetails" in e for e in sfn.get_execution_history(executionArn=execution)["events"]):
+        assert time.monotonic() < deadline, "the execution never started"
+        time.sleep(0.01)
     sfn.stop_execution(executionArn=execution)
     return execution
 
