@@ -219,10 +219,10 @@ def create_machine(definition: str) -> str:
     )["stateMachineArn"]
 
 
-def start(machine: str, execution_input: dict[str, Any]) -> str:
-    """Start one execution; its ARN."""
+def start(machine: str, execution_input: dict[str, Any], name: str | None = None) -> str:
+    """Start one execution (named `name`, or at random); its ARN."""
     sfn = boto3.client("stepfunctions", region_name=REGION)
-    name = uuid.uuid4().hex  # moto names every unnamed execution alike
+    name = name or uuid.uuid4().hex  # moto names every unnamed execution alike
     return sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(execution_input))["executionArn"]
 
 
@@ -254,9 +254,9 @@ def finish(execution: str, topic_arn: str, seconds: float = 30) -> Run:
     return Run(described["status"], entered, alerts, output, inputs, attempts, entered_at)
 
 
-def run(definition: str, topic_arn: str, execution_input: dict[str, Any]) -> Run:
+def run(definition: str, topic_arn: str, execution_input: dict[str, Any], name: str | None = None) -> Run:
     """Create the state machine, run one execution to its end, and read its history and the topic."""
-    return finish(start(create_machine(definition), execution_input), topic_arn)
+    return finish(start(create_machine(definition), execution_input, name), topic_arn)
 
 
 def run_lock_table() -> str:

@@ -275,11 +275,7 @@ def _car_rental_workflow(d: Deployment) -> list[Call]:
         ],
         *[
             Call(role, f"elasticmapreduce:{a}", cluster, on_cluster, state=name)
-            for name in (
-                "Terminate the cluster",
-                "Terminate the cluster after the failure",
-                "End the cluster the ended run left",
-            )
+            for name in ("Terminate the cluster", "Terminate the cluster after the failure")
             for a in ("TerminateJobFlows", "DescribeCluster")
         ],
     ]
@@ -288,8 +284,6 @@ def _car_rental_workflow(d: Deployment) -> list[Call]:
     serverless_calls = [
         Call(role, "emr-serverless:StartJobRun", application, state=serverless),
         *[Call(role, f"emr-serverless:{a}", job_run, state=serverless) for a in ("GetJobRun", "CancelJobRun")],
-        Call(role, "emr-serverless:ListJobRuns", application, state="Find the job runs the ended run left"),
-        Call(role, "emr-serverless:CancelJobRun", job_run, state="Cancel the ended run's job run"),
         _pass_role(role, car.arn("EmrInstanceRole"), "emr-serverless", "StartJobRun's ExecutionRoleArn", serverless),
         *[
             Call(
@@ -302,9 +296,37 @@ def _car_rental_workflow(d: Deployment) -> list[Call]:
             for a in ("PutTargets", "PutRule", "DescribeRule")
         ],
     ]
+    # What a run left is ended by what its lock names, in either mode: a cluster of cluster mode, or the job runs
+    # on an application of serverless mode (the stack's, or one of before ComputeMode was switched), all tagged
+    # for the project.
+    project = {"aws:ResourceTag/project": tags["project"]}
+    former = f"arn:{PARTITION}:emr-serverless:{REGION}:{ACCOUNT}:/applications/00fformerapp"
+    left_calls = [
+        *[
+            Call(
+                role,
+                f"elasticmapreduce:{a}",
+                cluster,
+                on_cluster,
+                state="End the cluster the ended run left",
+                compute_modes=(mode,),
+            )
+            for a in ("TerminateJobFlows", "DescribeCluster")
+            for mode in ("cluster", "serverless")
+        ],
+        *[
+            Call(role, action, resource, project, state=state, compute_modes=(mode,))
+            for mode, app in (("serverless", application), ("cluster", former))
+            for action, resource, state in (
+                ("emr-serverless:ListJobRuns", app, "Find the job runs left running"),
+                ("emr-serverless:CancelJobRun", f"{app}/jobruns/00fabcdefghijk1m", "Cancel the job run"),
+            )
+        ],
+    ]
     calls = [
         *[replace(c, compute_modes=("cluster",)) for c in cluster_calls],
         *[replace(c, compute_modes=("serverless",)) for c in serverless_calls],
+        *left_calls,
         # The run lock: one item of the stack's table, keyed by the data bucket's name.
         *[
             Call(

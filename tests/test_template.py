@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -173,7 +174,7 @@ def test_the_cluster_defaults_are_as_documented():
     assert defaults["MasterInstanceType"] == "m5.xlarge"
     assert defaults["CoreInstanceTypes"] == "r6g.2xlarge,r7g.2xlarge,r5.2xlarge,r6i.2xlarge"
     sizing = ClusterSizing()
-    assert (defaults["CoreBytesPerUnit"], int(defaults["CoreMinUnits"]), int(defaults["CoreMaxUnits"])) == (
+    assert (int(defaults["CoreBytesPerUnit"]), int(defaults["CoreMinUnits"]), int(defaults["CoreMaxUnits"])) == (
         sizing.bytes_per_unit,
         sizing.min_units,
         sizing.max_units,
@@ -211,7 +212,7 @@ def test_warnings_go_to_their_own_topic_and_say_where_to_look():
 
 def test_the_provisioned_warehouse_is_encrypted_private_and_backed_up():
     params = APARTMENTS.parameters
-    assert (params["RedshiftNodeType"]["Default"], params["RedshiftNodeCount"]["Default"]) == ("ra3.xlplus", 2)
+    assert (params["RedshiftNodeType"]["Default"], params["RedshiftNodeCount"]["Default"]) == ("ra3.xlplus", "2")
     assert params["WarehouseMode"]["AllowedValues"] == ["serverless", "provisioned", "existing"]
     cluster = APARTMENTS.resources["RedshiftCluster"]
     assert cluster["Condition"] == "ProvisionedWarehouse"
@@ -604,19 +605,51 @@ def test_a_price_parameter_the_report_cannot_parse_is_refused_at_deploy(paramete
                 PriceTable.from_env({**environ, **defaults, environ_name: typo})
 
 
-@pytest.mark.parametrize(
-    ("parameter", "lowest", "highest"),
-    [("CoreMinUnits", 1, 50), ("CoreMaxUnits", 1, 50), ("CoreOnDemandUnits", 0, 50),
-     ("SpotTimeoutMinutes", 5, 1440), ("ServerlessMaxVcpus", 4, None)],
-)  # fmt: skip
-def test_the_unit_and_minute_parameters_take_whole_numbers_in_their_range_only(parameter, lowest, highest):
-    """A decimal (CoreMinUnits=1.5) failed the gate's cold start or EMR's request: the deploy refuses it."""
-    for template in (ROOT_STACK, CAR_RENTAL):
-        pattern = template.parameters[parameter]["AllowedPattern"]
-        top = highest or 2000  # no upper bound: any whole number from the lowest on
-        accepted = [n for n in range(top + 2) if re.fullmatch(pattern, str(n))]
-        assert accepted == list(range(lowest, (highest or top + 1) + 1))
-        assert not any(re.fullmatch(pattern, text) for text in ("1.5", "7.5", "4.5", "", " 8", "08", "-1"))
+# The only parameters that take decimals: shares and prices. Every other number is a count, a size, a port or
+# a duration, which CloudFormation's Number type would take as 1.5 too (and which then failed a cold start, a
+# States.StringToJson or a service's request), so it is a String whose pattern takes whole numbers in its range.
+DECIMAL_PARAMETERS = {"SpotPriceShare", "AthenaPricePerTB", "CrawlerPricePerDpuHour", "MaxRejectRate"}
+_WHOLE = re.compile(r"a whole number(?: of \w+)?(?:, (\d+) at least| from (\d+) to (\d+))")
+
+
+def _whole_number_range(declared: dict[str, Any]) -> tuple[int, int | None] | None:
+    matched = _WHOLE.fullmatch(str(declared.get("ConstraintDescription", "")))
+    if not matched:
+        return None
+    at_least, low, high = matched.groups()
+    return (int(at_least), None) if at_least else (int(low), int(high))
+
+
+def _declared_parameters() -> list[tuple[str, str, dict[str, Any]]]:
+    return [(t.path, name, p) for t in ALL for name, p in t.parameters.items()]
+
+
+def test_only_shares_and_prices_are_numbers_every_other_number_is_a_whole_number_in_its_range():
+    """A decimal (CoreMinUnits=1.5, SparkStepTimeoutSeconds=300.5) failed the gate's cold start, the workflow or a
+    service's request after the deploy: the deploy refuses it."""
+    numbers = {name for _, name, p in _declared_parameters() if p.get("Type") == "Number"}
+    assert numbers <= DECIMAL_PARAMETERS
+    whole = [(path, name, p) for path, name, p in _declared_parameters() if _whole_number_range(p)]
+    assert {name for _, name, _ in whole} >= {
+        "CoreMinUnits", "SpotTimeoutMinutes", "ServerlessJobTimeoutMinutes", "SparkStepTimeoutSeconds",
+        "RunLockMaxPolls", "AthenaBytesScannedCutoff", "SourcePort", "RedshiftNodeCount", "ExpectedApartmentsMinutes",
+    }  # fmt: skip
+    samples = random.Random(31)
+    for path, name, declared in whole:
+        lowest, highest = _whole_number_range(declared)  # type: ignore[misc]
+        pattern = declared["AllowedPattern"]
+        top = highest if highest is not None else max(3 * lowest, 3000)
+        values = {*range(3001), lowest - 1, lowest, lowest + 1, top - 1, top, top + 1, 10**12, 10**15 + 7}
+        values |= {samples.randrange(2 * top + 10) for _ in range(2000)}
+        wrong = [
+            n for n in sorted(values)
+            if n >= 0 and bool(re.fullmatch(pattern, str(n))) != (lowest <= n and (highest is None or n <= highest))
+        ]  # fmt: skip
+        assert wrong == [], (path, name)
+        assert not any(re.fullmatch(pattern, text) for text in ("1.5", "30.0", "1e3", "", " 8", "08", "-1")), name
+        assert re.fullmatch(pattern, str(declared["Default"])) if "Default" in declared else True, name
+    retention = [p for _, name, p in _declared_parameters() if name == "LogRetentionDays"]
+    assert all(p["Type"] == "String" and "30.0" not in p["AllowedValues"] for p in retention)
 
 
 def test_the_rules_refuse_a_core_fleet_whose_smallest_is_above_its_largest():

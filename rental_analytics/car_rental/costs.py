@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,6 +17,17 @@ TB = 1_000_000_000_000
 ATHENA_MIN_BYTES = 10_000_000
 # A crawler run is billed for at least 10 minutes (AWS Glue pricing page).
 CRAWLER_MIN_HOURS = 10 / 60
+# An instance is billed by the second, 60 seconds at least, for EC2 (Linux, On-Demand and Spot: "billed on one
+# second increments, with a minimum of 60 seconds", EC2 per-second billing, 2017) and for EMR's fee alike
+# ("per-second ... with a one-minute minimum", EMR FAQ). EMR Serverless applies its own minimum (1 minute per
+# worker) in GetJobRun's billedResourceUtilization, which is what is priced.
+INSTANCE_MIN_SECONDS = 60
+# What a cluster's cost leaves out: its instances' EBS volumes, whose sizes neither DescribeCluster nor
+# ListInstances give (the root volume's size is the cluster's, the data volumes' EMR's default per type).
+EBS_NOT_COUNTED = (
+    "the EBS volumes of the cluster's instances (root and data volumes, billed per GB-month by the second), "
+    "whose sizes the cluster's description does not give"
+)
 # The price parameters' formats: the stack's AllowedPatterns are these (CloudFormation matches the whole value),
 # so what the deploy accepts is exactly what the report step parses.
 PRICE_PATTERN = r"[0-9]+(\.[0-9]+)?"
@@ -101,6 +113,11 @@ def _hours(start: dt.datetime, end: dt.datetime) -> float:
     return max((end - start).total_seconds(), 0.0) / 3600
 
 
+def _billed_instance_hours(start: dt.datetime, end: dt.datetime) -> float:
+    """An instance's billed time: whole seconds, rounded up, 60 at least."""
+    return max(math.ceil((end - start).total_seconds()), INSTANCE_MIN_SECONDS) / 3600
+
+
 # The states in which compute no longer bills: anything else is still running (or stopping) at report time.
 CLUSTER_ENDED = ("TERMINATED", "TERMINATED_WITH_ERRORS")
 JOB_RUN_ENDED = ("SUCCESS", "FAILED", "CANCELLED")
@@ -129,10 +146,11 @@ def cluster_items(
     prices: PriceTable | None,
     now: dt.datetime | None = None,
 ) -> list[CostItem]:
-    """The cluster's instance-hours per type and market, from ListInstances' timelines, priced per second.
+    """The cluster's billed instance-hours per type and market, from ListInstances' timelines, priced.
 
-    An instance with no end of its own counts up to the cluster's end, or, for a cluster not ended, up to `now`
-    (`still_billing` names it); with neither, nothing rather than a guess.
+    Each instance is billed from its creation to its end by the whole second, rounded up, and 60 seconds at least
+    (INSTANCE_MIN_SECONDS). An instance with no end of its own counts up to the cluster's end, or, for a cluster
+    not ended, up to `now` (`still_billing` names it); with neither, its minimum rather than a guess.
     """
     cluster_end = described["Cluster"]["Status"]["Timeline"].get("EndDateTime") or now
     hours: dict[tuple[str, str], float] = {}
@@ -143,7 +161,7 @@ def cluster_items(
             continue  # requested, never launched: not billed
         end = timeline.get("EndDateTime") or cluster_end or start
         key = (instance["InstanceType"], instance.get("Market", "ON_DEMAND"))
-        hours[key] = hours.get(key, 0.0) + _hours(start, end)
+        hours[key] = hours.get(key, 0.0) + _billed_instance_hours(start, end)
     items = []
     for (instance_type, market), used in sorted(hours.items()):
         price = prices.instances.get(instance_type) if prices else None
@@ -208,8 +226,17 @@ def crawler_items(
     return items
 
 
-def cost_summary(items: Sequence[CostItem], prices: PriceTable | None, unknown: Sequence[str] = ()) -> dict[str, Any]:
-    """The report's `cost`: each item, the total of the priced ones, the prices' date, and what could not be read."""
+def cost_summary(
+    items: Sequence[CostItem],
+    prices: PriceTable | None,
+    unknown: Sequence[str] = (),
+    not_counted: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The report's `cost`: each item, the total of the priced ones, the prices' date, and what could not be read.
+
+    `not_counted` names what the items never count: small, known and the same for every run of a mode, so it
+    leaves `complete` and the trend their meaning.
+    """
     priced = [i.cost for i in items if i.cost is not None]
     return {
         "currency": "USD",
@@ -218,6 +245,7 @@ def cost_summary(items: Sequence[CostItem], prices: PriceTable | None, unknown: 
         "total": round(sum(priced), 6) if priced and prices else None,
         "complete": bool(prices) and len(priced) == len(items) and not unknown,
         "unknown": list(unknown),
+        "not_counted": list(not_counted),
     }
 
 

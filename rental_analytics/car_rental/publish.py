@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rental_analytics.car_rental.contract import BATCH_ID_PATTERN, INSIGHT_QUERIES, MANIFEST_NAME
 from rental_analytics.car_rental.costs import (
     COMPUTE_MODES,
+    EBS_NOT_COUNTED,
     CostItem,
     PriceTable,
     athena_items,
@@ -260,7 +261,7 @@ def run_usage(request: ReportRequest, settings: ReportSettings, aws: AwsClients,
     return {
         "mode": settings.compute_mode,
         "stages": stage_times(events, settings.compute_mode, now, ready) if events else [],
-        "cost": cost_summary(items, prices, unknown),
+        "cost": cost_summary(items, prices, unknown, [EBS_NOT_COUNTED] if settings.compute_mode == "cluster" else []),
     }
 
 

@@ -640,6 +640,8 @@ def _usage_section(summary: Mapping[str, Any], fmt: H.Formats) -> str:
         )
         if cost.get("unknown"):
             note += " Not read: " + "; ".join(cost["unknown"]) + "."
+        if cost.get("not_counted"):
+            note += " Not counted: " + "; ".join(cost["not_counted"]) + "."
         parts.append(H.paragraph(note, "" if cost.get("complete") else "warn"))
     runs = (summary.get("trend") or {}).get("runs") or []
     parts.append(_per_batch_chart("Minutes per batch", runs, "seconds", H.NUMBER, fmt, "Minutes", 1 / 60))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import boto3
@@ -13,6 +15,7 @@ from botocore.validate import ParamValidator
 
 from rental_analytics.car_rental.contract import INSIGHT_QUERIES
 from rental_analytics.car_rental.costs import (
+    EBS_NOT_COUNTED,
     PriceTable,
     athena_items,
     cluster_items,
@@ -28,6 +31,7 @@ from rental_analytics.platform.config import ConfigError
 from tests.car_rental import usage_responses as R
 from tests.car_rental.sample_batch import ATHENA_CSV
 from tests.repo import ROOT
+from tests.templates import CAR_RENTAL
 
 ENV = json.loads((ROOT / "events" / "env.json").read_text())["PublishReportFunction"]
 PRICES = PriceTable.from_env(ENV)
@@ -47,6 +51,10 @@ SCANNED = 123_456
     ],
 )
 def test_each_recorded_response_has_its_operations_shape(service: str, operation: str, response: dict[str, Any]):
+    _check_shape(service, operation, response)
+
+
+def _check_shape(service: str, operation: str, response: dict[str, Any]) -> None:
     shape = botocore.session.get_session().get_service_model(service).operation_model(operation).output_shape
     report = ParamValidator().validate(response, shape)
     assert not report.has_errors(), report.generate_report()
@@ -73,6 +81,25 @@ def test_the_cluster_is_priced_per_instance_hour_by_type_and_market():
     # Spot: the EC2 price at the stack's share of On-Demand, the EMR fee in full.
     assert items["EC2 and EMR, r7g.2xlarge Spot"].cost == pytest.approx(hours * (0.4284 * 0.4 + 0.1071))
     assert all(i.quantity == pytest.approx(hours) for i in items.values())
+
+
+def test_each_instance_is_billed_by_the_whole_second_and_one_minute_at_least():
+    # EC2 and EMR bill by the second with a 60-second minimum: a node that ran 20 s costs a minute, one that ran
+    # 90.4 s costs 91 s. The recorded instances ran 21 minutes each, above the minimum.
+    [primary, core, *_] = R.LIST_INSTANCES["Instances"]
+    short = {
+        **primary,
+        "Status": {**primary["Status"], "Timeline": {"CreationDateTime": R.at(1), "EndDateTime": R.at(1 + 20 / 60)}},
+    }
+    odd = {
+        **core,
+        "Status": {**core["Status"], "Timeline": {"CreationDateTime": R.at(1), "EndDateTime": R.at(1 + 90.4 / 60)}},
+    }
+    _check_shape("emr", "ListInstances", {"Instances": [short, odd]})
+    billed = {i.item: i for i in cluster_items(R.DESCRIBE_CLUSTER, [short, odd], PRICES)}
+    assert billed["EC2 and EMR, m5.xlarge On-Demand"].quantity == pytest.approx(60 / 3600)
+    assert billed["EC2 and EMR, m5.xlarge On-Demand"].cost == pytest.approx(60 / 3600 * (0.192 + 0.048))
+    assert billed["EC2 and EMR, r6g.2xlarge On-Demand"].quantity == pytest.approx(91 / 3600)
 
 
 def test_a_type_missing_from_the_table_is_reported_unpriced_and_the_total_incomplete():
@@ -161,6 +188,7 @@ def test_the_report_states_the_runs_cost_and_stage_times_and_the_history_keeps_t
     )
     assert cost["complete"] is True and cost["total"] == pytest.approx(expected)
     assert cost["prices_date"] == ENV["PRICES_DATE"] and cost["unknown"] == []
+    assert cost["not_counted"] == [EBS_NOT_COUNTED]  # and the run is complete all the same
     assert [s["stage"] for s in summary["run"]["stages"]] == [
         "queue", "start", "Spark", "stop", "crawler", "queries", "report"
     ]  # fmt: skip
@@ -168,6 +196,7 @@ def test_the_report_states_the_runs_cost_and_stage_times_and_the_history_keeps_t
     assert "Time per stage: queue 2 min 0 s, start 7 min 0 s, Spark 10 min 0 s" in report["message"]
     page = render_html(summary)
     assert "Time and cost" in page and f"${expected:,.4f}" in page
+    assert "Not counted: the EBS volumes of the cluster" in page
     [recorded] = json.loads(s3.get_object(Bucket="data", Key="reports/_history/row_counts.json")["Body"].read())
     assert recorded["cost"] == pytest.approx(expected) and recorded["seconds"] > 1600
 
@@ -239,6 +268,7 @@ def test_in_serverless_mode_the_report_prices_the_job_run_named_after_the_execut
     cost = json.loads(s3.get_object(Bucket="data", Key="reports/2024-06-01/summary.json")["Body"].read())["run"]
     assert cost["mode"] == "serverless"
     assert cost["cost"]["total"] == pytest.approx(1.5 * 0.052624 + 6.0 * 0.0057785)
+    assert cost["cost"]["not_counted"] == []  # the billed resources are all of it (1 minute a worker at least)
     assert [i["item"] for i in cost["cost"]["items"]][:3] == [
         "EMR Serverless vCPU", "EMR Serverless memory", "EMR Serverless storage"
     ]  # fmt: skip
@@ -324,3 +354,63 @@ def test_a_price_table_that_does_not_parse_leaves_the_report_written_and_the_cos
     cost = json.loads(s3.get_object(Bucket="data", Key="reports/2024-06-01/summary.json")["Body"].read())["run"]["cost"]
     assert (cost["complete"], cost["total"]) == (False, None)
     assert [u.startswith("the price table: ") for u in cost["unknown"]] == [True]
+
+
+# docs/deployment.md's table, row by row: the serverless job's assumed workers (a driver and two executors of
+# 4 vCPUs and 16 GB) and the minutes each is billed, as the text above the table states them.
+_SERVERLESS_MINUTES = {"20,000": 1.6, "1M": 1.6, "10M": 2.0}
+_STEP_FUNCTIONS = 40 * 0.025 / 1000  # about 40 state transitions at $0.025 per 1,000
+
+
+def _rounded(value: float, digits: int) -> float:
+    return float(Decimal(repr(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
+def _table_rows() -> list[list[str]]:
+    text = (ROOT / "docs" / "deployment.md").read_text().split("### Time to insights and cost per batch")[1]
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if re.match(r"\| (20,000|1M|10M)", line)]
+    return [[cell.strip() for cell in row] for row in rows]
+
+
+def test_the_deployment_guides_cost_table_is_what_the_report_computes_rounded_as_it_says():
+    defaults = {name: str(p.get("Default", "")) for name, p in CAR_RENTAL.parameters.items()}
+    prices = PriceTable.from_env({
+        "PRICES_DATE": defaults["PricesDate"], "INSTANCE_PRICES": defaults["InstancePrices"],
+        "SPOT_PRICE_SHARE": defaults["SpotPriceShare"], "ATHENA_PRICE_PER_TB": defaults["AthenaPricePerTB"],
+        "CRAWLER_PRICE_PER_DPU_HOUR": defaults["CrawlerPricePerDpuHour"], "SERVERLESS_PRICES": defaults["ServerlessPrices"],
+    })  # fmt: skip
+    crawl = {"Crawls": [{"StartTime": R.at(0), "DPUHour": 0.05}]}  # under the 10-minute minimum
+    queries = [{"name": n, "statistics": {"DataScannedInBytes": 1000}} for n in INSIGHT_QUERIES]  # 10 MB each
+    parts = (
+        sum(i.cost or 0.0 for i in crawler_items(crawl, None, prices)),
+        sum(i.cost or 0.0 for i in athena_items(queries, prices)),
+        _STEP_FUNCTIONS,
+    )
+    other = sum(parts)
+    rows = _table_rows()
+    assert len(rows) == 6
+    for rentals, mode, stages, time, compute_text, other_text, per_batch in rows:
+        size = rentals.split(" ")[0]
+        minutes = [float(m) for m in stages.removesuffix(" min").split(" + ")]
+        assert time == f"**about {_rounded(sum(minutes), 0):.0f} min**", (size, mode)
+        if mode == "`cluster`":
+            used = sum(minutes[1:4])  # start, Spark and stop: the cluster's life
+            primary, core, *_ = R.LIST_INSTANCES["Instances"]
+            nodes = [
+                {**n, "Status": {**n["Status"], "Timeline": {"CreationDateTime": R.at(0), "EndDateTime": R.at(used)}}}
+                for n in (primary, core)
+            ]
+            compute = sum(i.cost or 0.0 for i in cluster_items(R.DESCRIBE_CLUSTER, nodes, prices))
+        else:
+            hours = 3 * _SERVERLESS_MINUTES[size] / 60
+            billed = {"vCPUHour": 4 * hours, "memoryGBHour": 16 * hours, "storageGBHour": 0.0}
+            job_run = {"jobRun": {**R.GET_JOB_RUN["jobRun"], "billedResourceUtilization": billed}}
+            compute = sum(i.cost or 0.0 for i in serverless_items(job_run, prices))
+        shown = re.findall(r"\$([0-9.]+)$", compute_text)[0]
+        assert float(shown) == _rounded(compute, len(shown.split(".")[1])), (size, mode, compute)
+        shown_parts = [s.removeprefix("$") for s in other_text.split(" + ")]
+        expected = parts if len(shown_parts) == 3 else (other,)  # crawler + Athena + Step Functions, or their sum
+        assert [float(s) for s in shown_parts] == [
+            _rounded(v, len(s.split(".")[1])) for v, s in zip(expected, shown_parts)
+        ], (size, mode, expected)
+        assert per_batch == f"**about ${_rounded(compute + other, 2):.2f}**", (size, mode, compute + other)

@@ -55,6 +55,7 @@ SCRIPTED_OK: dict[str, Any] = {
     "Publish the report": REPORT,
     "Publish the failure report": None,
     "End the cluster the ended run left": None,
+    "Find the job runs left running": {"runs": []},
 }
 
 
@@ -64,9 +65,11 @@ def aws() -> Iterator[dict[str, str]]:
         yield car_rental_stand_ins("data")
 
 
-def run_scenario(values: dict[str, str], execution_input: dict[str, Any] | None = None, **overrides: Any) -> Run:
+def run_scenario(
+    values: dict[str, str], execution_input: dict[str, Any] | None = None, name: str | None = None, **overrides: Any
+) -> Run:
     definition = scripted_definition(ASL_SOURCE, values, {**SCRIPTED_OK, **overrides})
-    return run(definition, values["AlertTopicArn"], execution_input or {"batch_id": "2024-06-01"})
+    return run(definition, values["AlertTopicArn"], execution_input or {"batch_id": "2024-06-01"}, name)
 
 
 def _lock_items() -> list[dict[str, Any]]:
@@ -157,7 +160,7 @@ def test_each_failure_terminates_the_cluster_alerts_once_and_fails(aws, scenario
         _assert_the_lock_names_the_cluster_left_running(result, message)
         return
     assert result.entered[-5:] == [
-        "Publish the failure report", "Was a cluster left running?", "Release the run lock after the failure",
+        "Publish the failure report", "Was compute left running?", "Release the run lock after the failure",
         "Alert the failure", "Fail the run",
     ]  # fmt: skip
     assert _lock_items() == []
@@ -165,7 +168,7 @@ def test_each_failure_terminates_the_cluster_alerts_once_and_fails(aws, scenario
 
 def _assert_the_lock_names_the_cluster_left_running(result: Run, message: str) -> None:
     assert result.entered[-4:] == [
-        "Publish the failure report", "Was a cluster left running?", "Alert the failure", "Fail the run"
+        "Publish the failure report", "Was compute left running?", "Alert the failure", "Fail the run"
     ]  # fmt: skip
     assert "Release the run lock after the failure" not in result.entered
     assert (
@@ -260,7 +263,7 @@ def test_a_crawler_that_never_crawled_is_asked_for_real_and_alerts(aws):
 
     assert result.status == "FAILED"
     assert result.entered[-6:-2] == [
-        "Note: the crawler never crawled", "Publish the failure report", "Was a cluster left running?",
+        "Note: the crawler never crawled", "Publish the failure report", "Was compute left running?",
         "Release the run lock after the failure",
     ]  # fmt: skip
     [(_, message)] = result.alerts
@@ -288,6 +291,17 @@ def test_a_hung_spark_step_times_out_by_a_template_setting(aws):
     assert definition["States"]["Run the Spark job"]["TimeoutSecondsPath"] == "$.limits.spark_step_seconds"
     result = run_scenario(aws)
     assert result.inputs["Run the Spark job"]["limits"]["spark_step_seconds"] == int(aws["SparkStepTimeoutSeconds"])
+
+
+def test_a_cluster_left_by_a_stopped_execution_ends_itself_within_the_step_timeout_and_the_idle_timeout():
+    # connect-emr: Step Functions does not terminate a cluster when the execution is stopped. YARN kills the Spark
+    # application once it has run SparkStepTimeoutSeconds; the cluster, idle then, ends itself.
+    parameters = json.loads(ASL)["States"]["Create the cluster"]["Parameters"]
+    [scheduler] = [c for c in parameters["Configurations"] if c["Classification"] == "capacity-scheduler"]
+    assert scheduler["Properties"] == {
+        "yarn.scheduler.capacity.root.default.maximum-application-lifetime": "${SparkStepTimeoutSeconds}"
+    }
+    assert parameters["AutoTerminationPolicy"] == {"IdleTimeout.$": "States.StringToJson('${EmrIdleTimeoutSeconds}')"}
 
 
 def test_the_cluster_carries_the_tag_the_emr_managed_policy_requires():
@@ -419,14 +433,23 @@ def _ended_execution(aws: dict[str, str]) -> str:
         json.dumps({"StartAt": "Run", "States": {"Run": {"Type": "Wait", "Seconds": 30, "End": True}}})
     )
     execution = start(machine, {})
+    # Stopped once it runs its state: moto's worker has no environment to stop before then.
+    deadline = time.monotonic() + 10
+    while not any("stateEnteredEventDetails" in e for e in sfn.get_execution_history(executionArn=execution)["events"]):
+        assert time.monotonic() < deadline, "the execution never started"
+        time.sleep(0.01)
     sfn.stop_execution(executionArn=execution)
     return execution
 
 
-def _hold_lock(holder: str, cluster_id: str | None) -> None:
+def _hold_lock(holder: str, cluster_id: str | None, compute: tuple[str, str] | None = None) -> None:
+    """The lock as `holder` left it: naming its cluster, and (from when locks name it) its compute mode and
+    application."""
     item = {"data_root": {"S": "data"}, "holder": {"S": holder}, "batch_id": {"S": "2024-05-31"}}
     if cluster_id:
         item["cluster_id"] = {"S": cluster_id}
+    if compute:
+        item["compute_mode"], item["application_id"] = {"S": compute[0]}, {"S": compute[1]}
     boto3.client("dynamodb").put_item(TableName="run-lock", Item=item)
 
 
@@ -542,7 +565,7 @@ def test_in_serverless_mode_each_failure_writes_the_report_alerts_once_and_fails
     [(subject, _)] = result.alerts
     assert subject == "Rental analytics: a car-rental batch failed"
     assert result.entered[-5:] == [
-        "Publish the failure report", "Was a cluster left running?", "Release the run lock after the failure",
+        "Publish the failure report", "Was compute left running?", "Release the run lock after the failure",
         "Alert the failure", "Fail the run",
     ]  # fmt: skip
     assert _lock_items() == []
@@ -561,36 +584,178 @@ def test_a_serverless_job_run_is_bounded_twice_and_runs_what_the_cluster_runs():
     assert job["Parameters"]["Name.$"] == "$$.Execution.Name"  # the report step finds the job run by it
 
 
-def test_in_serverless_mode_a_lock_whose_holder_ended_is_taken_over_after_its_job_run_is_cancelled(aws):
+def _assert_only_its_job_run_is_cancelled(result: Run, application: str, mine: str) -> None:
+    assert result.entered.count("Cancel the job run") == 1
+    cancel = result.inputs["Cancel the job run"]
+    assert cancel["id"] == mine and cancel["application"] == application
+    assert result.entered.count("Another run's job run") == 2
+
+
+@pytest.mark.parametrize(
+    "lock",
+    [
+        pytest.param(("serverless", "test-serverlessapplicationid"), id="the lock names its application"),
+        pytest.param(None, id="a lock taken before locks named their compute"),
+    ],
+)
+def test_in_serverless_mode_a_lock_whose_holder_ended_is_taken_over_after_its_job_run_is_cancelled(aws, lock):
     ended = _ended_execution(aws)
-    _hold_lock(ended, None)
+    _hold_lock(ended, None, lock)
     left = {"Id": "00fleft", "Name": ended.rsplit(":", 1)[-1], "State": "RUNNING"}
     other = {"Id": "00fother", "Name": "someone-else", "State": "RUNNING"}
     unnamed = {"Id": "00fnoname", "State": "PENDING"}  # a job run started by hand, with no name
     result = run_scenario(
         {**aws, "ComputeMode": "serverless"},
-        **{
-            "Find the job runs the ended run left": {"runs": [other, left, unnamed]},
-            "Cancel the ended run's job run": None,
-        },
+        **{"Find the job runs left running": {"runs": [other, left, unnamed]}, "Cancel the job run": None},
     )
 
     assert result.status == "SUCCEEDED"
-    assert result.entered.count("Cancel the ended run's job run") == 1
-    assert result.inputs["Cancel the ended run's job run"]["id"] == "00fleft"
-    assert result.entered.count("Another run's job run") == 2
+    _assert_only_its_job_run_is_cancelled(result, "test-serverlessapplicationid", "00fleft")
     assert "End the cluster the ended run left" not in result.entered
-    assert result.entered.index("End the job runs the ended run left") < result.entered.index("Take over the lock")
+    assert result.entered.index("Cancel the job runs left running") < result.entered.index("Take over the lock")
     assert _lock_items() == []
 
 
 def test_in_serverless_mode_a_job_run_left_that_cannot_be_looked_for_fails_the_run_before_any_job(aws):
     ended = _ended_execution(aws)
-    _hold_lock(ended, None)
-    result = run_scenario({**aws, "ComputeMode": "serverless"}, **{"Find the job runs the ended run left": FAIL})
+    _hold_lock(ended, None, ("serverless", "test-serverlessapplicationid"))
+    result = run_scenario({**aws, "ComputeMode": "serverless"}, **{"Find the job runs left running": FAIL})
     assert result.status == "FAILED"
     assert "Run the Spark job on EMR Serverless" not in result.entered
     [(_, message)] = result.alerts
-    assert "failed in the state: End the job runs the ended run left" in message
+    assert "failed in the state: Cancel the job runs left running" in message
     [item] = _lock_items()  # still the ended run's: the next run tries again
     assert item["holder"]["S"] == ended
+
+
+def test_every_lock_names_the_compute_of_its_run(aws):
+    machine = create_machine(scripted_definition(ASL_SOURCE, {**aws, "ComputeMode": "serverless"}, {
+        **SCRIPTED_OK, "Run the Spark job on EMR Serverless": Hold(30),
+    }))  # fmt: skip
+    execution = start(machine, {"batch_id": "2024-06-01"})
+    deadline = time.monotonic() + 10
+    while not (items := _lock_items()):
+        assert time.monotonic() < deadline, "the run never took the lock"
+        time.sleep(0.05)
+    boto3.client("stepfunctions").stop_execution(executionArn=execution)
+    [item] = items
+    assert item["compute_mode"]["S"] == "serverless"
+    assert item["application_id"]["S"] == "test-serverlessapplicationid"
+
+
+# --- H2: a job run never outlives its run unnoticed, whatever Step Functions does with it ---------------------
+
+
+def test_a_serverless_job_run_that_outlives_its_state_is_cancelled_before_the_lock_is_released(aws):
+    # FAIL stands in for the Task's States.Timeout (which a scripted state cannot raise: the one Catch takes both).
+    mine = {"Id": "00fmine", "Name": "run-7", "State": "RUNNING"}
+    others = [{"Id": "00fother", "Name": "someone-else", "State": "RUNNING"}, {"Id": "00fnoname", "State": "QUEUED"}]
+    result = run_scenario(
+        {**aws, "ComputeMode": "serverless"},
+        name="run-7",
+        **{
+            "Run the Spark job on EMR Serverless": FAIL,
+            "Find the job runs left running": {"runs": [others[0], mine, others[1]]},
+            "Cancel the job run": None,
+        },
+    )
+
+    assert result.status == "FAILED"
+    _assert_only_its_job_run_is_cancelled(result, "test-serverlessapplicationid", "00fmine")
+    assert result.entered.index("Cancel the job run") < result.entered.index("Publish the failure report")
+    assert result.entered.index("Publish the failure report") < result.entered.index(
+        "Release the run lock after the failure"
+    )
+    [(_, message)] = result.alerts
+    assert "failed in the state: Run the Spark job on EMR Serverless." in message
+    assert _lock_items() == []
+
+
+@pytest.mark.parametrize("failing", ["Find the job runs left running", "Cancel the job run"])
+def test_a_serverless_job_run_that_cannot_be_cancelled_keeps_the_lock_for_the_next_run_to_cancel(aws, failing):
+    mine = {"Id": "00fmine", "Name": "run-8", "State": "RUNNING"}
+    failed = run_scenario(
+        {**aws, "ComputeMode": "serverless"},
+        name="run-8",
+        **{
+            "Run the Spark job on EMR Serverless": FAIL,
+            "Find the job runs left running": {"runs": [mine]},
+            "Cancel the job run": None,
+            failing: FAIL,
+        },
+    )
+
+    assert failed.status == "FAILED"
+    assert failed.entered[-4:] == [
+        "Publish the failure report",
+        "Was compute left running?",
+        "Alert the failure",
+        "Fail the run",
+    ]
+    assert "Release the run lock after the failure" not in failed.entered
+    [(_, message)] = failed.alerts
+    assert "failed in the state: Run the Spark job on EMR Serverless." in message  # the failure stays the job's
+    assert "job run run-8 could not be cancelled" in message and "cancel-job-run" in message
+    assert failed.inputs["Publish the failure report"]["failure"]["job_run_left_running"] == "run-8"
+    [item] = _lock_items()
+    assert item["holder"]["S"].endswith(":run-8") and item["compute_mode"]["S"] == "serverless"
+
+    following = run_scenario(
+        {**aws, "ComputeMode": "serverless"},
+        {"batch_id": "2024-06-02"},
+        **{"Find the job runs left running": {"runs": [mine]}, "Cancel the job run": None},
+    )
+    assert following.status == "SUCCEEDED"
+    assert following.inputs["Cancel the job run"]["id"] == "00fmine"
+    assert following.entered.index("Cancel the job run") < following.entered.index(
+        "Run the Spark job on EMR Serverless"
+    )
+    assert _lock_items() == []
+
+
+# --- M4: ComputeMode switched while a run held the lock -------------------------------------------------------
+
+
+def test_after_a_switch_to_serverless_a_lock_naming_a_cluster_has_its_cluster_ended(aws):
+    ended = _ended_execution(aws)
+    _hold_lock(ended, "j-LEFTRUNNING", ("cluster", "none"))
+    result = run_scenario({**aws, "ComputeMode": "serverless"})
+
+    assert result.status == "SUCCEEDED"
+    ending = result.inputs["End the cluster the ended run left"]["lock"]["read"]["Item"]
+    assert ending["cluster_id"]["S"] == "j-LEFTRUNNING"
+    assert "Find the job runs left running" not in result.entered
+    assert result.entered.index("End the cluster the ended run left") < result.entered.index(
+        "Run the Spark job on EMR Serverless"
+    )
+    assert _lock_items() == []
+
+
+def test_after_a_switch_to_cluster_a_lock_naming_a_job_run_has_it_cancelled_on_its_own_application(aws):
+    ended = _ended_execution(aws)
+    _hold_lock(ended, None, ("serverless", "00fformerapp"))
+    left = {"Id": "00fleft", "Name": ended.rsplit(":", 1)[-1], "State": "RUNNING"}
+    runs = [
+        {"Id": "00fother", "Name": "someone-else", "State": "RUNNING"},
+        left,
+        {"Id": "00fnoname", "State": "PENDING"},
+    ]
+    result = run_scenario(aws, **{"Find the job runs left running": {"runs": runs}, "Cancel the job run": None})
+
+    assert result.status == "SUCCEEDED"
+    assert result.inputs["Find the job runs left running"]["job_runs"]["application"] == "00fformerapp"
+    _assert_only_its_job_run_is_cancelled(result, "00fformerapp", "00fleft")
+    assert "End the cluster the ended run left" not in result.entered
+    assert result.entered.index("Cancel the job run") < result.entered.index("Create the cluster")
+    assert _lock_items() == []
+
+
+def test_after_a_switch_to_cluster_an_application_deleted_since_has_no_job_run_left(aws):
+    ended = _ended_execution(aws)
+    _hold_lock(ended, None, ("serverless", "00fformerapp"))
+    result = run_scenario(aws, **{"Find the job runs left running": Raise("EMRServerless.ResourceNotFoundException")})
+
+    assert result.status == "SUCCEEDED"
+    assert "Cancel the job run" not in result.entered
+    assert result.entered.index("Take over the lock") < result.entered.index("Create the cluster")
+    assert _lock_items() == []
