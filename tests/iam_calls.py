@@ -337,7 +337,7 @@ def _car_rental_workflow(d: Deployment) -> list[Call]:
                 state=name,
             )
             for a, names in (
-                ("PutItem", ("Take the run lock", "Take over the lock")),
+                ("PutItem", ("Take the run lock", "Take over the lock", "Take over a lock that names no run")),
                 ("GetItem", ("Read who holds the lock",)),
                 ("UpdateItem", ("Note the cluster in the lock",)),
                 ("DeleteItem", ("Release the run lock", "Release the run lock after the failure")),

@@ -472,6 +472,29 @@ def test_a_lock_whose_holder_has_ended_is_taken_over_after_its_cluster_is_ended(
     assert _lock_items() == []
 
 
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"batch_id": {"S": "2024-05-31"}},  # no holder
+        {"holder": {"N": "1"}},  # a holder that is not a string
+        {"holder": {"S": "not-an-execution-arn"}, "cluster_id": {"S": "j-LEFTRUNNING"}},
+    ],
+    ids=["no holder", "a number", "not an ARN"],
+)
+def test_a_lock_item_written_by_hand_is_taken_over_not_honoured_forever(aws, item: dict[str, Any]):
+    # In AWS a missing holder would end the run in the uncatchable States.Runtime, before any report or alert.
+    boto3.client("dynamodb").put_item(TableName="run-lock", Item={"data_root": {"S": "data"}, **item})
+
+    result = run_scenario(aws)
+
+    assert result.status == "SUCCEEDED"
+    assert "Note: the run lock failed" not in result.entered
+    assert result.entered.index("Create the cluster") > max(
+        i for i, name in enumerate(result.entered) if name.startswith("Take over")
+    )
+    assert _lock_items() == []
+
+
 def test_a_run_that_waits_too_long_fails_with_its_report_and_leaves_the_live_runs_lock(aws):
     machine = create_machine(
         json.dumps({"StartAt": "Run", "States": {"Run": {"Type": "Wait", "Seconds": 30, "End": True}}})
