@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         per_row = result["seconds"] / result["rows"] * 1e6
         print(
             f"{name:>20}: {result['seconds']:6.1f} s  {rate:7.2f} MiB/s  {per_row:6.2f} µs/row  peak {peak:6.0f} MiB"
-            f"  (CPU {result['cpu_seconds']:.1f} s: a shared machine's contention shows in the wall time only)"
+            f"  CPU {result['cpu_seconds']:.1f} s"  # on a shared machine, contention shows in the wall time only
         )
     if not args.shape:
         print(f"gate time / plain read time: {gate['seconds'] / results[0][1]['seconds']:.2f}")
