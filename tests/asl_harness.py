@@ -145,8 +145,16 @@ def _raising_state(name: str, original: dict[str, Any], script: Raise) -> dict[s
     return state
 
 
-def _scripted_pass(original: dict[str, Any], result: Any) -> dict[str, Any]:
-    state: dict[str, Any] = {"Type": "Pass", "Result": result}
+@dataclass(frozen=True)
+class Compose:
+    """A scripted state that is a Pass with these Parameters (paths and intrinsic functions allowed), keeping the
+    state's ResultPath and Next: a stand-in whose result depends on the state's input."""
+
+    parameters: dict[str, Any]
+
+
+def _scripted_pass(original: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    state: dict[str, Any] = {"Type": "Pass", **body}
     for key in ("ResultPath", "Next", "End"):
         if key in original:
             state[key] = original[key]
@@ -176,10 +184,12 @@ def scripted_definition(text: str, substitutions: dict[str, str], script: dict[s
                     states[name] = _raising_state(name, states[name], result)
                 elif isinstance(result, Hold):
                     states[name] = _holding_state(states[name], result)
+                elif isinstance(result, Compose):
+                    states[name] = _scripted_pass(states[name], {"Parameters": result.parameters})
                 elif result == FAIL:
                     states[name] = _failing_task(states[name])
                 else:
-                    states[name] = _scripted_pass(states[name], result)
+                    states[name] = _scripted_pass(states[name], {"Result": result})
     return json.dumps(definition)
 
 

@@ -268,8 +268,8 @@ def run_usage(request: ReportRequest, settings: ReportSettings, aws: AwsClients,
 def publish_report(request: ReportRequest, settings: ReportSettings, aws: AwsClients) -> dict[str, Any]:
     """Write the batch's report next to its job outcome and return the notification to send.
 
-    A failed run (`request.failure`) gets its page and summary too, without insights: the run's own history of
-    row counts and its warnings are left as they were.
+    A failed run (`request.failure`) gets its page and summary too, without insights, and the text of the
+    workflow's failure alert (`alert`): the run's own history of row counts and its warnings are left as they were.
     """
     bucket, prefix = settings.data_bucket, f"reports/{request.batch_id}"
     outcome = json.loads(read_text(aws.s3, bucket, f"{prefix}/job_outcome.json") or "{}")
@@ -280,7 +280,8 @@ def publish_report(request: ReportRequest, settings: ReportSettings, aws: AwsCli
             request.batch_id, failed, {}, _gate_verdicts(aws, request.input_path), None, settings.currency, run=usage
         )
         summary["failed_state"] = request.failure.state
-        return _written(aws, bucket, prefix, summary, [])
+        report = _written(aws, bucket, prefix, summary, [])
+        return {**report, "alert": request.failure.alert(request.batch_id, f"s3://{bucket}/{prefix}/report.html")}
     insights = {}
     for name in INSIGHT_QUERIES:
         text = read_text(aws.s3, *_split(request.results[name]))

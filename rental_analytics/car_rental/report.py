@@ -308,6 +308,13 @@ class Failure:
         """One sentence for the report and the notification."""
         return f"the run failed in the state '{self.state}': {self.error}: {self.cause}".rstrip(": ")
 
+    def alert(self, batch_id: str, report_uri: str) -> str:
+        """The workflow's failure alert, on one line: no line break or control character of a cause starts a line."""
+        return printable(
+            f"Car-rental batch {batch_id} failed in the state: {self.state}. Error: {self.error}. "
+            f"Cause: {self.cause}. The report: {report_uri}."
+        )
+
 
 def failed_outcome(outcome: Mapping[str, Any], failure: Failure) -> dict[str, Any]:
     """The job's outcome, if the Spark step wrote one, marked failed and saying where the run stopped."""

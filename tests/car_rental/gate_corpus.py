@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
 import zipfile
 from dataclasses import dataclass, field
 
@@ -121,6 +122,35 @@ REJECTED = [
     Case("a CR inside the header", "users.csv", b"user_id\r,first_name\nU1,Ama\n", "bare_carriage_return", 1),
     Case("a bare CR in a row", "users.csv", b"user_id,first_name\nU1,Ama\nU2,Ko\rfi\n", "bare_carriage_return", 3),
     Case("a CR at the very end", "users.csv", b"user_id,first_name\r\nU1,Ama\r", "bare_carriage_return", 2),
+    # RFC 4180's unquoted text holds no control character; inside quotes they are data (ACCEPTED below).
+    Case("a tab after an id", "users.csv", b"user_id,first_name\nU1\t,Ama\n", "control_character", 2),
+    Case(
+        "an escape sequence in an unquoted vehicle_type",
+        "vehicles.csv",
+        b"vehicle_id,vehicle_type\nV1,SUV\nV2,SU\x1b[2JV\n",
+        "control_character",
+        3,
+    ),
+    Case(
+        "a bell before a quote, which is text then", "users.csv", b'user_id,x\nU1,\x07"Ama"\n', "control_character", 2
+    ),
+    Case("a DEL after a stray quote", "users.csv", b'user_id,x\nU1,A"m\x7fa\n', "control_character", 2),
+    Case("a line of one form feed", "users.csv", b"user_id\nU1\n\x0c\nU2\n", "control_character", 3),
+    Case("a control character in a header name", "users.csv", b"user_id,first\x01name\nU1,a\n", "control_character", 1),
+    Case(
+        "a control character after a quoted line break",
+        "users.csv",
+        b'user_id,x,y\nU1,"a\nb",c\x1b\n',
+        "control_character",
+        3,
+    ),
+    Case(
+        "a control character and mixed line ends: the line ends decide",
+        "users.csv",
+        b"user_id,x\nU1,\x1b\r\nU2,b\n",
+        "mixed_line_ends",
+        2,
+    ),
     Case(
         "quote never closed in the header",
         "users.csv",
@@ -156,6 +186,12 @@ ACCEPTED = [
             TX_HEADER + ",notes\n" + "R1,U1,V1,2024-06-01 08:00,2024-06-01 09:00,L1,,1," + "x" * 1_100_000 + "\n"
         ).encode(),
         rows=1,
+    ),
+    Case(
+        "control characters inside quotes",
+        "users.csv",
+        b'user_id,first_name\nU1,"A\tm\x1b[2Ja\x7f"\n"U2\x0c",Kofi\n',
+        rows=2,
     ),
     Case("extra columns", "users.csv", b"user_id,shoe_size\nU1,42\n", rows=1),
     Case("blank column names, which name nothing", "users.csv", b"user_id,, \nU1,,\n", rows=1),
@@ -242,3 +278,35 @@ def reference_rows(content: bytes) -> int:
     finally:
         csv.field_size_limit(limit)
     return len(records) - 1
+
+
+def outside_quotes(content: bytes) -> bytes:
+    """The bytes of a file outside quoted fields, read as RFC 4180 says: a quote opens a quoted field only at a
+    field's start (or just after the file's BOM, as the gate takes it), inside one a doubled quote is a quote, and
+    the next quote closes it. A quote inside an unquoted value is text, as in Python's csv module and Spark."""
+    kept, quoted, field_start = bytearray(), False, True
+    at = 3 if content.startswith(b"\xef\xbb\xbf") else 0
+    while at < len(content):
+        byte = content[at : at + 1]
+        if quoted:
+            doubled = content[at : at + 2] == b'""'
+            quoted = byte != b'"' or doubled
+            at += 2 if doubled else 1
+        elif byte == b'"' and field_start:
+            quoted, field_start = True, False
+            at += 1
+        else:
+            kept += byte
+            field_start = byte in (b",", b"\n")
+            at += 1
+    return bytes(kept)
+
+
+def line_ends(content: bytes) -> list[bytes]:
+    """The line ends outside quotes, in order."""
+    return re.findall(rb"\r\n|\n", outside_quotes(content))
+
+
+def control_outside_quotes(content: bytes) -> bool:
+    """Whether a control character (but CR and LF) is outside quotes: RFC 4180's unquoted text holds none."""
+    return re.search(rb"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]", outside_quotes(content)) is not None

@@ -108,6 +108,26 @@ def test_a_rejected_file_is_quarantined_with_its_report(tmp_path: Path, capsys):
     }
 
 
+def test_a_file_with_a_control_character_outside_quotes_is_rejected_by_validate_and_run(tmp_path: Path, capsys):
+    batch = tmp_path / "b1"
+    main(["generate", "car-rental", "--output", str(batch), "--rentals", "50"])
+    vehicles = (batch / "vehicles.csv").read_bytes()
+    header, first, rest = vehicles.split(b"\n", 2)
+    hostile = b"\n".join([header, first + b"\x1b[2J", rest])  # an escape sequence at the end of an unquoted value
+    (batch / "vehicles.csv").write_bytes(hostile)
+    assert main(["validate", "car-rental", str(batch)]) == 1
+    printed = capsys.readouterr().out
+    assert "REJECTED" in printed and "(line 2): an escape character (U+001B) is outside quotes, in column" in printed
+    assert "\x1b" not in printed
+    out = tmp_path / "out"
+    assert main(["run", "car-rental", "--input", str(batch), "--output", str(out)]) == 1
+    kept = _quarantined(out, "b1")
+    assert {name: (data, report["code"], report["line"]) for name, (data, report) in kept.items()} == {
+        "vehicles.csv": (hostile, "control_character", 2)
+    }
+    assert not (out / "processed").exists()
+
+
 @pytest.mark.spark
 def test_a_file_of_no_dataset_is_set_aside_and_the_batch_runs(tmp_path: Path, capsys):
     # In AWS the gate rejects such an upload alone and starts the run once the four datasets are accepted.

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 
 from rental_analytics.car_rental.contract import MAX_FIELDS
-from rental_analytics.car_rental.gate import rows
+from rental_analytics.car_rental.gate import files, rows
 from rental_analytics.car_rental.gate.files import FileVerdict, validate_folder, validate_stream
 from tests.car_rental import sample_batch
 from tests.car_rental.gate_corpus import ACCEPTED, CORPUS, REJECTED, TX_HEADER, Case, reference_rows, tx_rows
@@ -364,7 +364,7 @@ def test_the_gate_and_the_spark_rules_agree_on_amounts_at_the_decimal_bounds(spa
 
 
 # A white line "  \r" among LF lines ends in CRLF: the corpus's "a white line ending in CRLF among LF lines".
-@pytest.mark.parametrize("white", [b"   ", b"\t", b" \t ", b"\x0c", b"\x0b"])
+@pytest.mark.parametrize("white", [b"   ", b" "])
 def test_a_line_of_only_white_space_is_a_row_read_whole(white: bytes):
     # Spark's line-by-line readers skip such a line and its multi-line reader takes it as a row of blanks, as the
     # gate does: the verdict asks for the multi-line read, or the job would read a row fewer than the gate counted.
@@ -428,6 +428,48 @@ def test_a_row_of_as_many_fields_as_spark_reads_is_accepted():
 
 def test_a_value_of_only_control_characters_is_blank():
     # As the job judges it (test_rules.py): an id of one \x0c is missing, not a user "\x0c" (attack29 finding 3).
-    content = "user_id,first_name\n\x0c,Ama\n \x0b ,Kofi\n\x1f,Esi\n\u2028,Yaw\nU1,Abena\n".encode()
+    # Such values are quoted: outside quotes a control character rejects the file (the tests below).
+    content = 'user_id,first_name\n"\x0c",Ama\n" \x0b ",Kofi\n"\x1f",Esi\n\u2028,Yaw\nU1,Abena\n'.encode()
     verdict = validate_stream("users.csv", io.BytesIO(content))
     assert (verdict.accepted, verdict.rows, verdict.row_issues) == (True, 5, {"missing_required": 3})
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "column"),
+    [
+        (b"vehicle_id,vehicle_type\nV1,SUV\nV2,SU\x1b[2JV\n", 3, "vehicle_type"),
+        (b'vehicle_id,vehicle_type\nV1,"S\nUV"\nV2\t,SUV\n', 4, "vehicle_id"),  # the record after a quoted line break
+        (b'\xef\xbb\xbf"vehicle_id,x",vehicle_id,vehicle_type\n"a,b",V1,\x7f\n', 2, "vehicle_type"),  # quoted commas
+        (b"vehicle_id,vehicle_type\nV1,SUV,,\x01\n", 2, None),  # a field past the header's
+    ],
+    ids=["escape", "after a quoted line break", "after quoted commas", "past the header"],
+)
+def test_a_control_character_outside_quotes_rejects_the_file_naming_its_line_and_column(
+    content: bytes, line: int, column: str | None
+):
+    verdict = validate_stream("vehicles.csv", io.BytesIO(content))
+    assert (verdict.accepted, verdict.code, verdict.line, verdict.column) == (False, "control_character", line, column)
+    assert "outside quotes" in (verdict.reason or "") and (column is None or repr(column) in (verdict.reason or ""))
+
+
+def test_a_control_character_is_named_alike_wherever_chunks_end_and_however_long_its_record(monkeypatch):
+    content = b'user_id,first_name,x\nU1,Ama,b\nU2,"K\nofi",' + b"y" * 30 + b"\x1b\n"
+    monkeypatch.setattr(files, "MAX_RECORD_HEAD_BYTES", 40)  # the record's 41 bytes before it: its column is unknown
+    verdicts = set()
+    for chunk in (1, 2, 7, 40, 1 << 20):
+        monkeypatch.setattr(files, "CHUNK_BYTES", chunk)
+        verdicts.add(validate_stream("users.csv", io.BytesIO(content)).describe())
+    assert verdicts == {
+        "REJECTED users.csv (line 4): an escape character (U+001B) is outside quotes: CSV text holds control "
+        'characters only inside quoted values. Remove it, or quote the whole value ("…")'
+    }
+
+
+def test_other_reasons_come_before_a_control_character_outside_quotes():
+    # A control character is judged once every other check has passed, so each file keeps the reason it had.
+    tsv = validate_stream("users.csv", io.BytesIO(b"user_id\tfirst_name\nU1\tAma\n"))
+    assert (tsv.code, "tabs" in (tsv.reason or "")) == ("missing_column", True)
+    open_quote = validate_stream("users.csv", io.BytesIO(b'user_id,x\nU1\t,"a\n'))
+    assert open_quote.code == "unterminated_quote"
+    wide = validate_stream("users.csv", io.BytesIO(b"user_id\nU1\t" + b"," * MAX_FIELDS + b"\n"))
+    assert wide.code == "too_many_fields"

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from rental_analytics.car_rental.gate import files, rows
 from rental_analytics.car_rental.gate.files import FileVerdict, validate_stream
 from rental_analytics.car_rental.gate.rows import WHITE_LINE
-from tests.car_rental.gate_corpus import reference_rows
+from tests.car_rental.gate_corpus import control_outside_quotes, line_ends, reference_rows
 
 # Reproducible in CI: the same examples every run, no example database written into the work tree.
 GATE = settings(
@@ -30,10 +30,14 @@ GATE = settings(
 )
 NAMES = ("users.csv", "users.csv.gz", "rental_transactions.csv", "locations.csv.gz")
 
-# Field text drawn from what matters to a CSV reader: quotes, commas, the three line ends, spaces, non-ASCII.
-PIECES = st.sampled_from(["a", "Z", "7", " ", ",", '"', '""', "\n", "\r\n", "é", "日", "\ufeff"] * 4 + ["\r"])
+# Field text drawn from what matters to a CSV reader: quotes, commas, the three line ends, spaces, non-ASCII, and
+# now and then a control character, which outside quotes rejects the file.
+CONTROLS = ["\t", "\x1b", "\x7f", "\x0c", "\x01"]
+PIECES = st.sampled_from(
+    ["a", "Z", "7", " ", ",", '"', '""', "\n", "\r\n", "é", "日", "\ufeff"] * 4 + ["\r", *CONTROLS]
+)
 RAW_FIELD = st.lists(PIECES, max_size=6).map("".join)
-SAFE_FIELD = st.text(st.sampled_from('ab1 é,"\n\r'), max_size=6)
+SAFE_FIELD = st.text(st.sampled_from([*'ab1 é,"\n\r', "\t", "\x1b"]), max_size=6)
 
 
 @st.composite
@@ -116,18 +120,6 @@ def _read_whole(content: bytes) -> bool:
     return len(header) == 1 and any(white.fullmatch(value) for record in records for value in record)
 
 
-def _line_ends(content: bytes) -> list[bytes]:
-    """The line ends outside quotes, in order, of a file that Python's csv module reads strictly: there a quote
-    opens or closes a quoted field, or is one of a doubled pair, which opens and closes at once."""
-    ends, quoted = [], False
-    for match in re.finditer(rb'"|\r\n|\n', content):
-        if match.group() == b'"':
-            quoted = not quoted
-        elif not quoted:
-            ends.append(match.group())
-    return ends
-
-
 @GATE
 @given(st.sampled_from(NAMES), st.binary(max_size=600))
 def test_random_bytes_get_a_verdict(name: str, content: bytes):
@@ -143,6 +135,23 @@ def test_random_bytes_gzipped_get_a_verdict(name: str, content: bytes):
 @GATE
 @given(csv_files())
 def test_random_csv_is_counted_as_pythons_csv_module_counts_it(content: bytes):
+    _assert_judged_as_the_references(content)
+
+
+@settings(GATE, max_examples=60)
+@given(csv_files(), st.integers(0, 1000), st.sampled_from(CONTROLS))
+def test_a_control_character_rejects_a_file_when_outside_quotes_only(content: bytes, at: int, control: str):
+    # In the rows: a header name holding one names no column, and a missing column is reported first.
+    if b"\n" not in content:
+        content += b"\n"
+    body = content.index(b"\n") + 1
+    at = body + at % (len(content) - body + 1)
+    while body < at < len(content) and (content[at] & 0xC0 == 0x80 or content[at - 1 : at + 1] == b"\r\n"):
+        at -= 1  # never inside a UTF-8 character nor a CRLF
+    _assert_judged_as_the_references(content[:at] + control.encode() + content[at:])
+
+
+def _assert_judged_as_the_references(content: bytes) -> None:
     verdict = _judge("users.csv", content)
     try:
         reference_rows(content)
@@ -151,14 +160,18 @@ def test_random_csv_is_counted_as_pythons_csv_module_counts_it(content: bytes):
     else:
         readable = b"\r" not in content.replace(b"\r\n", b"")
     # A bare CR inside quotes is data, so a file with one may pass as well; one without any must, unless its
-    # records end in both LF and CRLF.
-    ends = set(_line_ends(content)) if readable else set()
+    # records end in both LF and CRLF, or (once every other check has passed) a control character is outside quotes.
+    ends = set(line_ends(content)) if readable else set()
     if readable and len(ends) < 2:
-        assert verdict.accepted, (content, verdict.reason)
+        if control_outside_quotes(content):
+            assert verdict.code == "control_character", (content, verdict.reason)
+        else:
+            assert verdict.accepted, (content, verdict.reason)
     if readable and len(ends) == 2:
         assert verdict.code == "mixed_line_ends", content
     if verdict.accepted:
-        assert verdict.line_end.encode() == (_line_ends(content) or [b""])[0], content
+        assert not control_outside_quotes(content), content
+        assert verdict.line_end.encode() == (line_ends(content) or [b""])[0], content
         assert verdict.multiline_fields == _read_whole(content), content
         assert verdict.quotes == (b'"' in content), content
         assert verdict.unique_ids == _unique_ids(content), content

@@ -381,7 +381,7 @@ def test_a_line_of_only_white_space_is_read_as_the_gate_counted_it(spark, write_
     lines = files["rental_transactions"].splitlines()
     if quoted:  # a quote somewhere, but no quoted line break: the file would be read line by line
         lines[1] = lines[1].replace(",L1,", ',"L1",', 1)
-    files["rental_transactions"] = "\n".join([*lines[:3], " \t ", *lines[3:]]) + "\n"
+    files["rental_transactions"] = "\n".join([*lines[:3], "   ", *lines[3:]]) + "\n"
     batch = write_batch(files)
     verdicts = {f.dataset: f.as_dict() for f in validate_folder(batch).files if f.dataset}
     job = held_to_the_gate(BatchJob(str(batch), str(tmp_path / "out"), "b1", 0.5), verdicts)
@@ -394,14 +394,14 @@ def test_a_line_of_only_white_space_is_read_as_the_gate_counted_it(spark, write_
 
 def test_the_gate_and_the_job_give_white_space_around_values_the_same_reasons(spark, write_batch, tmp_path):
     # Both trim spaces alone (docs/car-rental-decisions.md): a tab is part of the value it pads, and a value of
-    # nothing but spaces and control characters is blank.
+    # nothing but spaces and control characters is blank. Tabs are quoted: outside quotes one rejects the file.
     files = sample_batch.files()
     files["rental_transactions"] += (
-        "R6,U1,5144945047,2024-06-01 08:00:00,2024-06-01 09:00:00,L1,L1,\t\n"  # missing_required
-        "R7,U1,5144945047,2024-06-01 08:00:00\t,2024-06-01 09:00:00,L1,L1,5\n"  # bad_timestamp
+        'R6,U1,5144945047,2024-06-01 08:00:00,2024-06-01 09:00:00,L1,L1,"\t"\n'  # missing_required
+        'R7,U1,5144945047,"2024-06-01 08:00:00\t",2024-06-01 09:00:00,L1,L1,5\n'  # bad_timestamp
         "R8,U1,5144945047, 2024-06-01 08:00:00 ,2024-06-01 09:00:00,L1,L1, 5.50 \n"  # valid
-        "\t,U1,5144945047,2024-06-01 08:00:00,2024-06-01 09:00:00,L1,L1,5\n"  # an id of one tab: missing_required
-        "R9,U1,5144945047,2024-06-01 08:00:00,2024-06-01 09:00:00,L1,L1,5\t\n"  # bad_amount
+        '"\t",U1,5144945047,2024-06-01 08:00:00,2024-06-01 09:00:00,L1,L1,5\n'  # an id of one tab: missing_required
+        'R9,U1,5144945047,2024-06-01 08:00:00,2024-06-01 09:00:00,L1,L1,"5\t"\n'  # bad_amount
     )
     batch = write_batch(files)
     verdicts = {f.dataset: f.as_dict() for f in validate_folder(batch).files if f.dataset}

@@ -192,6 +192,21 @@ def test_a_batch_that_never_reached_spark_gets_a_page_naming_the_state(s3):
     assert report["message"].startswith("Batch 2024-06-01: FAILED. the run failed in the state 'Create the cluster'")
 
 
+def test_the_failure_alert_shows_a_cause_from_data_on_one_printable_line(s3):
+    # A location or file name carried into an error message: its line break and escape must not start a line.
+    aws, settings = _report_aws(s3)
+    cause = "no location 'Airport\nACCEPTED users.csv' \x1b[2J\u2028done"
+    event = _failure_event("Run the Spark job", "States.TaskFailed\x1b[31m", cause)
+
+    report = publish_report(ReportRequest.from_event(event), settings, aws)
+
+    assert report["alert"] == (
+        "Car-rental batch 2024-06-01 failed in the state: Run the Spark job. Error: States.TaskFailed\\x1b[31m. "
+        "Cause: no location 'Airport ACCEPTED users.csv' \\x1b[2J done. "
+        "The report: s3://data/reports/2024-06-01/report.html."
+    )
+
+
 def test_the_failure_sample_event_is_a_valid_request():
     request = ReportRequest.from_event(FAILED_EVENT)
     assert request.failure is not None and request.failure.state == "Run the Spark job" and request.results == {}

@@ -163,3 +163,16 @@ def test_the_widest_row_the_gate_accepts_is_read(spark, tmp_path, multiline):
         for u, n in [("u1", "Kofi"), ("u2", quoted.strip('"'))]
     ]
     assertDataFrameEqual(frame, spark.createDataFrame(expected, frame.schema))
+
+
+@pytest.mark.parametrize("multiline", [False, True], ids=["line by line", "multi-line"])
+def test_a_quote_inside_an_unquoted_value_is_text_to_the_gate_and_the_job_alike(spark, tmp_path, multiline):
+    # The gate decides whether a control character is inside quotes as RFC 4180 does: a quote opens a quoted field
+    # only at a field's start. Spark's readers must agree, or one could keep what the gate took for quoted.
+    (tmp_path / "users.csv").write_text(f'{HEADER}\nu1,A"m,"x,y",Men"sah,\nu2, "Kofi",,"Ow""usu",\n')
+    verdict = validate_file(tmp_path / "users.csv")
+    assert verdict.accepted and not verdict.multiline_fields, verdict.reason
+    facts = FileFacts.from_verdict({**verdict.as_dict(), "multiline_fields": multiline})
+    frame = read_dataset(spark, str(tmp_path), USERS, {"users.csv"}, facts)
+    rows = sorted(tuple(r) for r in frame.select("user_id", "first_name", "last_name").collect())
+    assert rows == [("u1", 'A"m', 'Men"sah'), ("u2", ' "Kofi"', 'Ow"usu')]

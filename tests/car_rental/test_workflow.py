@@ -21,9 +21,11 @@ import pytest
 from moto import mock_aws
 
 from rental_analytics.car_rental.contract import INSIGHT_QUERIES
+from rental_analytics.car_rental.report import Failure
 from tests.asl_harness import (
     FAIL,
     ROOT,
+    Compose,
     Hold,
     Raise,
     Run,
@@ -53,7 +55,14 @@ SCRIPTED_OK: dict[str, Any] = {
     "Check the crawler": CRAWL_OK,
     "Run the query": {"output": "s3://artifacts/athena-results/q.csv", "statistics": {"DataScannedInBytes": 1024}},
     "Publish the report": REPORT,
-    "Publish the failure report": None,
+    # The report function's alert (`Failure.alert`) for a cause without line breaks or control characters.
+    "Publish the failure report": Compose(
+        {
+            "alert.$": "States.Format('Car-rental batch {} failed in the state: {}. Error: {}. Cause: {}. The report: "
+            "s3://data/reports/{}/report.html.', $.batch_id, $.failure.state, $.failure.error, $.failure.cause, "
+            "$.batch_id)"
+        }
+    ),
     "End the cluster the ended run left": None,
     "Find the job runs left running": {"runs": []},
 }
@@ -159,16 +168,44 @@ def test_each_failure_terminates_the_cluster_alerts_once_and_fails(aws, scenario
     if scenario == "the cluster does not terminate":
         _assert_the_lock_names_the_cluster_left_running(result, message)
         return
-    assert result.entered[-5:] == [
-        "Publish the failure report", "Was compute left running?", "Release the run lock after the failure",
-        "Alert the failure", "Fail the run",
+    assert result.entered[-6:] == [
+        "Publish the failure report", "Did the failure report write the alert?", "Was compute left running?",
+        "Release the run lock after the failure", "Alert the failure", "Fail the run",
     ]  # fmt: skip
     assert _lock_items() == []
 
 
+# A location or file name carried into an error message, with a line break and a terminal escape sequence.
+HOSTILE_CAUSE = "no location 'Airport\nCar-rental batch 2024-06-02 SUCCEEDED' \x1b[2J\x1b[31mred"
+
+
+@pytest.mark.parametrize("report_written", [True, False], ids=["with the failure report", "without it"])
+def test_a_cause_from_data_never_starts_a_line_of_the_failure_alert(aws, report_written: bool):
+    failure = {"state": "Run the Spark job", "error": "EMR.StepFailed", "cause": HOSTILE_CAUSE}
+    # The report function's own account of this failure, or the report function failing.
+    alert = Failure.from_event(failure).alert("2024-06-01", "s3://data/reports/2024-06-01/report.html")
+    report = {"alert": alert} if report_written else FAIL
+    result = run_scenario(
+        aws, **{"Run the Spark job": Raise("EMR.StepFailed", HOSTILE_CAUSE), "Publish the failure report": report}
+    )
+
+    assert result.status == "FAILED"
+    assert result.inputs["Publish the failure report"]["failure"] == failure  # the cause as it came
+    [(_, message)] = result.alerts
+    assert len(message.splitlines()) == 1 and "\x1b" not in message
+    assert "Where to look: the execution arn:aws:states:" in message
+    if report_written:
+        assert message.startswith(alert + " Where to look:")
+        assert "no location 'Airport Car-rental batch 2024-06-02 SUCCEEDED' \\x1b[2J\\x1b[31mred" in message
+    else:  # nothing in the workflow can make the cause printable: it is left to the execution's history
+        assert "Airport" not in message and "Note: the failure report failed" in result.entered
+        assert message.startswith("A car-rental batch failed in the state: Run the Spark job.")
+
+
 def _assert_the_lock_names_the_cluster_left_running(result: Run, message: str) -> None:
-    assert result.entered[-4:] == [
-        "Publish the failure report", "Was compute left running?", "Alert the failure", "Fail the run"
+    assert result.entered[-5:] == [
+        "Publish the failure report", "Did the failure report write the alert?", "Was compute left running?",
+        "Alert the failure", "Fail the run",
     ]  # fmt: skip
     assert "Release the run lock after the failure" not in result.entered
     assert (
@@ -262,9 +299,9 @@ def test_a_crawler_that_never_crawled_is_asked_for_real_and_alerts(aws):
     result = run(definition, aws["AlertTopicArn"], {"batch_id": "2024-06-01"})
 
     assert result.status == "FAILED"
-    assert result.entered[-6:-2] == [
-        "Note: the crawler never crawled", "Publish the failure report", "Was compute left running?",
-        "Release the run lock after the failure",
+    assert result.entered[-7:-2] == [
+        "Note: the crawler never crawled", "Publish the failure report", "Did the failure report write the alert?",
+        "Was compute left running?", "Release the run lock after the failure",
     ]  # fmt: skip
     [(_, message)] = result.alerts
     assert "has no finished crawl" in message
@@ -587,9 +624,9 @@ def test_in_serverless_mode_each_failure_writes_the_report_alerts_once_and_fails
     assert _terminations(result.entered) == 0 and "Create the cluster" not in result.entered
     [(subject, _)] = result.alerts
     assert subject == "Rental analytics: a car-rental batch failed"
-    assert result.entered[-5:] == [
-        "Publish the failure report", "Was compute left running?", "Release the run lock after the failure",
-        "Alert the failure", "Fail the run",
+    assert result.entered[-6:] == [
+        "Publish the failure report", "Did the failure report write the alert?", "Was compute left running?",
+        "Release the run lock after the failure", "Alert the failure", "Fail the run",
     ]  # fmt: skip
     assert _lock_items() == []
 
@@ -709,8 +746,9 @@ def test_a_serverless_job_run_that_cannot_be_cancelled_keeps_the_lock_for_the_ne
     )
 
     assert failed.status == "FAILED"
-    assert failed.entered[-4:] == [
+    assert failed.entered[-5:] == [
         "Publish the failure report",
+        "Did the failure report write the alert?",
         "Was compute left running?",
         "Alert the failure",
         "Fail the run",

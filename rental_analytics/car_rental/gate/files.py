@@ -55,7 +55,27 @@ _QUOTED_TEXT = re.compile(rb'[^"]*(?:""[^"]*)*')
 # From the start of a field, as many whole fields as `re` can take in one go: unquoted ones, and quoted ones
 # without line breaks, each with its comma or line end (a leading one, when just after a closing quote).
 _FIELDS = re.compile(rb'(?:,|\r?\n)?(?:(?:"[^"\r\n]*(?:""[^"\r\n]*)*"|[^"\r\n,][^\r\n,]*|)(?:,|\r?\n))*')
+# The same, when the chunk holds a control character: an unquoted field holding one ends the run, so that the scan
+# looks at it (`_QuoteScan._note_control`). Inside quotes a control character is data.
+_CLEAN_FIELDS = re.compile(
+    rb'(?:,|\r?\n)?(?:(?:"[^"\r\n]*(?:""[^"\r\n]*)*"|[^"\r\n,\x00-\x1f\x7f][^\r\n,\x00-\x1f\x7f]*|)(?:,|\r?\n))*'
+)
 _FIELD_ENDS = (b",", b"\n")
+# The C0 control characters and DEL but CR and LF, which outside quotes are line ends (a bare CR is refused on its
+# own). RFC 4180's unquoted text holds none (docs/car-rental-decisions.md); a chunk is checked for any by
+# `bytes.translate`, about ten times faster than a regular expression, before the scan looks where they are.
+CONTROL_BYTES = bytes([*range(0x0A), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_CONTROL = re.compile(b"[" + re.escape(CONTROL_BYTES) + b"]")
+CONTROL_CHARACTER = "control_character"
+# How much of a record the scan keeps, to name the column of a control character found in it: records are short.
+MAX_RECORD_HEAD_BYTES = 1 << 20
+CONTROL_NAMES = {
+    0x09: "a tab",
+    0x0B: "a vertical tab",
+    0x0C: "a form feed",
+    0x1B: "an escape character",
+    0x7F: "a delete character",
+}
 # Quotes closer together than this are dense enough for `_FIELDS`; sparser ones are found with `bytes.find`.
 DENSE_QUOTES = 256
 
@@ -224,6 +244,18 @@ def _chunks(name: str, stream: IO[bytes], limits: _Limits) -> Iterator[bytes]:
     yield from (chunk for chunk in (_gunzip(raw, limits) if is_gzip else raw) if chunk)
 
 
+@dataclass(frozen=True)
+class ControlFound:
+    """The first control character outside quotes: its line, its record's field, and the character.
+
+    The field is None when the record runs on for more than MAX_RECORD_HEAD_BYTES before it.
+    """
+
+    line: int
+    field: int | None
+    code: int
+
+
 class _QuoteScan:
     """Where quoted fields open and close, chunk by chunk, as RFC 4180 and Python's strict csv module read them.
 
@@ -232,7 +264,7 @@ class _QuoteScan:
     files otherwise, so the gate rejects them. The scan also finds where the header record ends and whether a
     quoted field spans lines. Stretches without quotes are passed over with `bytes.find` (and a regular
     expression where they hold a CR), and runs of short quoted fields with another, so that Python code runs
-    rarely per chunk.
+    rarely per chunk. A chunk holding a control character is scanned for where it is, inside quotes or not.
     """
 
     def __init__(self) -> None:
@@ -249,6 +281,10 @@ class _QuoteScan:
         self._head = b""
         self._lines = 0
         self._counted = 0
+        self.control: ControlFound | None = None
+        self._base = 0  # the offset of the data being scanned
+        self._record_start = 0  # the offset of the current record's first byte
+        self._record_head: bytes | None = b""  # its bytes before the data being scanned; None past the limit
 
     def feed(self, chunk: bytes, lines_before: int) -> None:
         """Scan the next chunk of the file, which starts after `lines_before` line feeds."""
@@ -258,13 +294,14 @@ class _QuoteScan:
         data = self._carry + chunk  # what is carried is a quote or a CR, never a line feed
         base = self._offset - len(self._carry)
         self._offset += len(chunk)
-        self._scan(data, base, lines_before, final=False)
+        check = self.control is None and len(chunk.translate(None, CONTROL_BYTES)) != len(chunk)
+        self._scan(data, base, lines_before, final=False, check=check)
 
     def finish(self, lines: int) -> None:
         """The file has ended, after `lines` line feeds: a quote still open never closes."""
         data, self._carry = self._carry, b""
         if data:
-            self._scan(data, self._offset - len(data), lines, final=True)
+            self._scan(data, self._offset - len(data), lines, final=True, check=False)  # a quote or a CR
         if self.quoted:
             raise _Rejection(
                 "unterminated_quote",
@@ -277,15 +314,17 @@ class _QuoteScan:
         self._counted = index
         return self._lines + 1
 
-    def _scan(self, data: bytes, base: int, lines_before: int, final: bool) -> None:
+    def _scan(self, data: bytes, base: int, lines_before: int, final: bool, check: bool) -> None:
         self._lines, self._counted = lines_before, 0
+        self._base = base
         pos, size = 0, len(data)
         while pos < size:
             if self.quoted:
                 pos, size = self._quoted(data, pos, size, final)
                 continue
             if self._field_start and self.header_end is not None and data.find(b'"', pos, pos + DENSE_QUOTES) >= 0:
-                run = _FIELDS.match(data, pos).end()  # type: ignore[union-attr]  # it matches the empty text
+                fields = _CLEAN_FIELDS if check else _FIELDS
+                run = fields.match(data, pos).end()  # type: ignore[union-attr]  # it matches the empty text
                 self._line_ends(data, pos, run)  # every line end in the run ends a record: its fields hold none
                 pos = run
                 if pos == size:
@@ -304,7 +343,11 @@ class _QuoteScan:
                         self._line(data, cr),
                     )
                 end = size = cr  # a CRLF split between two chunks, perhaps
-            self._line_ends(data, pos, end)
+            record_start = self._record_start
+            self._line_ends(data, pos, end)  # first: a file whose line ends are mixed is refused for that
+            if check and (control := _CONTROL.search(data, pos, end)):
+                self._note_control(data, pos, control.start(), record_start)
+                check = False
             if end > pos:
                 self._field_start = data[end - 1 : end] in _FIELD_ENDS
             if quote < 0 or quote >= size:
@@ -315,6 +358,32 @@ class _QuoteScan:
             self._field_start = False  # inside quotes, or after a quote inside an unquoted value (which is text)
             pos = quote + 1
         self._carry = data[size:]
+        # What is carried is scanned again with the next chunk, which starts at base + size.
+        if self._record_start >= base:
+            head: bytes | None = data[self._record_start - base : size]
+        else:
+            head = None if self._record_head is None else self._record_head + data[:size]
+        self._record_head = head if head is not None and len(head) <= MAX_RECORD_HEAD_BYTES else None
+
+    def _note_control(self, data: bytes, stretch: int, index: int, record_start: int) -> None:
+        """Keep where the first control character outside quotes is: its line and, from its record, its field.
+
+        `index` is in a stretch outside quotes that starts at `stretch`, where every line feed ends a record, and
+        `record_start` is where the record open at the stretch's start began.
+        """
+        line = self._line(data, index)
+        if (feed := data.rfind(b"\n", stretch, index)) >= 0:
+            record_start = self._base + feed + 1
+        start = record_start - self._base
+        field: int | None = None
+        if self._base + index - record_start <= MAX_RECORD_HEAD_BYTES:  # then its head is kept, whatever the chunks
+            before = data[start:index] if start >= 0 else (self._record_head or b"") + data[:index]
+            text = before.decode("utf-8", "replace")
+            if record_start == 0 and text.startswith("\ufeff"):
+                text = text[1:]  # one BOM, as the scan takes it: a quote just after it opens a field
+            # The text ends outside quotes, in the field: the fields csv finds in it are those before it, and it.
+            field = len(next(csv.reader(io.StringIO(text, newline="")), [""])) - 1
+        self.control = ControlFound(line, field, data[index])
 
     def _line_ends(self, data: bytes, start: int, end: int) -> None:
         """Note the line ends of a stretch outside quotes; refuse a file whose records end in both LF and CRLF.
@@ -326,6 +395,7 @@ class _QuoteScan:
         feeds = data.count(b"\n", start, end)
         if not feeds:
             return
+        self._record_start = self._base + data.rfind(b"\n", start, end) + 1
         pairs = data.count(b"\r\n", start, end)
         if not self.line_end:
             first = data.find(b"\n", start, end)
@@ -525,6 +595,26 @@ def _check_header(dataset: Dataset, header_text: str) -> tuple[list[str], Header
     return header, mapping, warnings
 
 
+def _control_rejection(found: ControlFound, header: list[str]) -> _Rejection:
+    """The file holds a control character outside quotes: judged last, so that any other reason is given first."""
+    what = f"{CONTROL_NAMES.get(found.code, 'a control character')} (U+{found.code:04X})"
+    column = None
+    if found.field is None:
+        where = ""
+    elif found.field < len(header) and header[found.field].strip():
+        column = shorten(header[found.field].strip())
+        where = f", in column {column!r}"
+    else:
+        where = f", in field {found.field + 1}"
+    return _Rejection(
+        CONTROL_CHARACTER,
+        f"{what} is outside quotes{where}: CSV text holds control characters only inside quoted values. "
+        'Remove it, or quote the whole value ("…")',
+        found.line,
+        column=column,
+    )
+
+
 def _row_warnings(tally: RowTally) -> tuple[str, ...]:
     if not tally.rows:
         return ("the file has a header but no data rows",)
@@ -568,6 +658,8 @@ def validate_stream(
             rows_start = b"".join(header_chunks)[source.scan.header_end :]
             source.replay([header_line(len(header)), rows_start])
             tally = tally_rows(source, dataset, len(header), mapping.positions, deadline)
+        if source.scan.control is not None:
+            raise _control_rejection(source.scan.control, header)
     except OutOfTime as late:
         progress = f"{_size(source.bytes_read)} and {late.rows:,} rows checked, {late.irregular:,} of another width"
         return _rejected(name, dataset, source, _out_of_time(progress))
