@@ -123,6 +123,29 @@ def test_the_kpis_of_a_small_model(spark, target, tmp_path: Path):
     ) == [[2, 1, 0.5]]
 
 
+def test_kpi_tables_whose_columns_are_in_another_order_get_each_value_in_its_column(spark, target, tmp_path: Path):
+    # Found by attack 30 (F7): the refresh inserted by position, so a reordered or widened table took the
+    # values in the wrong columns (or refused the load).
+    for ddl in (
+        "CREATE SCHEMA analytics",
+        "CREATE TABLE analytics.kpi_average_listing_price (average_price DECIMAL(12,2), note TEXT, "
+        "current_listings BIGINT NOT NULL, location_name VARCHAR(255) NOT NULL)",
+        "CREATE TABLE analytics.kpi_repeat_customer_rate (repeat_customer_rate DOUBLE PRECISION, "
+        "repeat_customers BIGINT NOT NULL, customers BIGINT NOT NULL)",
+    ):
+        rows(target, ddl)
+    load(spark, target, write_model(spark, tmp_path, MODEL), D1)
+
+    assert rows(
+        target,
+        "SELECT location_name, current_listings, average_price, note FROM analytics.kpi_average_listing_price "
+        "ORDER BY 1",
+    ) == [["Accra", 1, Decimal("80.00"), None], ["Lagos", 1, Decimal("120.00"), None]]
+    assert rows(
+        target, "SELECT customers, repeat_customers, repeat_customer_rate FROM analytics.kpi_repeat_customer_rate"
+    ) == [[2, 1, 0.5]]
+
+
 def test_two_load_dates_merge_and_a_rerun_changes_nothing(spark, target, tmp_path: Path):
     first = write_model(spark, tmp_path / "d1", MODEL)
     load(spark, target, first, D1)

@@ -1,5 +1,6 @@
 -- Occupancy per location and month: booked nights over (nights in the month x the location's current apartments).
 -- A booking's nights are split across the months they fall in; its location is that of the version it booked.
+INSERT INTO analytics.kpi_occupancy_rate (location_name, month_start, booked_nights, available_nights, occupancy_rate)
 WITH RECURSIVE months (month_start) AS (
     SELECT CAST(DATE_TRUNC('month', MIN(booking_date)) AS DATE) FROM analytics.fact_bookings
     UNION ALL
