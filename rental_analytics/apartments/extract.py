@@ -87,6 +87,17 @@ def _select_list(table: SourceTable) -> str:
     )
 
 
+def _reads_as(text: Column, kind: str) -> Column:
+    """True when the source's text is a value of `kind` as it is: a price of 12.345 is not a DECIMAL(10,2).
+
+    Spark's cast would round it to 12.35 without a word; a widened column's trailing zeros (12.3400) are fine.
+    """
+    value = text.cast(kind)
+    if not kind.startswith("decimal"):
+        return value.isNotNull()
+    return value.isNotNull() & (value == text.cast("decimal(38,18)"))
+
+
 def conform_source(frame: DataFrame, table: SourceTable) -> DataFrame:
     """The contract's column types, whatever the driver mapped (an INT UNSIGNED arrives as a long).
 
@@ -95,7 +106,7 @@ def conform_source(frame: DataFrame, table: SourceTable) -> DataFrame:
     """
     typed = [F.col(name).cast(spark_type).alias(name) for name, spark_type in table.spark_schema]
     unread = [
-        F.when(F.col(name).isNotNull() & F.col(name).cast(kind).isNull(), F.concat(F.lit(f"{name}="), F.col(name)))
+        F.when(F.col(name).isNotNull() & ~_reads_as(F.col(name), kind), F.concat(F.lit(f"{name}="), F.col(name)))
         for name, kind in table.spark_schema
         if _read_as_text(kind)
     ]

@@ -151,3 +151,22 @@ def test_a_zero_timestamp_is_quarantined_as_invalid_with_the_sources_text(spark,
     ]
     passed = spark.read.parquet(jobs.partition(zones.processed("user_viewing"), D1)).collect()
     assert [(r.viewing_id, r.viewing_date) for r in passed] == [(21, datetime(2024, 5, 31, 23, 59, 58))]
+
+
+def test_a_price_with_more_than_two_decimals_is_quarantined_not_rounded(spark, source, tmp_path: Path):
+    # Found by attack 30 (F6): in a column widened to four decimals, 100.125 became 100.13 without a word.
+    execute(
+        source,
+        "CREATE TABLE apartments (apartment_id INT PRIMARY KEY, location VARCHAR(255), price DECIMAL(12,4), "
+        "status VARCHAR(50), created_at TIMESTAMP NULL)",
+        *DDL[1:],
+        apartments((1, "Accra", "100.1250", "active"), (2, "Accra", "99.5000", "active")),
+        bookings((10, 2, 501, "2024-06-10", "2024-06-12", "180.00")),
+    )
+    zones = jobs.Zones(str(tmp_path))
+    jobs.run_extract(spark, source, zones, D1)
+    jobs.run_quality(spark, zones, D1, "decimals", LENIENT)
+
+    assert quarantined(spark, zones, "apartments", D1, "apartment_id") == [(1, "invalid_value", "price=100.1250")]
+    passed = spark.read.parquet(jobs.partition(zones.processed("apartments"), D1)).collect()
+    assert [(r.apartment_id, r.price) for r in passed] == [(2, Decimal("99.50"))]
