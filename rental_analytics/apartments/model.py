@@ -37,6 +37,17 @@ def _with_new_keys(new_rows: DataFrame, existing: DataFrame, key: str, order: li
     return numbered.crossJoin(top).withColumn(key, F.col("_top") + F.col("_n")).drop("_n", "_top")
 
 
+def version_key(apartment_id: Column, effective_date: Column) -> Column:
+    """An apartment version's key, made of what the version is: its apartment and the day it took effect.
+
+    `apartment_id` * 10^8 + `yyyymmdd` (apartment 12 from 2024-06-01 is 1220240601). A load date opens one
+    version per apartment at most, so the key is unique; and it is the same whatever else the source held
+    when the date was run, so a re-run, or an undo and a re-run, gives the same versions the same keys.
+    """
+    day = F.year(effective_date) * 10_000 + F.month(effective_date) * 100 + F.dayofmonth(effective_date)
+    return apartment_id.cast("long") * 100_000_000 + day.cast("long")
+
+
 def extend_dimension(previous: DataFrame, values: DataFrame, key: str, natural: str) -> DataFrame:
     """A dimension of (key, natural value): existing rows keep their keys, new values get the next ones."""
     new = values.select(natural).where(F.col(natural).isNotNull()).distinct().join(previous, natural, "left_anti")
@@ -127,7 +138,7 @@ def scd2_apartments(
         F.lit(None).cast("date").alias("end_date"),
         F.lit(True).alias("is_current"),
     )
-    opened = _with_new_keys(opened, earlier, "apartment_key", ["apartment_id"])
+    opened = opened.withColumn("apartment_key", version_key(F.col("apartment_id"), day))
     columns = list(DIM_APARTMENTS_COLUMNS)
     return (
         history.select(columns)
