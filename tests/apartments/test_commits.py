@@ -13,6 +13,7 @@ from pyspark.testing import assertDataFrameEqual
 from rental_analytics.apartments import jobs, warehouse
 from rental_analytics.apartments.contract import CURATED_SCHEMAS, SOURCE_TABLES
 from rental_analytics.platform import hadoop_fs
+from tests.apartments.test_model import key
 from tests.apartments.test_warehouse import MODEL, load, rows, target, write_model  # noqa: F401
 
 pytestmark = pytest.mark.spark
@@ -82,14 +83,14 @@ def test_a_transform_killed_while_publishing_is_finished_by_the_next_job(spark, 
     model = curated(spark, zones)
     expected = spark.createDataFrame(
         [
-            (1, 1, 1, Decimal("100.00"), "active", D1, D1, False),
-            (2, 2, 2, Decimal("80.00"), "active", D1, None, True),
-            (3, 1, 1, Decimal("120.00"), "active", D2, None, True),
+            (key(1, D1), 1, 1, Decimal("100.00"), "active", D1, D1, False),
+            (key(2, D1), 2, 2, Decimal("80.00"), "active", D1, None, True),
+            (key(1, D2), 1, 1, Decimal("120.00"), "active", D2, None, True),
         ],
         CURATED_SCHEMAS["dim_apartments"],
     )
     assertDataFrameEqual(model["dim_apartments"], expected)
-    assert [tuple(r) for r in model["fact_bookings"].collect()] == [(1, 10, 3, 1, D2, Decimal("240.00"), 2)]
+    assert [tuple(r) for r in model["fact_bookings"].collect()] == [(1, 10, key(1, D2), 1, D2, Decimal("240.00"), 2)]
     assert jobs.applied_load_dates(spark, zones) == [D1, D2]
     assert hadoop_fs.list_names(spark, zones.staging) == []
 
