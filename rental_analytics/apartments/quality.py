@@ -14,6 +14,8 @@ from rental_analytics.apartments.contract import (
     ACCURACY,
     APARTMENT_ATTRIBUTES,
     APARTMENTS,
+    BOOKING_YEARS_AHEAD,
+    BOOKING_YEARS_BACK,
     BOOKINGS,
     COMPLETENESS,
     CONSISTENCY,
@@ -73,6 +75,16 @@ def _after_day_after(name: str, load_date: date) -> Column:
     return F.to_date(F.col(name)) > F.date_add(F.lit(load_date), 1)
 
 
+def _implausible(name: str, load_date: date) -> Column:
+    """A booking date no stay has: more than BOOKING_YEARS_BACK before the load date or BOOKING_YEARS_AHEAD after.
+
+    `9999-12-31` is a placeholder, not a stay; kept, it would put every month up to it in the occupancy KPI.
+    """
+    day = F.lit(load_date)
+    earliest, latest = F.add_months(day, -12 * BOOKING_YEARS_BACK), F.add_months(day, 12 * BOOKING_YEARS_AHEAD)
+    return (F.col(name) < earliest) | (F.col(name) > latest)
+
+
 def _unstorable(table: SourceTable) -> Column:
     """Text the warehouse cannot hold: a NUL (PostgreSQL refuses it), or more UTF-8 bytes than its VARCHAR."""
     checks = [
@@ -112,6 +124,7 @@ def rules_for(table: SourceTable, load_date: date, rules: QualityRules, columns:
         checks.append(Rule(ACCURACY, VIEWED_IN_FUTURE, _after_day_after("viewing_date", load_date)))
     elif table is BOOKINGS:
         checks += [
+            Rule(ACCURACY, INVALID_VALUE, _implausible("start_date", load_date) | _implausible("end_date", load_date)),
             Rule(ACCURACY, NEGATIVE_AMOUNT, F.col("total_amount") < 0),
             Rule(ACCURACY, END_BEFORE_START, F.col("end_date") < F.col("start_date")),
         ]

@@ -83,6 +83,7 @@ def test_odd_source_rows_are_quarantined_and_never_poison_the_model_or_later_run
             (9, "é" * 200, "80", "active"),  # 200 characters, 400 bytes: too long for Redshift's VARCHAR(255)
         ),
         bookings(
+            (9, 5, 500, "2024-06-10", "9999-12-31", "100"),  # a placeholder, not a stay (attack 30 F4)
             (10, 1, 501, "2024-05-00", "2024-05-03", "300"),  # a zero day
             (11, 5, 501, "2024-06-10", "2024-06-12", "180"),
             (11, 5, 502, "2024-06-10", "2024-06-12", "180"),
@@ -101,6 +102,7 @@ def test_odd_source_rows_are_quarantined_and_never_poison_the_model_or_later_run
         (9, "unstorable_value", None),
     ]
     assert quarantined(spark, zones, "bookings", D1, "booking_id") == [
+        (9, "invalid_value", None),  # the date reads; the row keeps it as the source had it
         (10, "invalid_value", "start_date=2024-05-00"),
         (11, "duplicate_key", None),
         (11, "duplicate_key", None),

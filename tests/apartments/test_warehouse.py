@@ -146,6 +146,33 @@ def test_kpi_tables_whose_columns_are_in_another_order_get_each_value_in_its_col
     ) == [[2, 1, 0.5]]
 
 
+def test_a_booking_dated_years_away_from_the_others_costs_the_occupancy_kpi_its_own_months_only(
+    spark, target, tmp_path: Path
+):
+    # Found by attack 30 (F4): the occupancy KPI built a calendar of every month from the first booking to the
+    # last checkout and joined every stay to it, so one booking in 9999 made the refresh take seconds per few
+    # hundred bookings (about 4 s for these) and, on a real marketplace, run into the statement timeout. Data
+    # quality now quarantines such dates; the KPI also expands each stay into its own months only (20 ms here).
+    june = [(10 + i, 9010 + i, 2, 2, date(2024, 6, 1 + i % 30), Decimal("80.00"), 1) for i in range(300)]
+    far = (4, 9004, 2, 2, date(9999, 12, 30), Decimal("80.00"), 1)
+    paths = write_model(spark, tmp_path, {**MODEL, "fact_bookings": [*MODEL["fact_bookings"], *june, far]})
+    with warehouse.connect(spark, target, warehouse.POSTGRESQL) as connection:
+        warehouse.migrate(connection)
+        connection.statement_timeout = 2  # seconds: a hundred times what the refresh takes
+        warehouse.load_model(spark, connection, paths, D1)
+
+    assert rows(
+        target,
+        "SELECT location_name, month_start, booked_nights, available_nights FROM analytics.kpi_occupancy_rate "
+        "ORDER BY 1, 2",
+    ) == [
+        ["Accra", date(2024, 5, 1), 2, 31],
+        ["Accra", date(2024, 6, 1), 302, 30],
+        ["Accra", date(9999, 12, 1), 1, 31],
+        ["Lagos", date(2024, 6, 1), 2, 30],
+    ]
+
+
 def test_two_load_dates_merge_and_a_rerun_changes_nothing(spark, target, tmp_path: Path):
     first = write_model(spark, tmp_path / "d1", MODEL)
     load(spark, target, first, D1)
