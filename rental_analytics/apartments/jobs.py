@@ -85,12 +85,30 @@ class Zones:
         """
         return self.curated("_next")
 
+    @property
+    def legacy_staging(self) -> str:
+        """Where versions before `staging` staged their publications: finished and removed by the next job."""
+        return f"{self.root.rstrip('/')}/tmp/apartments/publish"
+
+    @property
+    def local(self) -> bool:
+        """True for a folder on this machine, False for an `s3://` (or other URI) root."""
+        return "://" not in self.root or self.root.startswith("file:")
+
 
 APPLIED_SCHEMA = "load_date date"
 
 
 def finish_publications(spark: SparkSession, zones: Zones, progress: Progress) -> None:
-    """Finish (or drop) what a stopped job was publishing, before anything reads the zones it changes."""
+    """Finish (or drop) what a stopped job was publishing, before anything reads the zones it changes.
+
+    Earlier versions staged under `tmp/apartments/publish/` (journals hold whole paths, so recovery finishes
+    them where they are). Only a local data root can hold one: in AWS the jobs' role never could write there,
+    and may not even look there now.
+    """
+    if zones.local:
+        recover(spark, zones.legacy_staging, progress)
+        hadoop_fs.delete(spark, zones.legacy_staging)
     recover(spark, zones.staging, progress)
 
 
