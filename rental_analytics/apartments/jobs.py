@@ -16,6 +16,7 @@ from rental_analytics.apartments.contract import (
     BOOKINGS,
     CURATED_SCHEMAS,
     DQ_RESULTS_SCHEMA,
+    LOCATION_CLASS,
     SOURCE_TABLES,
     USER_VIEWING,
     ModelOrderError,
@@ -411,11 +412,11 @@ def run_transform(spark: SparkSession, zones: Zones, load_date: date, progress: 
         name: _read_or_empty(spark, zones.curated(name), schema).cache() for name, schema in CURATED_SCHEMAS.items()
     }
     snapshot = spark.read.parquet(partition(zones.processed(APARTMENTS.name), load_date))
-    locations = model.extend_locations(
-        previous["dim_locations"], snapshot.select(F.col("location").alias("location_name"))
+    snapshot = snapshot.withColumn(LOCATION_CLASS, model.location_class(snapshot))
+    locations, location_keys = model.extend_locations(
+        previous["dim_locations"], snapshot.select(F.col("location").alias("location_name"), LOCATION_CLASS)
     )
-    same = model.same_location(snapshot["location"]) == model.same_location(locations["location_name"])
-    keyed_snapshot = snapshot.join(locations, same).select(
+    keyed_snapshot = snapshot.join(location_keys, LOCATION_CLASS).select(
         "apartment_id", "location_key", F.col("price").alias("current_price"), "status"
     )
     bookings = _history(spark, zones, BOOKINGS.name, BOOKINGS.key, load_date)

@@ -7,6 +7,8 @@ from datetime import date
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from rental_analytics.apartments.contract import LOCATION_CLASS
+
 DIM_APARTMENTS_COLUMNS = (
     "apartment_key",
     "apartment_id",
@@ -54,37 +56,48 @@ def extend_dimension(previous: DataFrame, values: DataFrame, key: str, natural: 
     return previous.select(key, natural).unionByName(_with_new_keys(new, previous, key, [natural]).select(key, natural))
 
 
-def same_location(column: Column) -> Column:
-    """A location as MySQL's and MariaDB's default collations compare it: letter case and trailing spaces aside.
+def as_collated(column: Column) -> Column:
+    """Text as MySQL's and MariaDB's default collations compare it, letter case and trailing spaces aside.
 
-    `Austin`, `Austin ` and `AUSTIN` are one location in the source (its `GROUP BY`, `=` and unique keys say
-    so), and one here. Accents, which those collations also ignore, are kept apart (docs/apartments.md).
+    Used where the source cannot be asked: to find a known location again by a spelling of this load date,
+    for processed rows from before the extract asked the source, and for statuses (docs/apartments.md).
     """
     return F.lower(F.rtrim(column))
 
 
-def extend_locations(previous: DataFrame, names: DataFrame) -> DataFrame:
-    """dim_locations with a key for each location of `names` (`location_name`) that no known location equals.
+def location_class(snapshot: DataFrame) -> Column:
+    """Which location each apartment row names: the source's own answer, the extract's `location_class`."""
+    return F.col(LOCATION_CLASS) if LOCATION_CLASS in snapshot.columns else as_collated(F.col("location"))
 
-    A new location is named by its most frequent spelling in `names` (the first in byte order on a tie); a
-    known one keeps its name and key.
+
+def extend_locations(previous: DataFrame, names: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """dim_locations with a key for each location of `names`, and each location's key (`location_class`, key).
+
+    `names` holds `location_name` and `location_class`, spellings the source holds equal sharing a class. A
+    class is a known location when one of its spellings is that location's name apart from case and trailing
+    spaces (the smallest key if it is several, kept apart before); otherwise a new location, named by its most
+    frequent spelling (the first in byte order on a tie). A known location keeps its name and key.
     """
-    known = previous.select(same_location(F.col("location_name")).alias("_same"))
-    spellings = (
-        names.where(F.col("location_name").isNotNull())
-        .groupBy("location_name")
-        .count()
-        .withColumn("_same", same_location(F.col("location_name")))
+    spellings = names.where(F.col("location_name").isNotNull()).groupBy(LOCATION_CLASS, "location_name").count()
+    known = previous.select("location_key", as_collated(F.col("location_name")).alias("_same"))
+    matched = (
+        spellings.withColumn("_same", as_collated(F.col("location_name")))
+        .join(known, "_same")
+        .groupBy(LOCATION_CLASS)
+        .agg(F.min("location_key").alias("location_key"))
     )
-    best = Window.partitionBy("_same").orderBy(F.col("count").desc(), F.col("location_name"))
+    best = Window.partitionBy(LOCATION_CLASS).orderBy(F.col("count").desc(), F.col("location_name"))
     new = (
-        spellings.withColumn("_rank", F.row_number().over(best))
+        spellings.join(matched, LOCATION_CLASS, "left_anti")
+        .withColumn("_rank", F.row_number().over(best))
         .filter("_rank = 1")
-        .join(known, "_same", "left_anti")
-        .select("location_name")
+        .select(LOCATION_CLASS, "location_name")
     )
     keyed = _with_new_keys(new, previous, "location_key", ["location_name"])
-    return previous.select("location_key", "location_name").unionByName(keyed.select("location_key", "location_name"))
+    dimension = previous.select("location_key", "location_name").unionByName(
+        keyed.select("location_key", "location_name")
+    )
+    return dimension, matched.unionByName(keyed.select(LOCATION_CLASS, "location_key"))
 
 
 def scd2_apartments(

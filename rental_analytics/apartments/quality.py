@@ -37,6 +37,7 @@ from rental_analytics.apartments.contract import (
     SourceTable,
     varchar_width,
 )
+from rental_analytics.apartments.model import as_collated
 
 REASON = "reason"
 KNOWN = "_apartment_known"
@@ -73,6 +74,12 @@ def _blank(name: str, table: SourceTable) -> Column:
 
 def _after_day_after(name: str, load_date: date) -> Column:
     return F.to_date(F.col(name)) > F.date_add(F.lit(load_date), 1)
+
+
+def _status(rules: QualityRules) -> Column:
+    """The accepted status a row's `status` is, as the source compares text (`Active ` is `active`); else null."""
+    status = as_collated(F.col("status"))
+    return F.coalesce(*[F.when(status == name.rstrip(" ").lower(), F.lit(name)) for name in rules.statuses])
 
 
 def _implausible(name: str, load_date: date) -> Column:
@@ -117,7 +124,7 @@ def rules_for(table: SourceTable, load_date: date, rules: QualityRules, columns:
         checks += [
             Rule(ACCURACY, UNSTORABLE_VALUE, _unstorable(table)),
             Rule(ACCURACY, PRICE_NOT_POSITIVE, F.col("price") <= 0),
-            Rule(ACCURACY, UNKNOWN_STATUS, ~F.col("status").isin(*rules.statuses)),
+            Rule(ACCURACY, UNKNOWN_STATUS, F.col("status").isNotNull() & _status(rules).isNull()),
             Rule(ACCURACY, CREATED_IN_FUTURE, _after_day_after("created_at", load_date)),
         ]
     elif table is USER_VIEWING:
@@ -155,7 +162,12 @@ def tag_rows(
         for metric in METRICS
         if any(r.metric == metric for r in checks)
     }
-    return rows.withColumns({**flags, REASON: reason.cast("string")}).drop(KNOWN, COPIES)
+    tagged = rows.withColumns({**flags, REASON: reason.cast("string")}).drop(KNOWN, COPIES)
+    if table is APARTMENTS:
+        # A passing row's status is spelled as the accepted list spells it, so `Active` and `active` (one value
+        # in the source) never make two versions of an apartment; a quarantined row keeps the source's text.
+        tagged = tagged.withColumn("status", F.when(F.col(REASON).isNull(), _status(rules)).otherwise(F.col("status")))
+    return tagged
 
 
 @dataclass(frozen=True)

@@ -172,3 +172,48 @@ def test_a_price_with_more_than_two_decimals_is_quarantined_not_rounded(spark, s
     assert quarantined(spark, zones, "apartments", D1, "apartment_id") == [(1, "invalid_value", "price=100.1250")]
     passed = spark.read.parquet(jobs.partition(zones.processed("apartments"), D1)).collect()
     assert [(r.apartment_id, r.price) for r in passed] == [(2, Decimal("99.50"))]
+
+
+def test_the_sources_collation_decides_which_spellings_are_one_location_and_status(spark, source, tmp_path: Path):
+    # Found by attack 30 (F8): the model compared lower(rtrim(location)), which holds these pairs apart while
+    # utf8mb4_general_ci (this table's collation) holds them equal, and refused a status in another case.
+    execute(
+        source,
+        "CREATE TABLE apartments (apartment_id INT PRIMARY KEY, location VARCHAR(255), price DECIMAL(10,2), "
+        "status VARCHAR(50), created_at TIMESTAMP NULL) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci",
+        *DDL[1:],
+        apartments(
+            (1, "Straße", "100", "Active"),
+            (2, "Strase", "100", "ACTIVE "),
+            (3, "Zürich", "100", "active"),
+            (4, "Zurich", "100", "pending"),
+            (5, "😀 Beach", "100", "active"),
+            (6, "😁 Beach", "100", "active"),
+            (7, "İzmir", "100", "active"),
+            (8, "izmir", "100", "Inactive"),
+            (9, "Zurich", "100", "retired"),
+        ),
+    )
+    zones = jobs.Zones(str(tmp_path))
+    run(spark, source, zones, D1)
+
+    assert quarantined(spark, zones, "apartments", D1, "apartment_id") == [(9, "unknown_status", None)]
+    locations = spark.read.parquet(zones.curated("dim_locations")).collect()
+    # Each named by its most frequent spelling, the first in byte order on a tie.
+    assert sorted((r.location_key, r.location_name) for r in locations) == [
+        (1, "Strase"),
+        (2, "Zurich"),
+        (3, "izmir"),
+        (4, "😀 Beach"),
+    ]
+    dim = spark.read.parquet(zones.curated("dim_apartments")).collect()
+    assert sorted((r.apartment_id, r.location_key, r.status) for r in dim) == [
+        (1, 1, "active"),
+        (2, 1, "active"),
+        (3, 2, "active"),
+        (4, 2, "pending"),
+        (5, 4, "active"),
+        (6, 4, "active"),
+        (7, 3, "active"),
+        (8, 3, "inactive"),
+    ]
