@@ -116,6 +116,12 @@ UNKNOWN_APARTMENT = "unknown_apartment"
 DUPLICATE_KEY = "duplicate_key"
 INVALID_VALUE = "invalid_value"
 UNSTORABLE_VALUE = "unstorable_value"
+# How far from the load date a booking's dates may lie (a stay of the marketplace's past, or booked ahead);
+# beyond, a date is a placeholder or a typo (`9999-12-31`) and the booking is quarantined as invalid_value.
+BOOKING_YEARS_BACK, BOOKING_YEARS_AHEAD = 100, 10
+# The extract's column of apartments that says which location a row's spelling is, as the source compares
+# text: the byte-wise first of the spellings the source's collation holds equal to the row's `location`.
+LOCATION_CLASS = "location_class"
 # The extract's column holding, for a row with values that do not read as their type, each as `name=text`.
 INVALID_TEXT = "invalid_text"
 

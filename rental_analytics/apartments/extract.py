@@ -8,7 +8,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from rental_analytics.apartments.contract import INVALID_TEXT, SourceTable
+from rental_analytics.apartments.contract import APARTMENTS, INVALID_TEXT, LOCATION_CLASS, SourceTable
 from rental_analytics.apartments.db_url import DatabaseUrl
 from rental_analytics.platform.errors import CHECKS, DB_DRIVER, StageError, database_problem
 
@@ -82,9 +82,25 @@ def _read_as_text(spark_type: str) -> bool:
 
 
 def _select_list(table: SourceTable) -> str:
-    return ", ".join(
-        f"CAST({name} AS CHAR) AS {name}" if _read_as_text(kind) else name for name, kind in table.spark_schema
-    )
+    columns = [f"CAST({name} AS CHAR) AS {name}" if _read_as_text(kind) else name for name, kind in table.spark_schema]
+    if table is APARTMENTS:
+        # The source decides which spellings are one location: PARTITION BY compares with the column's own
+        # collation (case, trailing spaces, accents, ß, ...), over the whole table, before Spark's key ranges.
+        columns.append(
+            f"CONVERT(MIN(CAST(location AS BINARY)) OVER (PARTITION BY location) USING utf8mb4) AS {LOCATION_CLASS}"
+        )
+    return ", ".join(columns)
+
+
+def _reads_as(text: Column, kind: str) -> Column:
+    """True when the source's text is a value of `kind` as it is: a price of 12.345 is not a DECIMAL(10,2).
+
+    Spark's cast would round it to 12.35 without a word; a widened column's trailing zeros (12.3400) are fine.
+    """
+    value = text.cast(kind)
+    if not kind.startswith("decimal"):
+        return value.isNotNull()
+    return value.isNotNull() & (value == text.cast("decimal(38,18)"))
 
 
 def conform_source(frame: DataFrame, table: SourceTable) -> DataFrame:
@@ -95,12 +111,13 @@ def conform_source(frame: DataFrame, table: SourceTable) -> DataFrame:
     """
     typed = [F.col(name).cast(spark_type).alias(name) for name, spark_type in table.spark_schema]
     unread = [
-        F.when(F.col(name).isNotNull() & F.col(name).cast(kind).isNull(), F.concat(F.lit(f"{name}="), F.col(name)))
+        F.when(F.col(name).isNotNull() & ~_reads_as(F.col(name), kind), F.concat(F.lit(f"{name}="), F.col(name)))
         for name, kind in table.spark_schema
         if _read_as_text(kind)
     ]
     invalid = F.concat_ws("; ", *unread) if unread else F.lit("")
-    return frame.select(*typed, F.when(invalid != "", invalid).cast("string").alias(INVALID_TEXT))
+    classes = [F.col(LOCATION_CLASS).cast("string")] if LOCATION_CLASS in frame.columns else []
+    return frame.select(*typed, *classes, F.when(invalid != "", invalid).cast("string").alias(INVALID_TEXT))
 
 
 def max_key(frame: DataFrame, table: SourceTable, before: date) -> int | None:

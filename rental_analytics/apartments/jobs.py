@@ -16,6 +16,7 @@ from rental_analytics.apartments.contract import (
     BOOKINGS,
     CURATED_SCHEMAS,
     DQ_RESULTS_SCHEMA,
+    LOCATION_CLASS,
     SOURCE_TABLES,
     USER_VIEWING,
     ModelOrderError,
@@ -85,12 +86,30 @@ class Zones:
         """
         return self.curated("_next")
 
+    @property
+    def legacy_staging(self) -> str:
+        """Where versions before `staging` staged their publications: finished and removed by the next job."""
+        return f"{self.root.rstrip('/')}/tmp/apartments/publish"
+
+    @property
+    def local(self) -> bool:
+        """True for a folder on this machine, False for an `s3://` (or other URI) root."""
+        return "://" not in self.root or self.root.startswith("file:")
+
 
 APPLIED_SCHEMA = "load_date date"
 
 
 def finish_publications(spark: SparkSession, zones: Zones, progress: Progress) -> None:
-    """Finish (or drop) what a stopped job was publishing, before anything reads the zones it changes."""
+    """Finish (or drop) what a stopped job was publishing, before anything reads the zones it changes.
+
+    Earlier versions staged under `tmp/apartments/publish/` (journals hold whole paths, so recovery finishes
+    them where they are). Only a local data root can hold one: in AWS the jobs' role never could write there,
+    and may not even look there now.
+    """
+    if zones.local:
+        recover(spark, zones.legacy_staging, progress)
+        hadoop_fs.delete(spark, zones.legacy_staging)
     recover(spark, zones.staging, progress)
 
 
@@ -393,11 +412,11 @@ def run_transform(spark: SparkSession, zones: Zones, load_date: date, progress: 
         name: _read_or_empty(spark, zones.curated(name), schema).cache() for name, schema in CURATED_SCHEMAS.items()
     }
     snapshot = spark.read.parquet(partition(zones.processed(APARTMENTS.name), load_date))
-    locations = model.extend_locations(
-        previous["dim_locations"], snapshot.select(F.col("location").alias("location_name"))
+    snapshot = snapshot.withColumn(LOCATION_CLASS, model.location_class(snapshot))
+    locations, location_keys = model.extend_locations(
+        previous["dim_locations"], snapshot.select(F.col("location").alias("location_name"), LOCATION_CLASS)
     )
-    same = model.same_location(snapshot["location"]) == model.same_location(locations["location_name"])
-    keyed_snapshot = snapshot.join(locations, same).select(
+    keyed_snapshot = snapshot.join(location_keys, LOCATION_CLASS).select(
         "apartment_id", "location_key", F.col("price").alias("current_price"), "status"
     )
     bookings = _history(spark, zones, BOOKINGS.name, BOOKINGS.key, load_date)

@@ -7,6 +7,8 @@ from datetime import date
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from rental_analytics.apartments.contract import LOCATION_CLASS
+
 DIM_APARTMENTS_COLUMNS = (
     "apartment_key",
     "apartment_id",
@@ -37,43 +39,65 @@ def _with_new_keys(new_rows: DataFrame, existing: DataFrame, key: str, order: li
     return numbered.crossJoin(top).withColumn(key, F.col("_top") + F.col("_n")).drop("_n", "_top")
 
 
+def version_key(apartment_id: Column, effective_date: Column) -> Column:
+    """An apartment version's key, made of what the version is: its apartment and the day it took effect.
+
+    `apartment_id` * 10^8 + `yyyymmdd` (apartment 12 from 2024-06-01 is 1220240601). A load date opens one
+    version per apartment at most, so the key is unique; and it is the same whatever else the source held
+    when the date was run, so a re-run, or an undo and a re-run, gives the same versions the same keys.
+    """
+    day = F.year(effective_date) * 10_000 + F.month(effective_date) * 100 + F.dayofmonth(effective_date)
+    return apartment_id.cast("long") * 100_000_000 + day.cast("long")
+
+
 def extend_dimension(previous: DataFrame, values: DataFrame, key: str, natural: str) -> DataFrame:
     """A dimension of (key, natural value): existing rows keep their keys, new values get the next ones."""
     new = values.select(natural).where(F.col(natural).isNotNull()).distinct().join(previous, natural, "left_anti")
     return previous.select(key, natural).unionByName(_with_new_keys(new, previous, key, [natural]).select(key, natural))
 
 
-def same_location(column: Column) -> Column:
-    """A location as MySQL's and MariaDB's default collations compare it: letter case and trailing spaces aside.
+def as_collated(column: Column) -> Column:
+    """Text as MySQL's and MariaDB's default collations compare it, letter case and trailing spaces aside.
 
-    `Austin`, `Austin ` and `AUSTIN` are one location in the source (its `GROUP BY`, `=` and unique keys say
-    so), and one here. Accents, which those collations also ignore, are kept apart (docs/apartments.md).
+    Used where the source cannot be asked: to find a known location again by a spelling of this load date,
+    for processed rows from before the extract asked the source, and for statuses (docs/apartments.md).
     """
     return F.lower(F.rtrim(column))
 
 
-def extend_locations(previous: DataFrame, names: DataFrame) -> DataFrame:
-    """dim_locations with a key for each location of `names` (`location_name`) that no known location equals.
+def location_class(snapshot: DataFrame) -> Column:
+    """Which location each apartment row names: the source's own answer, the extract's `location_class`."""
+    return F.col(LOCATION_CLASS) if LOCATION_CLASS in snapshot.columns else as_collated(F.col("location"))
 
-    A new location is named by its most frequent spelling in `names` (the first in byte order on a tie); a
-    known one keeps its name and key.
+
+def extend_locations(previous: DataFrame, names: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """dim_locations with a key for each location of `names`, and each location's key (`location_class`, key).
+
+    `names` holds `location_name` and `location_class`, spellings the source holds equal sharing a class. A
+    class is a known location when one of its spellings is that location's name apart from case and trailing
+    spaces (the smallest key if it is several, kept apart before); otherwise a new location, named by its most
+    frequent spelling (the first in byte order on a tie). A known location keeps its name and key.
     """
-    known = previous.select(same_location(F.col("location_name")).alias("_same"))
-    spellings = (
-        names.where(F.col("location_name").isNotNull())
-        .groupBy("location_name")
-        .count()
-        .withColumn("_same", same_location(F.col("location_name")))
+    spellings = names.where(F.col("location_name").isNotNull()).groupBy(LOCATION_CLASS, "location_name").count()
+    known = previous.select("location_key", as_collated(F.col("location_name")).alias("_same"))
+    matched = (
+        spellings.withColumn("_same", as_collated(F.col("location_name")))
+        .join(known, "_same")
+        .groupBy(LOCATION_CLASS)
+        .agg(F.min("location_key").alias("location_key"))
     )
-    best = Window.partitionBy("_same").orderBy(F.col("count").desc(), F.col("location_name"))
+    best = Window.partitionBy(LOCATION_CLASS).orderBy(F.col("count").desc(), F.col("location_name"))
     new = (
-        spellings.withColumn("_rank", F.row_number().over(best))
+        spellings.join(matched, LOCATION_CLASS, "left_anti")
+        .withColumn("_rank", F.row_number().over(best))
         .filter("_rank = 1")
-        .join(known, "_same", "left_anti")
-        .select("location_name")
+        .select(LOCATION_CLASS, "location_name")
     )
     keyed = _with_new_keys(new, previous, "location_key", ["location_name"])
-    return previous.select("location_key", "location_name").unionByName(keyed.select("location_key", "location_name"))
+    dimension = previous.select("location_key", "location_name").unionByName(
+        keyed.select("location_key", "location_name")
+    )
+    return dimension, matched.unionByName(keyed.select(LOCATION_CLASS, "location_key"))
 
 
 def scd2_apartments(
@@ -127,7 +151,7 @@ def scd2_apartments(
         F.lit(None).cast("date").alias("end_date"),
         F.lit(True).alias("is_current"),
     )
-    opened = _with_new_keys(opened, earlier, "apartment_key", ["apartment_id"])
+    opened = opened.withColumn("apartment_key", version_key(F.col("apartment_id"), day))
     columns = list(DIM_APARTMENTS_COLUMNS)
     return (
         history.select(columns)

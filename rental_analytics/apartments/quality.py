@@ -14,6 +14,8 @@ from rental_analytics.apartments.contract import (
     ACCURACY,
     APARTMENT_ATTRIBUTES,
     APARTMENTS,
+    BOOKING_YEARS_AHEAD,
+    BOOKING_YEARS_BACK,
     BOOKINGS,
     COMPLETENESS,
     CONSISTENCY,
@@ -35,6 +37,7 @@ from rental_analytics.apartments.contract import (
     SourceTable,
     varchar_width,
 )
+from rental_analytics.apartments.model import as_collated
 
 REASON = "reason"
 KNOWN = "_apartment_known"
@@ -73,6 +76,22 @@ def _after_day_after(name: str, load_date: date) -> Column:
     return F.to_date(F.col(name)) > F.date_add(F.lit(load_date), 1)
 
 
+def _status(rules: QualityRules) -> Column:
+    """The accepted status a row's `status` is, as the source compares text (`Active ` is `active`); else null."""
+    status = as_collated(F.col("status"))
+    return F.coalesce(*[F.when(status == name.rstrip(" ").lower(), F.lit(name)) for name in rules.statuses])
+
+
+def _implausible(name: str, load_date: date) -> Column:
+    """A booking date no stay has: more than BOOKING_YEARS_BACK before the load date or BOOKING_YEARS_AHEAD after.
+
+    `9999-12-31` is a placeholder, not a stay; kept, it would put every month up to it in the occupancy KPI.
+    """
+    day = F.lit(load_date)
+    earliest, latest = F.add_months(day, -12 * BOOKING_YEARS_BACK), F.add_months(day, 12 * BOOKING_YEARS_AHEAD)
+    return (F.col(name) < earliest) | (F.col(name) > latest)
+
+
 def _unstorable(table: SourceTable) -> Column:
     """Text the warehouse cannot hold: a NUL (PostgreSQL refuses it), or more UTF-8 bytes than its VARCHAR."""
     checks = [
@@ -105,13 +124,14 @@ def rules_for(table: SourceTable, load_date: date, rules: QualityRules, columns:
         checks += [
             Rule(ACCURACY, UNSTORABLE_VALUE, _unstorable(table)),
             Rule(ACCURACY, PRICE_NOT_POSITIVE, F.col("price") <= 0),
-            Rule(ACCURACY, UNKNOWN_STATUS, ~F.col("status").isin(*rules.statuses)),
+            Rule(ACCURACY, UNKNOWN_STATUS, F.col("status").isNotNull() & _status(rules).isNull()),
             Rule(ACCURACY, CREATED_IN_FUTURE, _after_day_after("created_at", load_date)),
         ]
     elif table is USER_VIEWING:
         checks.append(Rule(ACCURACY, VIEWED_IN_FUTURE, _after_day_after("viewing_date", load_date)))
     elif table is BOOKINGS:
         checks += [
+            Rule(ACCURACY, INVALID_VALUE, _implausible("start_date", load_date) | _implausible("end_date", load_date)),
             Rule(ACCURACY, NEGATIVE_AMOUNT, F.col("total_amount") < 0),
             Rule(ACCURACY, END_BEFORE_START, F.col("end_date") < F.col("start_date")),
         ]
@@ -142,7 +162,12 @@ def tag_rows(
         for metric in METRICS
         if any(r.metric == metric for r in checks)
     }
-    return rows.withColumns({**flags, REASON: reason.cast("string")}).drop(KNOWN, COPIES)
+    tagged = rows.withColumns({**flags, REASON: reason.cast("string")}).drop(KNOWN, COPIES)
+    if table is APARTMENTS:
+        # A passing row's status is spelled as the accepted list spells it, so `Active` and `active` (one value
+        # in the source) never make two versions of an apartment; a quarantined row keeps the source's text.
+        tagged = tagged.withColumn("status", F.when(F.col(REASON).isNull(), _status(rules)).otherwise(F.col("status")))
+    return tagged
 
 
 @dataclass(frozen=True)

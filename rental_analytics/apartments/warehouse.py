@@ -363,8 +363,10 @@ def _refresh_kpis(connection: Connection) -> dict[str, int]:
     counts = {}
     for table in KPI_TABLES:
         connection.execute(f"DELETE FROM {SCHEMA}.{table}")
-        [select] = statements(_sql("kpis", f"{table}.sql"))
-        counts[table] = connection.execute(f"INSERT INTO {SCHEMA}.{table} {select}")
+        # Each file is an INSERT that names its columns: a KPI table whose columns are in another order, or
+        # that was widened by hand, still gets each value in its own column.
+        [insert] = statements(_sql("kpis", f"{table}.sql"))
+        counts[table] = connection.execute(insert)
     return counts
 
 

@@ -41,7 +41,8 @@ def _source_rows(url: DatabaseUrl, table: str) -> list[tuple]:
 
 def _rows(spark, path: str, key: str) -> list[tuple]:
     frame = spark.read.parquet(path)
-    columns = [c for c in frame.columns if c != "invalid_text"]  # the extract's own column, null for sound rows
+    # The extract's own columns: invalid_text (null for sound rows) and the source's location_class.
+    columns = [c for c in frame.columns if c not in ("invalid_text", "location_class")]
     return [tuple(r) for r in frame.select(columns).orderBy(key).collect()]
 
 

@@ -18,6 +18,11 @@ D1, D2, D3 = date(2024, 6, 1), date(2024, 6, 2), date(2024, 6, 3)
 SNAPSHOT = "apartment_id int, location_key bigint, current_price decimal(10,2), status string"
 
 
+def key(apartment_id: int, day: date) -> int:
+    """The key of an apartment's version from `day` (model.version_key)."""
+    return apartment_id * 100_000_000 + int(day.strftime("%Y%m%d"))
+
+
 def snapshot(spark, *rows):
     return spark.createDataFrame([(i, loc, Decimal(price), status) for i, loc, price, status in rows], SNAPSHOT)
 
@@ -73,34 +78,34 @@ def test_scd2_over_three_load_dates(spark, three_dates):
         day1,
         dim(
             spark,
-            (1, 1, 10, "100.00", "active", D1, None),
-            (2, 2, 20, "200.00", "active", D1, None),
-            (3, 3, 30, "300.00", "pending", D1, None),
+            (key(1, D1), 1, 10, "100.00", "active", D1, None),
+            (key(2, D1), 2, 20, "200.00", "active", D1, None),
+            (key(3, D1), 3, 30, "300.00", "pending", D1, None),
         ),
     )
     assertDataFrameEqual(
         day2,
         dim(
             spark,
-            (1, 1, 10, "100.00", "active", D1, D1),
-            (4, 1, 10, "110.00", "active", D2, None),
-            (2, 2, 20, "200.00", "active", D1, None),
-            (3, 3, 30, "300.00", "pending", D1, D1),
-            (5, 4, 40, "400.00", "active", D2, None),
+            (key(1, D1), 1, 10, "100.00", "active", D1, D1),
+            (key(1, D2), 1, 10, "110.00", "active", D2, None),
+            (key(2, D1), 2, 20, "200.00", "active", D1, None),
+            (key(3, D1), 3, 30, "300.00", "pending", D1, D1),
+            (key(4, D2), 4, 40, "400.00", "active", D2, None),
         ),
     )
     assertDataFrameEqual(
         day3,
         dim(
             spark,
-            (1, 1, 10, "100.00", "active", D1, D1),
-            (4, 1, 10, "110.00", "active", D2, D2),
-            (6, 1, 11, "110.00", "active", D3, None),
-            (2, 2, 20, "200.00", "active", D1, D2),
-            (7, 2, 20, "200.00", "inactive", D3, None),
-            (3, 3, 30, "300.00", "pending", D1, D1),
-            (8, 3, 30, "300.00", "pending", D3, None),
-            (5, 4, 40, "400.00", "active", D2, None),
+            (key(1, D1), 1, 10, "100.00", "active", D1, D1),
+            (key(1, D2), 1, 10, "110.00", "active", D2, D2),
+            (key(1, D3), 1, 11, "110.00", "active", D3, None),
+            (key(2, D1), 2, 20, "200.00", "active", D1, D2),
+            (key(2, D3), 2, 20, "200.00", "inactive", D3, None),
+            (key(3, D1), 3, 30, "300.00", "pending", D1, D1),
+            (key(3, D3), 3, 30, "300.00", "pending", D3, None),
+            (key(4, D2), 4, 40, "400.00", "active", D2, None),
         ),
     )
 
@@ -123,6 +128,21 @@ def test_a_corrected_rerun_replaces_that_dates_versions_only(spark, three_dates)
     assertDataFrameEqual(rerun, model.scd2_apartments(day2, corrected, D3))
     assert rerun.filter("end_date < effective_date").count() == 0
     assert rerun.filter("is_current").groupBy("apartment_id").count().filter("count > 1").count() == 0
+
+
+def test_a_version_keeps_its_key_when_its_date_is_run_again_on_a_source_that_changed_since(spark, three_dates):
+    # Found by attack 30 (F9): keys were numbered in apartment order after the largest one in use, so a re-run
+    # (or an undo and a re-run) that met one more change gave apartment 4's version of D2 another key.
+    day1, day2, _, _ = three_dates
+    also_2_changed = snapshot(
+        spark, (1, 10, "110.00", "active"), (2, 20, "210.00", "active"), (4, 40, "400.00", "active")
+    )
+    again = flat(model.scd2_apartments(day2, also_2_changed, D2))  # a re-run of D2
+    after_undo = model.scd2_apartments(day1, also_2_changed, D2)  # the model of D1, then D2 again
+
+    keys = [(r.apartment_id, r.effective_date, r.apartment_key) for r in day2.collect()]
+    assert set(keys) <= {(r.apartment_id, r.effective_date, r.apartment_key) for r in again.collect()}
+    assertDataFrameEqual(after_undo, again)
 
 
 def test_a_dimension_keeps_its_keys_and_numbers_new_values_after_them(spark):
@@ -149,7 +169,7 @@ def test_the_version_in_effect_on_each_date(spark, three_dates):
         model.version_in_effect(events, day3, "event_id", F.col("day")),
         spark.createDataFrame(
             # 100 predates every version of 1: the earliest. 103 falls in 3's gap: the version before it.
-            [(100, 1), (101, 4), (102, 6), (103, 3), (104, 2)],
+            [(100, key(1, D1)), (101, key(1, D2)), (102, key(1, D3)), (103, key(3, D1)), (104, key(2, D1))],
             "event_id int, apartment_key bigint",
         ),
     )
@@ -172,8 +192,8 @@ def test_fact_bookings_keys_amounts_and_durations(spark, three_dates):
         model.fact_bookings(bookings, day3, users, previous),
         spark.createDataFrame(
             [
-                (7, 9001, 4, 1, date(2024, 6, 2), Decimal("330.00"), 3),
-                (8, 9002, 7, 2, date(2024, 8, 1), Decimal("200.00"), 1),
+                (7, 9001, key(1, D2), 1, date(2024, 6, 2), Decimal("330.00"), 3),
+                (8, 9002, key(2, D3), 2, date(2024, 8, 1), Decimal("200.00"), 1),
             ],
             CURATED_SCHEMAS["fact_bookings"],
         ),

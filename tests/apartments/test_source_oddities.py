@@ -83,6 +83,7 @@ def test_odd_source_rows_are_quarantined_and_never_poison_the_model_or_later_run
             (9, "é" * 200, "80", "active"),  # 200 characters, 400 bytes: too long for Redshift's VARCHAR(255)
         ),
         bookings(
+            (9, 5, 500, "2024-06-10", "9999-12-31", "100"),  # a placeholder, not a stay (attack 30 F4)
             (10, 1, 501, "2024-05-00", "2024-05-03", "300"),  # a zero day
             (11, 5, 501, "2024-06-10", "2024-06-12", "180"),
             (11, 5, 502, "2024-06-10", "2024-06-12", "180"),
@@ -101,6 +102,7 @@ def test_odd_source_rows_are_quarantined_and_never_poison_the_model_or_later_run
         (9, "unstorable_value", None),
     ]
     assert quarantined(spark, zones, "bookings", D1, "booking_id") == [
+        (9, "invalid_value", None),  # the date reads; the row keeps it as the source had it
         (10, "invalid_value", "start_date=2024-05-00"),
         (11, "duplicate_key", None),
         (11, "duplicate_key", None),
@@ -151,3 +153,67 @@ def test_a_zero_timestamp_is_quarantined_as_invalid_with_the_sources_text(spark,
     ]
     passed = spark.read.parquet(jobs.partition(zones.processed("user_viewing"), D1)).collect()
     assert [(r.viewing_id, r.viewing_date) for r in passed] == [(21, datetime(2024, 5, 31, 23, 59, 58))]
+
+
+def test_a_price_with_more_than_two_decimals_is_quarantined_not_rounded(spark, source, tmp_path: Path):
+    # Found by attack 30 (F6): in a column widened to four decimals, 100.125 became 100.13 without a word.
+    execute(
+        source,
+        "CREATE TABLE apartments (apartment_id INT PRIMARY KEY, location VARCHAR(255), price DECIMAL(12,4), "
+        "status VARCHAR(50), created_at TIMESTAMP NULL)",
+        *DDL[1:],
+        apartments((1, "Accra", "100.1250", "active"), (2, "Accra", "99.5000", "active")),
+        bookings((10, 2, 501, "2024-06-10", "2024-06-12", "180.00")),
+    )
+    zones = jobs.Zones(str(tmp_path))
+    jobs.run_extract(spark, source, zones, D1)
+    jobs.run_quality(spark, zones, D1, "decimals", LENIENT)
+
+    assert quarantined(spark, zones, "apartments", D1, "apartment_id") == [(1, "invalid_value", "price=100.1250")]
+    passed = spark.read.parquet(jobs.partition(zones.processed("apartments"), D1)).collect()
+    assert [(r.apartment_id, r.price) for r in passed] == [(2, Decimal("99.50"))]
+
+
+def test_the_sources_collation_decides_which_spellings_are_one_location_and_status(spark, source, tmp_path: Path):
+    # Found by attack 30 (F8): the model compared lower(rtrim(location)), which holds these pairs apart while
+    # utf8mb4_general_ci (this table's collation) holds them equal, and refused a status in another case.
+    execute(
+        source,
+        "CREATE TABLE apartments (apartment_id INT PRIMARY KEY, location VARCHAR(255), price DECIMAL(10,2), "
+        "status VARCHAR(50), created_at TIMESTAMP NULL) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci",
+        *DDL[1:],
+        apartments(
+            (1, "Straße", "100", "Active"),
+            (2, "Strase", "100", "ACTIVE "),
+            (3, "Zürich", "100", "active"),
+            (4, "Zurich", "100", "pending"),
+            (5, "😀 Beach", "100", "active"),
+            (6, "😁 Beach", "100", "active"),
+            (7, "İzmir", "100", "active"),
+            (8, "izmir", "100", "Inactive"),
+            (9, "Zurich", "100", "retired"),
+        ),
+    )
+    zones = jobs.Zones(str(tmp_path))
+    run(spark, source, zones, D1)
+
+    assert quarantined(spark, zones, "apartments", D1, "apartment_id") == [(9, "unknown_status", None)]
+    locations = spark.read.parquet(zones.curated("dim_locations")).collect()
+    # Each named by its most frequent spelling, the first in byte order on a tie.
+    assert sorted((r.location_key, r.location_name) for r in locations) == [
+        (1, "Strase"),
+        (2, "Zurich"),
+        (3, "izmir"),
+        (4, "😀 Beach"),
+    ]
+    dim = spark.read.parquet(zones.curated("dim_apartments")).collect()
+    assert sorted((r.apartment_id, r.location_key, r.status) for r in dim) == [
+        (1, 1, "active"),
+        (2, 1, "active"),
+        (3, 2, "active"),
+        (4, 2, "pending"),
+        (5, 4, "active"),
+        (6, 4, "active"),
+        (7, 3, "active"),
+        (8, 3, "inactive"),
+    ]

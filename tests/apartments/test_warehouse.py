@@ -123,6 +123,56 @@ def test_the_kpis_of_a_small_model(spark, target, tmp_path: Path):
     ) == [[2, 1, 0.5]]
 
 
+def test_kpi_tables_whose_columns_are_in_another_order_get_each_value_in_its_column(spark, target, tmp_path: Path):
+    # Found by attack 30 (F7): the refresh inserted by position, so a reordered or widened table took the
+    # values in the wrong columns (or refused the load).
+    for ddl in (
+        "CREATE SCHEMA analytics",
+        "CREATE TABLE analytics.kpi_average_listing_price (average_price DECIMAL(12,2), note TEXT, "
+        "current_listings BIGINT NOT NULL, location_name VARCHAR(255) NOT NULL)",
+        "CREATE TABLE analytics.kpi_repeat_customer_rate (repeat_customer_rate DOUBLE PRECISION, "
+        "repeat_customers BIGINT NOT NULL, customers BIGINT NOT NULL)",
+    ):
+        rows(target, ddl)
+    load(spark, target, write_model(spark, tmp_path, MODEL), D1)
+
+    assert rows(
+        target,
+        "SELECT location_name, current_listings, average_price, note FROM analytics.kpi_average_listing_price "
+        "ORDER BY 1",
+    ) == [["Accra", 1, Decimal("80.00"), None], ["Lagos", 1, Decimal("120.00"), None]]
+    assert rows(
+        target, "SELECT customers, repeat_customers, repeat_customer_rate FROM analytics.kpi_repeat_customer_rate"
+    ) == [[2, 1, 0.5]]
+
+
+def test_a_booking_dated_years_away_from_the_others_costs_the_occupancy_kpi_its_own_months_only(
+    spark, target, tmp_path: Path
+):
+    # Found by attack 30 (F4): the occupancy KPI built a calendar of every month from the first booking to the
+    # last checkout and joined every stay to it, so one booking in 9999 made the refresh take seconds per few
+    # hundred bookings (5 s or more for these) and, on a real marketplace, run into the statement timeout. Data
+    # quality now quarantines such dates; the KPI also expands each stay into its own months only (milliseconds).
+    june = [(10 + i, 9010 + i, 2, 2, date(2024, 6, 1 + i % 30), Decimal("80.00"), 1) for i in range(1000)]
+    far = (4, 9004, 2, 2, date(9999, 12, 30), Decimal("80.00"), 1)
+    paths = write_model(spark, tmp_path, {**MODEL, "fact_bookings": [*MODEL["fact_bookings"], *june, far]})
+    with warehouse.connect(spark, target, warehouse.POSTGRESQL) as connection:
+        warehouse.migrate(connection)
+        connection.statement_timeout = 2  # seconds: a hundred times what the refresh takes
+        warehouse.load_model(spark, connection, paths, D1)
+
+    assert rows(
+        target,
+        "SELECT location_name, month_start, booked_nights, available_nights FROM analytics.kpi_occupancy_rate "
+        "ORDER BY 1, 2",
+    ) == [
+        ["Accra", date(2024, 5, 1), 2, 31],
+        ["Accra", date(2024, 6, 1), 1002, 30],
+        ["Accra", date(9999, 12, 1), 1, 31],
+        ["Lagos", date(2024, 6, 1), 2, 30],
+    ]
+
+
 def test_two_load_dates_merge_and_a_rerun_changes_nothing(spark, target, tmp_path: Path):
     first = write_model(spark, tmp_path / "d1", MODEL)
     load(spark, target, first, D1)

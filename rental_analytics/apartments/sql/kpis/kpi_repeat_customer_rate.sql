@@ -1,4 +1,5 @@
 -- Repeat customers: users with a booking that starts within 30 days of an earlier one, over users with bookings.
+INSERT INTO analytics.kpi_repeat_customer_rate (customers, repeat_customers, repeat_customer_rate)
 WITH ordered AS (
     SELECT user_key, booking_date, LAG(booking_date) OVER (PARTITION BY user_key ORDER BY booking_date, booking_key) AS previous_date
     FROM analytics.fact_bookings

@@ -1,4 +1,5 @@
 -- The 100 listings with the most booking revenue, with their current location.
+INSERT INTO analytics.kpi_top_listings (apartment_id, location_name, revenue, bookings, revenue_rank)
 SELECT apartment_id, location_name, revenue, bookings, revenue_rank FROM (
     SELECT a.apartment_id, MAX(cl.location_name) AS location_name, SUM(b.amount) AS revenue, COUNT(*) AS bookings,
            RANK() OVER (ORDER BY SUM(b.amount) DESC) AS revenue_rank
