@@ -320,6 +320,11 @@ def _car_rental_workflow(d: Deployment) -> list[Call]:
             for action, resource, state in (
                 ("emr-serverless:ListJobRuns", app, "Find the job runs left running"),
                 ("emr-serverless:CancelJobRun", f"{app}/jobruns/00fabcdefghijk1m", "Cancel the job run"),
+                (
+                    "emr-serverless:GetJobRun",
+                    f"{app}/jobruns/00fabcdefghijk1m",
+                    "Has the job run ended since it was listed?",
+                ),
             )
         ],
     ]

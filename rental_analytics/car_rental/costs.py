@@ -140,6 +140,20 @@ def still_billing(described: Mapping[str, Any]) -> str | None:
     return None
 
 
+BILLED_FIGURES = ("vCPUHour", "memoryGBHour", "storageGBHour")
+
+
+def unbilled(job_run: Mapping[str, Any]) -> str | None:
+    """What of an ended job run's billed figures GetJobRun did not give, or None: its cost is then not known."""
+    run = job_run["jobRun"]
+    if run.get("state") not in JOB_RUN_ENDED:
+        return None  # still_billing names it
+    missing = [key for key in BILLED_FIGURES if key not in (run.get("billedResourceUtilization") or {})]
+    if not missing:
+        return None
+    return f"the job run {run.get('jobRunId', '')} ended without its billed {', '.join(missing)} in GetJobRun"
+
+
 def cluster_items(
     described: Mapping[str, Any],
     instances: Iterable[Mapping[str, Any]],
@@ -180,7 +194,8 @@ def serverless_items(job_run: Mapping[str, Any], prices: PriceTable | None) -> l
     A run not ended has no billed figures yet: its total use so far stands in (`still_billing` names it).
     """
     run = job_run["jobRun"]
-    billed = run.get("billedResourceUtilization") or run.get("totalResourceUtilization") or {}
+    ended = run.get("state") in JOB_RUN_ENDED
+    billed = (run.get("billedResourceUtilization") if ended else run.get("totalResourceUtilization")) or {}
     rates = (
         (prices.serverless_vcpu_hour, prices.serverless_gb_hour, prices.serverless_storage_gb_hour)
         if prices

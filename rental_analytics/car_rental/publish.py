@@ -27,6 +27,7 @@ from rental_analytics.car_rental.costs import (
     serverless_items,
     stage_times,
     still_billing,
+    unbilled,
 )
 from rental_analytics.car_rental.insights import neutralised_csv
 from rental_analytics.car_rental.report import (
@@ -109,6 +110,10 @@ class ReportRequest:
     cluster_id: str | None = None
     job_run: dict[str, str] | None = None  # {"application_id", "job_run_id"}
     query_statistics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The compute mode and serverless application the run's own definition used: the stack's (and so this
+    # function's settings) may have been switched since the run started.
+    compute_mode: str | None = None
+    application_id: str | None = None
 
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> ReportRequest:
@@ -130,6 +135,10 @@ class ReportRequest:
         if input_path is not None and not str(input_path).startswith("s3://"):
             raise ConfigError(f"input_path {input_path!r} must be an s3:// folder")
         job_run = event.get("job_run")
+        compute = event.get("compute") or {}
+        mode = _optional_text(compute.get("mode")) if isinstance(compute, Mapping) else None
+        if mode is not None and mode not in COMPUTE_MODES:
+            raise ConfigError(f"compute.mode must be one of {', '.join(COMPUTE_MODES)}, not {mode!r}")
         return cls(
             batch_id,
             results,
@@ -143,6 +152,8 @@ class ReportRequest:
                 for item in event.get("insights", [])
                 if isinstance(item.get("statistics"), Mapping)
             },
+            mode,
+            _optional_text(compute.get("application_id")) if isinstance(compute, Mapping) else None,
         )
 
 
@@ -218,6 +229,10 @@ def _history_events(aws: AwsClients, execution_arn: str) -> list[dict[str, Any]]
     return [event for page in pages for event in page["events"]]
 
 
+# The workflow's states that start each mode's compute: once one ran, the run's cost has a compute part.
+COMPUTE_STARTS = {"cluster": {"Create the cluster"}, "serverless": {"Run the Spark job on EMR Serverless"}}
+
+
 def run_usage(request: ReportRequest, settings: ReportSettings, aws: AwsClients, now: dt.datetime) -> dict[str, Any]:
     """The run's time per stage and its cost, read from the responses AWS keeps of it.
 
@@ -234,23 +249,31 @@ def run_usage(request: ReportRequest, settings: ReportSettings, aws: AwsClients,
         except _LOOKUP_ERRORS as error:
             unknown.append(f"the stage times: {error}")
     started = next((e["timestamp"] for e in events if e.get("type") == "ExecutionStarted"), None)
+    entered = {e.get("stateEnteredEventDetails", {}).get("name") for e in events}
+    mode = request.compute_mode or settings.compute_mode
+    application = request.application_id or settings.serverless_application_id
+    compute_found = False
     try:
-        if settings.compute_mode == "cluster" and request.cluster_id:
+        if mode == "cluster" and request.cluster_id:
             described = aws.emr.describe_cluster(ClusterId=request.cluster_id)
             ready = described["Cluster"]["Status"]["Timeline"].get("ReadyDateTime")
             pages = aws.emr.get_paginator("list_instances").paginate(ClusterId=request.cluster_id)
             instances = [instance for page in pages for instance in page["Instances"]]
             items += cluster_items(described, instances, prices, now)
             unknown += [still] if (still := still_billing(described)) else []
-        elif settings.compute_mode == "serverless" and settings.serverless_application_id and request.execution_arn:
-            job_run = _job_run_of(aws, settings.serverless_application_id, request.execution_arn, started)
+            compute_found = True
+        elif mode == "serverless" and application and request.execution_arn:
+            job_run = _job_run_of(aws, application, request.execution_arn, started)
             if job_run is not None:
                 ready = job_run["jobRun"].get("startedAt")
                 items += serverless_items(job_run, prices)
                 unknown += [still] if (still := still_billing(job_run)) else []
+                unknown += [missing] if (missing := unbilled(job_run)) else []
+                compute_found = True
+        if not compute_found and entered & COMPUTE_STARTS[mode]:
+            unknown.append(f"the {mode}'s usage: the run started its compute, and none of it could be found")
     except _LOOKUP_ERRORS as error:
-        unknown.append(f"the {settings.compute_mode}'s usage: {error}")
-    entered = {e.get("stateEnteredEventDetails", {}).get("name") for e in events}
+        unknown.append(f"the {mode}'s usage: {error}")
     if settings.crawler_name and "Start the crawler" in entered:
         try:
             items += crawler_items({"Crawls": _crawls(aws.glue, settings.crawler_name)}, started, prices)
@@ -259,9 +282,9 @@ def run_usage(request: ReportRequest, settings: ReportSettings, aws: AwsClients,
     queries = [{"name": name, "statistics": stats} for name, stats in sorted(request.query_statistics.items())]
     items += athena_items(queries, prices)
     return {
-        "mode": settings.compute_mode,
-        "stages": stage_times(events, settings.compute_mode, now, ready) if events else [],
-        "cost": cost_summary(items, prices, unknown, [EBS_NOT_COUNTED] if settings.compute_mode == "cluster" else []),
+        "mode": mode,
+        "stages": stage_times(events, mode, now, ready) if events else [],
+        "cost": cost_summary(items, prices, unknown, [EBS_NOT_COUNTED] if mode == "cluster" else []),
     }
 
 

@@ -414,3 +414,71 @@ def test_the_deployment_guides_cost_table_is_what_the_report_computes_rounded_as
             _rounded(v, len(s.split(".")[1])) for v, s in zip(expected, shown_parts)
         ], (size, mode, expected)
         assert per_batch == f"**about ${_rounded(compute + other, 2):.2f}**", (size, mode, compute + other)
+
+
+def _usage_of(environ: dict[str, str], event: dict[str, Any], aws: AwsClients) -> dict[str, Any]:
+    from rental_analytics.car_rental.publish import run_usage
+
+    settings = ReportSettings.from_env({**environ, "DATA_BUCKET": "data", "WARNING_TOPIC_ARN": "arn:topic"})
+    return run_usage(ReportRequest.from_event({"batch_id": "2024-06-01", **event}), settings, aws, R.at(60))
+
+
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:car-rental-abc:2024-06-01-0123"
+SPARK_FAILED = {"state": "Run the Spark job", "error": "EMR.StepFailed", "cause": "the job failed"}
+
+
+def test_a_run_is_priced_by_the_compute_mode_it_ran_in_not_the_stacks_mode_now():
+    # Started as a serverless run; the stack (and so the report function) was switched to cluster mode since.
+    application = R.GET_JOB_RUN["jobRun"]["applicationId"]
+    serverless = _stubbed("emr-serverless", ("list_job_runs", R.LIST_JOB_RUNS), ("get_job_run", R.GET_JOB_RUN))
+    history = _stubbed("stepfunctions", ("get_execution_history", {"events": []}))
+    aws = AwsClients(s3=None, sns=None, stepfunctions=history, emrserverless=serverless)
+    event = {"execution_arn": EXECUTION, "cluster": {"ClusterId": ""}, "failure": SPARK_FAILED,
+             "compute": {"mode": "serverless", "application_id": application}}  # fmt: skip
+
+    usage = _usage_of(ENV, event, aws)
+
+    assert usage["mode"] == "serverless"
+    assert usage["cost"]["total"] == pytest.approx(1.5 * 0.052624 + 6.0 * 0.0057785)
+    assert usage["cost"]["complete"] is True
+
+
+def test_a_run_whose_compute_started_but_cannot_be_found_is_never_complete():
+    started = {"events": [
+        {"id": 1, "type": "ExecutionStarted", "timestamp": R.at(0)},
+        {"id": 2, "type": "TaskStateEntered", "timestamp": R.at(1),
+         "stateEnteredEventDetails": {"name": "Run the Spark job on EMR Serverless"}},
+    ]}  # fmt: skip
+    none_listed = _stubbed("emr-serverless", ("list_job_runs", {"jobRuns": []}))
+    history = _stubbed("stepfunctions", ("get_execution_history", started))
+    aws = AwsClients(s3=None, sns=None, stepfunctions=history, emrserverless=none_listed)
+    event = {"execution_arn": EXECUTION, "cluster": {"ClusterId": ""}, "failure": SPARK_FAILED,
+             "compute": {"mode": "serverless", "application_id": "00fapp"}}  # fmt: skip
+
+    cost = _usage_of(ENV, event, aws)["cost"]
+
+    assert cost["complete"] is False
+    assert any("none of it could be found" in u for u in cost["unknown"])
+
+
+@pytest.mark.parametrize(
+    "billed",
+    [None, {"vCPUHour": 0.5}],
+    ids=["no billed figures", "only the vCPU-hours"],
+)
+def test_an_ended_job_run_without_its_billed_figures_is_not_priced_as_complete(billed: dict[str, float] | None):
+    run = {k: v for k, v in R.GET_JOB_RUN["jobRun"].items() if k != "billedResourceUtilization"}
+    if billed is not None:
+        run["billedResourceUtilization"] = billed
+    serverless = _stubbed("emr-serverless", ("list_job_runs", R.LIST_JOB_RUNS), ("get_job_run", {"jobRun": run}))
+    history = _stubbed("stepfunctions", ("get_execution_history", {"events": []}))
+    aws = AwsClients(s3=None, sns=None, stepfunctions=history, emrserverless=serverless)
+    event = {"execution_arn": EXECUTION, "cluster": {"ClusterId": ""}, "failure": SPARK_FAILED,
+             "compute": {"mode": "serverless", "application_id": run["applicationId"]}}  # fmt: skip
+
+    cost = _usage_of(ENV, event, aws)["cost"]
+
+    assert cost["complete"] is False
+    assert any("ended without its billed" in u for u in cost["unknown"])
+    # the total use (without the minimum per worker) does not stand in for what was billed
+    assert cost["items"][0]["quantity"] == (0.5 if billed else 0.0)

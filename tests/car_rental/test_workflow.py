@@ -515,20 +515,21 @@ def test_a_lock_whose_holder_has_ended_is_taken_over_after_its_cluster_is_ended(
         {"batch_id": {"S": "2024-05-31"}},  # no holder
         {"holder": {"N": "1"}},  # a holder that is not a string
         {"holder": {"S": "not-an-execution-arn"}, "cluster_id": {"S": "j-LEFTRUNNING"}},
+        {"holder": {"S": "not-an-execution-arn"}},
     ],
-    ids=["no holder", "a number", "not an ARN"],
+    ids=["no holder", "a number", "not an ARN, with a cluster", "not an ARN"],
 )
-def test_a_lock_item_written_by_hand_is_taken_over_not_honoured_forever(aws, item: dict[str, Any]):
+@pytest.mark.parametrize("mode", ["cluster", "serverless"])
+def test_a_lock_item_written_by_hand_is_taken_over_not_honoured_forever(aws, item: dict[str, Any], mode: str):
     # In AWS a missing holder would end the run in the uncatchable States.Runtime, before any report or alert.
     boto3.client("dynamodb").put_item(TableName="run-lock", Item={"data_root": {"S": "data"}, **item})
 
-    result = run_scenario(aws)
+    result = run_scenario({**aws, "ComputeMode": mode})
 
     assert result.status == "SUCCEEDED"
     assert "Note: the run lock failed" not in result.entered
-    assert result.entered.index("Create the cluster") > max(
-        i for i, name in enumerate(result.entered) if name.startswith("Take over")
-    )
+    compute = "Create the cluster" if mode == "cluster" else "Run the Spark job on EMR Serverless"
+    assert result.entered.index(compute) > max(i for i, name in enumerate(result.entered) if name.startswith("Take over"))
     assert _lock_items() == []
 
 
@@ -729,6 +730,50 @@ def test_a_serverless_job_run_that_outlives_its_state_is_cancelled_before_the_lo
     [(_, message)] = result.alerts
     assert "failed in the state: Run the Spark job on EMR Serverless." in message
     assert _lock_items() == []
+
+
+
+def test_a_serverless_lock_that_names_no_application_has_its_job_runs_looked_for_on_this_stacks(aws):
+    ended = _ended_execution(aws)
+    item = {"data_root": {"S": "data"}, "holder": {"S": ended}, "compute_mode": {"S": "serverless"}}
+    boto3.client("dynamodb").put_item(TableName="run-lock", Item=item)
+
+    result = run_scenario({**aws, "ComputeMode": "serverless"}, **{"Find the job runs left running": {"runs": []}})
+
+    assert result.status == "SUCCEEDED"
+    assert result.inputs["Find the job runs left running"]["job_runs"]["application"] == aws["ServerlessApplicationId"]
+    assert _lock_items() == []
+
+
+@pytest.mark.parametrize("state_now", ["SUCCESS", "RUNNING"])
+def test_a_job_run_that_ended_between_the_list_and_the_cancel_is_not_left_running(aws, state_now: str):
+    # CancelJobRun refuses a job run in a terminal state: that one is gone; any other refusal is still a failure.
+    ended = _ended_execution(aws)
+    _hold_lock(ended, None, ("serverless", aws["ServerlessApplicationId"]))
+    left = {"Id": "00fleft", "Name": ended.rsplit(":", 1)[-1], "State": "RUNNING"}
+    result = run_scenario(
+        {**aws, "ComputeMode": "serverless"},
+        **{
+            "Find the job runs left running": {"runs": [left]},
+            "Cancel the job run": Raise("EMRServerless.ValidationException", "Job run 00fleft is in a terminal state"),
+            "Has the job run ended since it was listed?": {"state": state_now},
+        },
+    )
+
+    if state_now == "SUCCESS":
+        assert result.status == "SUCCEEDED" and "It had ended" in result.entered
+        assert _lock_items() == []
+    else:
+        assert result.status == "FAILED" and "The job run was not cancelled" in result.entered
+        [item] = _lock_items()
+        assert item["holder"]["S"] == ended  # kept for the next run, which tries again
+
+
+def test_both_report_payloads_name_the_compute_the_run_used():
+    states = {**json.loads(ASL_SOURCE)["States"]}
+    for name in ("Publish the report", "Publish the failure report"):
+        compute = states[name]["Parameters"]["Payload"]["compute"]
+        assert compute == {"mode": "${ComputeMode}", "application_id": "${ServerlessApplicationId}"}
 
 
 @pytest.mark.parametrize("failing", ["Find the job runs left running", "Cancel the job run"])
