@@ -529,7 +529,9 @@ def test_a_lock_item_written_by_hand_is_taken_over_not_honoured_forever(aws, ite
     assert result.status == "SUCCEEDED"
     assert "Note: the run lock failed" not in result.entered
     compute = "Create the cluster" if mode == "cluster" else "Run the Spark job on EMR Serverless"
-    assert result.entered.index(compute) > max(i for i, name in enumerate(result.entered) if name.startswith("Take over"))
+    assert result.entered.index(compute) > max(
+        i for i, name in enumerate(result.entered) if name.startswith("Take over")
+    )
     assert _lock_items() == []
 
 
@@ -730,7 +732,6 @@ def test_a_serverless_job_run_that_outlives_its_state_is_cancelled_before_the_lo
     [(_, message)] = result.alerts
     assert "failed in the state: Run the Spark job on EMR Serverless." in message
     assert _lock_items() == []
-
 
 
 def test_a_serverless_lock_that_names_no_application_has_its_job_runs_looked_for_on_this_stacks(aws):
