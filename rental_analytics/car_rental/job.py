@@ -405,7 +405,8 @@ def run_batch(spark: SparkSession, job: BatchJob, progress: Progress = _silent) 
     recover(spark, staging, progress)
     publication = Publication(f"{staging}/{job.batch_id}")
     progress("reading the batch and applying the row rules")
-    present = set(hadoop_fs.list_names(spark, job.input_dir))
+    # Files only: the upload gate judges files, so a folder named like a dataset's file is none of the batch.
+    present = set(hadoop_fs.list_file_names(spark, job.input_dir))
 
     raw = {
         d.name: read_dataset(

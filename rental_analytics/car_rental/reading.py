@@ -11,10 +11,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from rental_analytics.car_rental import rules
-from rental_analytics.car_rental.contract import JAVA_TRIMMED_CHARS, MAX_FIELDS, Dataset
+from rental_analytics.car_rental.contract import MAX_FIELDS, Dataset
 
-# Spark's CSV reader skips a line that Java's String.trim leaves empty.
-_BLANK_LINE = rf"^{JAVA_TRIMMED_CHARS}*$"
 # Catalyst's cost grows with a relation's width, in every plan built on it: a batch whose files carried 10,000
 # ignored columns did not finish in 600 s, and runs as fast as without them now (docs/benchmarks.md). A file
 # read as wider than this is read once, its contract columns written to the run's scratch and read from there.
@@ -132,7 +130,9 @@ def _plain_lines(spark: SparkSession, path: str, dataset: Dataset, layout: FileL
     # packs behind another split. monotonically_increasing_id numbers a partition's rows in its low 33 bits.
     header = (F.input_file_block_start() == 0) & ((F.monotonically_increasing_id() % (1 << 33)) == 0)
     # A line with a comma is not blank; the pattern runs on the others alone.
-    blank = ~F.col("value").contains(",") & F.col("value").rlike(_BLANK_LINE)
+    # Spark's CSV reader skips a line that Java's String.trim leaves empty: a blank value, to its very end (a
+    # line of U+2028 alone is not blank, though Java's `$` matches before it).
+    blank = ~F.col("value").contains(",") & rules.is_blank(F.col("value"))
     # A line is split no further than its last contract column; the rest stays one string, never looked at.
     fields = F.split(F.col("value"), ",", _used(layout) + 1)
 

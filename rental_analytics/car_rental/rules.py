@@ -66,7 +66,8 @@ def canonical_columns(raw: DataFrame, dataset: Dataset, positions: Mapping[str, 
     )
 
 
-def _is_blank(column: Column) -> Column:
+def is_blank(column: Column) -> Column:
+    """Whether a value is empty or only spaces and control characters: blank, as the gate judges it."""
     return column.isNull() | _whole(column, BLANK_VALUE_REGEX)
 
 
@@ -133,7 +134,7 @@ def _compared(trimmed: DataFrame, dataset: Dataset) -> DataFrame:
         trimmed.repartition(key)
         .groupBy(*dataset.columns)
         .agg(F.count(F.lit(1)).alias(COPIES), F.first(ORIGINAL, ignorenulls=True).alias(ORIGINAL))
-        .withColumn(ROWS_WITH_ID, F.when(~_is_blank(F.col(key)), F.count(F.lit(1)).over(Window.partitionBy(key))))
+        .withColumn(ROWS_WITH_ID, F.when(~is_blank(F.col(key)), F.count(F.lit(1)).over(Window.partitionBy(key))))
     )
 
 
@@ -157,7 +158,7 @@ def tag_reference(raw: DataFrame, dataset: Dataset, repeated: DataFrame | None =
     return rows.withColumn(
         REASON,
         _first_reason(
-            [(MISSING_REQUIRED, _is_blank(F.col(dataset.id_column))), (DUPLICATE_ID, F.col(ROWS_WITH_ID) > 1)]
+            [(MISSING_REQUIRED, is_blank(F.col(dataset.id_column))), (DUPLICATE_ID, F.col(ROWS_WITH_ID) > 1)]
         ),
     ).drop(ROWS_WITH_ID)
 
@@ -237,7 +238,7 @@ def tag_transactions(
         .join(known["vehicle_known"], "vehicle_id", "left")
         .join(known["location_known"], "pickup_location", "left")
     )
-    missing = reduce(lambda a, b: a | b, [_is_blank(F.col(c)) for c in RENTAL_TRANSACTIONS.required])
+    missing = reduce(lambda a, b: a | b, [is_blank(F.col(c)) for c in RENTAL_TRANSACTIONS.required])
     reason = _first_reason(
         [
             (MISSING_REQUIRED, missing),

@@ -25,12 +25,19 @@ def exists(spark: SparkSession, path: str) -> bool:
     return bool(fs.exists(hadoop_path))
 
 
+def _entries(spark: SparkSession, folder: str) -> list[Any]:
+    hadoop_path, fs = _path_and_fs(spark, folder)
+    return list(fs.listStatus(hadoop_path)) if fs.exists(hadoop_path) else []
+
+
 def list_names(spark: SparkSession, folder: str) -> list[str]:
     """The names of the entries directly below a folder; empty when it does not exist."""
-    hadoop_path, fs = _path_and_fs(spark, folder)
-    if not fs.exists(hadoop_path):
-        return []
-    return sorted(str(status.getPath().getName()) for status in fs.listStatus(hadoop_path))
+    return sorted(str(status.getPath().getName()) for status in _entries(spark, folder))
+
+
+def list_file_names(spark: SparkSession, folder: str) -> list[str]:
+    """The names of the files directly below a folder, without its folders; empty when it does not exist."""
+    return sorted(str(status.getPath().getName()) for status in _entries(spark, folder) if status.isFile())
 
 
 def partition_values(spark: SparkSession, folder: str, column: str) -> set[str]:

@@ -36,6 +36,11 @@ JOB_SETTINGS: dict[str, bool | float | int | str | None] = {
     "spark.sql.parquet.datetimeRebaseModeInRead": "CORRECTED",
     "spark.sql.parquet.int96RebaseModeInWrite": "CORRECTED",
     "spark.sql.parquet.int96RebaseModeInRead": "CORRECTED",
+    # Asked for some columns only, Spark's CSV parser skips the others' values, and a `""` in a skipped column
+    # made it lose the opening quote of a next value starting with a comma: the row's values shifted, and a row
+    # the upload gate rejected was kept. Parsing every column of the schema (which ends at the last contract
+    # column of a wide file) reads each row as the gate does.
+    "spark.sql.csv.parser.columnPruning.enabled": "false",
 }
 
 

@@ -118,6 +118,20 @@ def test_bom_crlf_gzip_and_quoted_newlines_read_like_plain_files(spark, write_ba
     assert table(spark, out, "user_metrics").count() == 2
 
 
+def test_a_folder_named_like_a_datasets_file_is_not_read_in_place_of_the_file(spark, write_batch, tmp_path):
+    # The gate judges files only: a folder `users.csv/` beside the accepted users.csv.gz sorted first and was read.
+    files = sample_batch.files()
+    batch = write_batch({**{k: v for k, v in files.items() if k != "users"}, "users.csv.gz": gzip.compress(
+        files["users"].encode())})  # fmt: skip
+    (batch / "users.csv").mkdir()
+    (batch / "users.csv" / "part-0.csv").write_text(files["users"].replace("U1,", "U1,\x1b[31mEVIL,"))
+    out = tmp_path / "out"
+    outcome = run_batch(spark, BatchJob(str(batch), str(out), "b1", 0.5))
+    assert outcome.succeeded, outcome.message
+    users = spark.read.parquet(str(out / "processed" / "users"))
+    assert not [r for r in users.collect() if "EVIL" in str(r.asDict().values())]
+
+
 def _analytics_snapshot(spark, out: Path) -> dict[str, list]:
     return {name: sorted(map(tuple, table(spark, out, name).collect()), key=str) for name in ANALYTICS_SCHEMAS}
 

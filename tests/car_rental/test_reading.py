@@ -176,3 +176,30 @@ def test_a_quote_inside_an_unquoted_value_is_text_to_the_gate_and_the_job_alike(
     frame = read_dataset(spark, str(tmp_path), USERS, {"users.csv"}, facts)
     rows = sorted(tuple(r) for r in frame.select("user_id", "first_name", "last_name").collect())
     assert rows == [("u1", 'A"m', 'Men"sah'), ("u2", ' "Kofi"', 'Ow"usu')]
+
+
+@pytest.mark.parametrize("multiline", [False, True], ids=["line by line", "multi-line"])
+def test_an_empty_quoted_value_in_an_ignored_column_leaves_the_next_value_as_the_gate_reads_it(
+    spark, tmp_path, multiline
+):
+    # Spark's CSV parser, asked for some columns only, lost the opening quote of a value that starts with a
+    # comma after a `""` in a column it skipped: the row's values shifted, and the batch kept a row the gate had
+    # rejected (an amount such as ",77777.77," read as 77777.77).
+    (tmp_path / "users.csv").write_text(f'{HEADER}\nu1,Ann,"",",Lee,",e@x\nu2,Bo,"",Sar,",e,"\n')
+    verdict = validate_file(tmp_path / "users.csv")
+    assert verdict.accepted, verdict.reason
+    facts = FileFacts.from_verdict({**verdict.as_dict(), "multiline_fields": multiline})
+    frame = read_dataset(spark, str(tmp_path), USERS, {"users.csv"}, facts)
+    rows = sorted(tuple(r) for r in frame.select("user_id", "first_name", "last_name", "email").collect())
+    assert rows == [("u1", "Ann", ",Lee,", "e@x"), ("u2", "Bo", "Sar", ",e,")]
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\u0085"])
+def test_a_line_of_a_unicode_line_separator_is_a_row_to_the_plain_reader_as_to_the_gate(spark, tmp_path, separator):
+    # Java's `$` matches before a last U+0085, U+2028 or U+2029: the quote-free reader took such a line for
+    # blank and dropped it, and the batch failed on the gate's row count.
+    (tmp_path / "users.csv").write_text(f"{HEADER}\nu1,a,,b,c\n{separator}\nu2,a,,b,c\n", encoding="utf-8")
+    verdict = validate_file(tmp_path / "users.csv")
+    assert verdict.accepted and not verdict.quotes, verdict.reason
+    csv, plain = _both_ways(spark, tmp_path, "users.csv", verdict.rows)
+    assert verdict.rows == csv.count() == plain.count() == 3
